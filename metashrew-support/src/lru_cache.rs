@@ -1,0 +1,457 @@
+//! A memory-bounded LRU cache of byte keys and byte values, built on the `lru` crate.
+//!
+//! The bound is in bytes: every entry weighs `key.len() + value.len() + ENTRY_OVERHEAD`, a
+//! platform-independent figure, so the same sequence of operations keeps the same entries on
+//! every machine. Inserting evicts least-recently-used entries until the new one fits; an entry
+//! heavier than the whole budget is not cached (and any older value of its key is dropped).
+//!
+//! All of the cache's own memory (its table, its nodes, the key and value bytes) is allocated
+//! inside [`in_region`]: in a guest built with the SDK's allocator it lives in the preallocated
+//! region and never touches the general heap. If the region cannot hold a new entry, the cache
+//! evicts and retries; it never spills.
+//!
+//! Besides the [`MemoryBoundedLru`] type, this module keeps Metashrew's cache API (one cache per
+//! thread, which in a guest is one per instance): [`set_lru_cache`], [`get_lru_cache`],
+//! [`CacheAllocationMode`], the height-partitioned view cache, the API cache, statistics.
+
+use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use crate::region::{configured_region_size, ensure_preallocated_memory};
+use crate::region_alloc::in_region;
+
+/// Weight added to every entry for the cache's bookkeeping (node, links, table slot).
+pub const ENTRY_OVERHEAD: usize = 96;
+
+/// A fixed-key hasher: table layout and cost never depend on addresses or process history.
+type FixedState = BuildHasherDefault<DefaultHasher>;
+
+/// Counters of a cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub evictions: u64,
+    /// Entries currently held.
+    pub items: usize,
+    /// Bytes currently accounted (keys + values + per-entry overhead).
+    pub memory_usage: usize,
+    /// The byte bound.
+    pub budget: usize,
+}
+
+/// See the module documentation.
+pub struct MemoryBoundedLru {
+    entries: lru::LruCache<Box<[u8]>, Box<[u8]>, FixedState>,
+    budget: usize,
+    used: usize,
+    stats: CacheStats,
+}
+
+fn weight(key_len: usize, value_len: usize) -> usize {
+    key_len + value_len + ENTRY_OVERHEAD
+}
+
+/// Copies `bytes` into a new exact-size allocation, or `None` if the allocator is out of room.
+fn try_boxed(bytes: &[u8]) -> Option<Box<[u8]>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes.len()).ok()?;
+    v.extend_from_slice(bytes);
+    Some(v.into_boxed_slice())
+}
+
+impl MemoryBoundedLru {
+    /// An empty cache holding at most `budget` bytes.
+    pub fn new(budget: usize) -> Self {
+        let entries = in_region(|| lru::LruCache::unbounded_with_hasher(FixedState::default()));
+        Self {
+            entries,
+            budget,
+            used: 0,
+            stats: CacheStats {
+                budget,
+                ..CacheStats::default()
+            },
+        }
+    }
+
+    /// Looks `key` up, marking it most recently used. Counts a hit or a miss.
+    pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
+        match self.entries.get(key) {
+            Some(value) => {
+                self.stats.hits += 1;
+                Some(value)
+            }
+            None => {
+                self.stats.misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks `key` up without touching recency or statistics.
+    pub fn peek(&self, key: &[u8]) -> Option<&[u8]> {
+        self.entries.peek(key).map(|v| &**v)
+    }
+
+    /// Stores `value` under `key`, evicting least-recently-used entries to stay within budget.
+    /// Returns whether the entry is now cached.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) -> bool {
+        self.remove(key);
+        let cost = weight(key.len(), value.len());
+        if cost > self.budget {
+            return false;
+        }
+        while self.used + cost > self.budget {
+            if !self.evict_one() {
+                return false;
+            }
+        }
+        loop {
+            let stored = in_region(|| {
+                let k = try_boxed(key)?;
+                let v = try_boxed(value)?;
+                // Node and table growth happen here too, inside the region.
+                self.entries.push(k, v);
+                Some(())
+            });
+            if stored.is_some() {
+                break;
+            }
+            // The region itself is full (fragmentation): make room and retry.
+            if !self.evict_one() {
+                return false;
+            }
+        }
+        self.used += cost;
+        self.stats.inserts += 1;
+        self.sync_stats();
+        true
+    }
+
+    /// Drops `key` if cached.
+    pub fn remove(&mut self, key: &[u8]) -> bool {
+        match self.entries.pop_entry(key) {
+            Some((k, v)) => {
+                self.used -= weight(k.len(), v.len());
+                in_region(|| drop((k, v)));
+                self.sync_stats();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn evict_one(&mut self) -> bool {
+        match self.entries.pop_lru() {
+            Some((k, v)) => {
+                self.used -= weight(k.len(), v.len());
+                in_region(|| drop((k, v)));
+                self.stats.evictions += 1;
+                self.sync_stats();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Evicts until at most `target` bytes are in use.
+    pub fn evict_to(&mut self, target: usize) {
+        while self.used > target && self.evict_one() {}
+    }
+
+    /// Drops every entry; statistics other than the contents are kept.
+    pub fn clear(&mut self) {
+        in_region(|| self.entries.clear());
+        self.used = 0;
+        self.sync_stats();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes accounted to the entries held.
+    pub fn bytes_in_use(&self) -> usize {
+        self.used
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Keys from most to least recently used.
+    pub fn keys_mru_first(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().map(|(k, _)| &**k)
+    }
+
+    fn sync_stats(&mut self) {
+        self.stats.items = self.entries.len();
+        self.stats.memory_usage = self.used;
+    }
+}
+
+impl Drop for MemoryBoundedLru {
+    fn drop(&mut self) {
+        in_region(|| self.entries.clear());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metashrew's cache API: one cache per thread (per guest instance).
+// ---------------------------------------------------------------------------------------------
+
+/// What the cache is sized and keyed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheAllocationMode {
+    /// Block indexing: one cache of the whole budget, keyed by the storage key.
+    #[default]
+    Indexer,
+    /// Views: reads are keyed by (view height, key), so a value cached for one height never
+    /// answers another.
+    View,
+}
+
+struct CacheState {
+    mode: CacheAllocationMode,
+    view_height: Option<u32>,
+    cache: Option<MemoryBoundedLru>,
+}
+
+thread_local! {
+    static STATE: RefCell<CacheState> = const {
+        RefCell::new(CacheState { mode: CacheAllocationMode::Indexer, view_height: None, cache: None })
+    };
+}
+
+/// Namespaces inside the one cache: a storage key, a (height, key) pair, an API string key.
+const NS_MAIN: u8 = 0;
+const NS_HEIGHT: u8 = 1;
+const NS_API: u8 = 2;
+
+/// Builds the cache key of a namespace. The buffer is allocated inside the region, so building
+/// it never disturbs the general heap.
+fn namespaced(ns: u8, height: Option<u32>, key: &[u8]) -> Vec<u8> {
+    in_region(|| {
+        let mut out = Vec::with_capacity(key.len() + 5);
+        out.push(ns);
+        if let Some(h) = height {
+            out.extend_from_slice(&h.to_be_bytes());
+        }
+        out.extend_from_slice(key);
+        out
+    })
+}
+
+/// Runs `f` on this thread's cache, if it has been initialised.
+pub fn with_lru_cache<R>(f: impl FnOnce(&mut MemoryBoundedLru) -> R) -> Option<R> {
+    STATE.with(|s| s.borrow_mut().cache.as_mut().map(f))
+}
+
+pub fn set_cache_allocation_mode(mode: CacheAllocationMode) {
+    STATE.with(|s| s.borrow_mut().mode = mode);
+}
+
+pub fn get_cache_allocation_mode() -> CacheAllocationMode {
+    STATE.with(|s| s.borrow().mode)
+}
+
+/// Creates this thread's cache (idempotent), with the region's size as its budget. Reserves the
+/// region first. Without a region (size 0, or reservation refused) no cache is created.
+pub fn initialize_lru_cache() {
+    if ensure_preallocated_memory().is_err() {
+        return;
+    }
+    let budget = configured_region_size() / 8 * 7;
+    if budget == 0 {
+        return;
+    }
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.cache.is_none() {
+            s.cache = Some(MemoryBoundedLru::new(budget));
+        }
+    });
+}
+
+pub fn is_lru_cache_initialized() -> bool {
+    STATE.with(|s| s.borrow().cache.is_some())
+}
+
+/// Cached value of a storage key (keyed by view height when one is set).
+pub fn get_lru_cache(key: &Arc<Vec<u8>>) -> Option<Arc<Vec<u8>>> {
+    let k = storage_cache_key(key);
+    with_lru_cache(|c| c.get(&k).map(|v| Arc::new(v.to_vec()))).flatten()
+}
+
+/// Caches a storage key's value (keyed by view height when one is set).
+pub fn set_lru_cache(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
+    let k = storage_cache_key(&key);
+    with_lru_cache(|c| c.put(&k, &value));
+}
+
+/// The cache key under which a storage key's value is held: by view height when one is set.
+/// Allocated inside the region (see [`namespaced`]).
+pub fn storage_cache_key(key: &[u8]) -> Vec<u8> {
+    match get_view_height() {
+        Some(h) => namespaced(NS_HEIGHT, Some(h), key),
+        None => namespaced(NS_MAIN, None, key),
+    }
+}
+
+pub fn get_height_partitioned_cache(height: u32, key: &Arc<Vec<u8>>) -> Option<Arc<Vec<u8>>> {
+    let k = namespaced(NS_HEIGHT, Some(height), key);
+    with_lru_cache(|c| c.get(&k).map(|v| Arc::new(v.to_vec()))).flatten()
+}
+
+pub fn set_height_partitioned_cache(height: u32, key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
+    let k = namespaced(NS_HEIGHT, Some(height), &key);
+    with_lru_cache(|c| c.put(&k, &value));
+}
+
+pub fn api_cache_get(key: &str) -> Option<Arc<Vec<u8>>> {
+    let k = namespaced(NS_API, None, key.as_bytes());
+    with_lru_cache(|c| c.get(&k).map(|v| Arc::new(v.to_vec()))).flatten()
+}
+
+pub fn api_cache_set(key: String, value: Arc<Vec<u8>>) {
+    let k = namespaced(NS_API, None, key.as_bytes());
+    with_lru_cache(|c| c.put(&k, &value));
+}
+
+pub fn api_cache_remove(key: &str) -> Option<Arc<Vec<u8>>> {
+    let k = namespaced(NS_API, None, key.as_bytes());
+    with_lru_cache(|c| {
+        let old = c.peek(&k).map(|v| Arc::new(v.to_vec()));
+        c.remove(&k);
+        old
+    })
+    .flatten()
+}
+
+pub fn set_view_height(height: u32) {
+    STATE.with(|s| s.borrow_mut().view_height = Some(height));
+}
+
+pub fn clear_view_height() {
+    STATE.with(|s| s.borrow_mut().view_height = None);
+}
+
+pub fn get_view_height() -> Option<u32> {
+    STATE.with(|s| s.borrow().view_height)
+}
+
+/// Empties the cache (its budget stays).
+pub fn clear_lru_cache() {
+    with_lru_cache(MemoryBoundedLru::clear);
+}
+
+/// Statistics of this thread's cache (all zero when there is none).
+pub fn get_cache_stats() -> CacheStats {
+    with_lru_cache(|c| c.stats()).unwrap_or_default()
+}
+
+/// Bytes accounted to the cache's entries.
+pub fn get_total_memory_usage() -> usize {
+    with_lru_cache(|c| c.bytes_in_use()).unwrap_or(0)
+}
+
+/// The cache never exceeds its budget, so there is nothing to force; kept for API compatibility.
+pub fn force_evict_to_target() {}
+
+/// Kept for API compatibility: writes reach the cache through `metashrew_core::flush()`.
+pub fn flush_to_lru() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_within_budget_and_evicts_lru_first() {
+        let budget = 3 * weight(2, 10);
+        let mut c = MemoryBoundedLru::new(budget);
+        for k in [b"k1", b"k2", b"k3"] {
+            assert!(c.put(k, &[7u8; 10]));
+        }
+        assert_eq!(c.bytes_in_use(), budget);
+        // Touch k1 so that k2 is the least recently used.
+        assert!(c.get(b"k1").is_some());
+        assert!(c.put(b"k4", &[8u8; 10]));
+        assert!(c.peek(b"k2").is_none(), "k2 was least recently used");
+        assert!(c.peek(b"k1").is_some());
+        assert!(c.peek(b"k3").is_some());
+        assert!(c.peek(b"k4").is_some());
+        let s = c.stats();
+        assert_eq!((s.hits, s.misses, s.inserts, s.evictions), (1, 0, 4, 1));
+        assert_eq!(s.items, 3);
+        assert!(s.memory_usage <= budget);
+    }
+
+    #[test]
+    fn byte_bound_holds_under_pressure() {
+        let budget = 10_000;
+        let mut c = MemoryBoundedLru::new(budget);
+        for i in 0u32..5_000 {
+            let value = vec![i as u8; (i as usize * 7) % 300];
+            c.put(&i.to_le_bytes(), &value);
+            assert!(c.bytes_in_use() <= budget);
+            let accounted: usize = c
+                .entries
+                .iter()
+                .map(|(k, v)| weight(k.len(), v.len()))
+                .sum();
+            assert_eq!(accounted, c.bytes_in_use());
+        }
+        let s = c.stats();
+        assert_eq!(s.inserts, 5_000);
+        assert_eq!(s.evictions as usize + s.items, 5_000);
+        // The most recent key is always present.
+        assert!(c.peek(&4_999u32.to_le_bytes()).is_some());
+    }
+
+    #[test]
+    fn oversized_entry_is_refused_and_drops_the_stale_value() {
+        let mut c = MemoryBoundedLru::new(200);
+        assert!(c.put(b"k", b"small"));
+        assert!(!c.put(b"k", &[0u8; 500]));
+        assert!(c.peek(b"k").is_none(), "a stale value must never survive");
+        assert_eq!(c.bytes_in_use(), 0);
+    }
+
+    #[test]
+    fn replacing_a_key_reaccounts_its_bytes() {
+        let mut c = MemoryBoundedLru::new(1_000);
+        c.put(b"k", &[1u8; 100]);
+        c.put(b"k", &[2u8; 10]);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.bytes_in_use(), weight(1, 10));
+        assert_eq!(c.peek(b"k"), Some(&[2u8; 10][..]));
+    }
+
+    #[test]
+    fn misses_are_counted() {
+        let mut c = MemoryBoundedLru::new(1_000);
+        assert!(c.get(b"absent").is_none());
+        assert_eq!(c.stats().misses, 1);
+    }
+
+    #[test]
+    fn namespaces_do_not_collide() {
+        // A storage key that looks like a height-partitioned key must stay distinct.
+        let main = namespaced(NS_MAIN, None, &[1, 0, 0, 0, 5, b'k']);
+        let part = namespaced(NS_HEIGHT, Some(5), b"k");
+        assert_ne!(main, part);
+        assert_ne!(namespaced(NS_API, None, b"k"), namespaced(NS_MAIN, None, b"k"));
+    }
+}

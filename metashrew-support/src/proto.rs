@@ -1,0 +1,121 @@
+//! Protobuf messages of the Metashrew ABI (package `metashrew`), via `prost`.
+
+/// Mirrors Metashrew's generated module path `proto::metashrew`.
+pub mod metashrew {
+    /// `message KeyValueFlush { repeated bytes list = 1; }`: alternating keys and values, as
+    /// handed to `__flush`.
+    #[derive(Clone, PartialEq, Eq, prost::Message)]
+    pub struct KeyValueFlush {
+        #[prost(bytes = "vec", repeated, tag = "1")]
+        pub list: Vec<Vec<u8>>,
+    }
+
+    /// `message ViewFunction`.
+    #[derive(Clone, PartialEq, Eq, prost::Message)]
+    pub struct ViewFunction {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub input_type: String,
+        #[prost(string, tag = "3")]
+        pub output_type: String,
+    }
+
+    /// `message IndexerMetadata`.
+    #[derive(Clone, PartialEq, Eq, prost::Message)]
+    pub struct IndexerMetadata {
+        #[prost(string, tag = "1")]
+        pub compiler_version: String,
+        #[prost(string, tag = "2")]
+        pub rustc_version: String,
+        #[prost(message, repeated, tag = "3")]
+        pub view_functions: Vec<ViewFunction>,
+    }
+}
+
+pub use metashrew::KeyValueFlush;
+
+/// Why a flush buffer could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushDecodeError {
+    #[error("malformed KeyValueFlush protobuf: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("KeyValueFlush holds an odd number of items ({0}): the last key has no value")]
+    OddItemCount(usize),
+}
+
+/// Encodes key/value pairs as the `KeyValueFlush` bytes passed to `__flush`.
+pub fn encode_flush<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
+    use prost::Message;
+    let message = KeyValueFlush {
+        list: pairs
+            .iter()
+            .flat_map(|(k, v)| [k.as_ref().to_vec(), v.as_ref().to_vec()])
+            .collect(),
+    };
+    message.encode_to_vec()
+}
+
+/// Decodes `KeyValueFlush` bytes into pairs, in order (a key may repeat: the last pair wins when
+/// applied in order). An odd item count is an error, not a silently dropped key.
+pub fn decode_flush(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, FlushDecodeError> {
+    use prost::Message;
+    let message = KeyValueFlush::decode(bytes)?;
+    if message.list.len() % 2 != 0 {
+        return Err(FlushDecodeError::OddItemCount(message.list.len()));
+    }
+    let mut items = message.list.into_iter();
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        pairs.push((k, v));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_bytes_match_metashrew() {
+        // ("k1" -> "v") is `0A 02 6B 31 0A 01 76` in Metashrew's notes.
+        assert_eq!(
+            encode_flush(&[(b"k1", b"v")]),
+            vec![0x0A, 0x02, 0x6B, 0x31, 0x0A, 0x01, 0x76]
+        );
+    }
+
+    #[test]
+    fn empty_value_and_empty_flush() {
+        assert_eq!(encode_flush(&[(b"k", b"")]), vec![0x0A, 0x01, b'k', 0x0A, 0x00]);
+        let none: [(&[u8], &[u8]); 0] = [];
+        assert!(encode_flush(&none).is_empty());
+        assert_eq!(decode_flush(&[]).unwrap(), vec![]);
+        assert_eq!(
+            decode_flush(&[0x0A, 0x01, b'k', 0x0A, 0x00]).unwrap(),
+            vec![(b"k".to_vec(), vec![])]
+        );
+    }
+
+    #[test]
+    fn repeated_keys_round_trip_in_order() {
+        let pairs = vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"b".to_vec(), b"2".to_vec()),
+            (b"a".to_vec(), b"3".to_vec()),
+        ];
+        assert_eq!(decode_flush(&encode_flush(&pairs)).unwrap(), pairs);
+    }
+
+    #[test]
+    fn odd_item_count_and_garbage_are_errors() {
+        assert!(matches!(
+            decode_flush(&[0x0A, 0x01, b'k']),
+            Err(FlushDecodeError::OddItemCount(1))
+        ));
+        assert!(matches!(
+            decode_flush(&[0x0A, 0x05, b'k']),
+            Err(FlushDecodeError::Protobuf(_))
+        ));
+    }
+}
