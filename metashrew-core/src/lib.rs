@@ -1,0 +1,321 @@
+//! The guest SDK for Metashrew indexers.
+//!
+//! An indexer is a `wasm32-unknown-unknown` cdylib whose `_start` handles one block: it reads its
+//! input (`u32 LE height ++ raw block`) with [`input`], reads state with [`get`] (the state after
+//! the previous block, plus this block's own writes), writes with [`set`], and ends with
+//! [`flush`]. View functions read the state at a height and return bytes. [`export_indexer!`] and
+//! [`export_view!`] generate those exports from plain Rust functions; see the crate README.
+//!
+//! Reads go: this block's writes and earlier reads, then the LRU cache (kept across blocks when
+//! the host keeps the instance), then the host. The cache lives in the preallocated region, and a
+//! read makes the same general-heap allocations whether it hits or misses the cache, so a guest
+//! cannot observe the cache's history through its heap.
+//!
+//! On a native target the host imports are replaced by [`mock`], so indexer logic can be tested
+//! with plain `cargo test`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use metashrew_support::compat::to_arraybuffer_layout;
+use metashrew_support::lru_cache::{self, CacheAllocationMode, CacheStats, storage_cache_key};
+use metashrew_support::proto::encode_flush_items;
+use metashrew_support::region::ensure_preallocated_memory;
+
+#[cfg(all(target_arch = "wasm32", feature = "region-allocator"))]
+mod allocator;
+pub mod compat;
+mod host;
+#[cfg(target_arch = "wasm32")]
+pub mod imports;
+pub mod index_pointer;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod mock;
+pub mod stdio;
+
+pub use metashrew_support;
+pub use stdio::stdout;
+
+/// A fixed-key hasher: iteration order of the block's maps never depends on heap addresses.
+pub type FixedState = BuildHasherDefault<DefaultHasher>;
+
+/// This block's reads and writes, by key.
+pub type BlockCache = HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>, FixedState>;
+
+#[derive(Default)]
+struct BlockState {
+    /// Values read or written during this block.
+    cache: BlockCache,
+    /// Written keys, in the order first set.
+    to_flush: Vec<Arc<Vec<u8>>>,
+    written: HashSet<Arc<Vec<u8>>, FixedState>,
+}
+
+thread_local! {
+    static BLOCK: RefCell<Option<BlockState>> = const { RefCell::new(None) };
+    static INITIALIZED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn with_block<R>(f: impl FnOnce(&mut BlockState) -> R) -> R {
+    BLOCK.with(|b| f(b.borrow_mut().get_or_insert_with(BlockState::default)))
+}
+
+/// Whether the guest cache may be used: only where its memory cannot touch the general heap
+/// (inside the region in a guest with the SDK's allocator; anywhere on a native host).
+const CACHE_ALLOWED: bool = cfg!(any(
+    not(target_arch = "wasm32"),
+    feature = "region-allocator"
+));
+
+/// Prepares the SDK; idempotent. Its first action is reserving the preallocated region, so the
+/// region sits at the same place in every instance. Then it installs the panic hook (in wasm)
+/// and creates the LRU cache. It never changes the cache mode.
+pub fn initialize() {
+    if INITIALIZED.with(Cell::get) {
+        return;
+    }
+    INITIALIZED.with(|i| i.set(true));
+    let region = ensure_preallocated_memory();
+    #[cfg(target_arch = "wasm32")]
+    std::panic::set_hook(Box::new(compat::panic_hook));
+    if CACHE_ALLOWED && region.is_ok() {
+        lru_cache::initialize_lru_cache();
+    }
+}
+
+/// The input: `u32 LE height ++ payload` (the raw block for `_start`, the request for a view).
+pub fn input() -> Vec<u8> {
+    initialize();
+    let n = host::host_input_len();
+    let mut buffer = vec![0u8; n + 4];
+    buffer[..4].copy_from_slice(&(n as u32).to_le_bytes());
+    host::host_load_input(&mut buffer);
+    buffer.drain(..4);
+    buffer
+}
+
+/// The value of `key` (empty when absent): this block's writes, then the cache, then the host
+/// (state after the previous block, or at the view height).
+pub fn get(key: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
+    initialize();
+    if let Some(value) = with_block(|b| b.cache.get(&key).cloned()) {
+        return value;
+    }
+    let value = fetch(&key);
+    with_block(|b| b.cache.insert(key, value.clone()));
+    value
+}
+
+/// Reads `key` from the cache or the host.
+///
+/// Both paths make the same general-heap allocations, of the same sizes, in the same order: the
+/// key buffer, a zeroed value buffer of `len + 4` bytes, then the `Arc`; and they free the key
+/// buffer at the same point. Everything the cache does happens inside the region.
+fn fetch(key: &[u8]) -> Arc<Vec<u8>> {
+    let mut key_buffer = to_arraybuffer_layout(key);
+    let cache_key = storage_cache_key(key);
+    let cached = lru_cache::with_lru_cache(|cache| {
+        cache.get(&cache_key).map(|value| {
+            let mut buffer = vec![0u8; value.len() + 4];
+            buffer[4..].copy_from_slice(value);
+            buffer
+        })
+    })
+    .flatten();
+    let hit = cached.is_some();
+    let mut buffer = match cached {
+        Some(buffer) => buffer,
+        None => {
+            let n = host::host_get_len(&mut key_buffer);
+            let mut buffer = vec![0u8; n + 4];
+            host::host_get(&mut key_buffer, &mut buffer);
+            buffer
+        }
+    };
+    drop(key_buffer);
+    buffer.drain(..4);
+    if !hit {
+        lru_cache::with_lru_cache(|cache| cache.put(&cache_key, &buffer));
+    }
+    drop(cache_key);
+    Arc::new(buffer)
+}
+
+/// Writes `value` at `key` for this block; visible to later [`get`]s at once, sent at [`flush`].
+pub fn set(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
+    initialize();
+    with_block(|b| {
+        if b.written.insert(key.clone()) {
+            b.to_flush.push(key.clone());
+        }
+        b.cache.insert(key, value);
+    });
+}
+
+/// Sends this block's writes to the host: keys in the order first set, each with its last value.
+/// Always calls `__flush`, even with nothing to write (the host takes it as the completion
+/// signal). Afterwards the block state is empty and, when indexing, the written values are in
+/// the cache for the next block.
+pub fn flush() {
+    initialize();
+    let state = BLOCK.with(|b| b.borrow_mut().take()).unwrap_or_default();
+    let pairs: Vec<(&Arc<Vec<u8>>, &Arc<Vec<u8>>)> = state
+        .to_flush
+        .iter()
+        .filter_map(|k| state.cache.get(k).map(|v| (k, v)))
+        .collect();
+    let encoded = encode_flush_items(pairs.iter().flat_map(|(k, v)| [&k[..], &v[..]]));
+    let mut buffer = to_arraybuffer_layout(&encoded);
+    drop(encoded);
+    host::host_flush(&mut buffer);
+    drop(buffer);
+    if lru_cache::get_cache_allocation_mode() == CacheAllocationMode::Indexer {
+        lru_cache::with_lru_cache(|cache| {
+            for (k, v) in &pairs {
+                let cache_key = storage_cache_key(k);
+                cache.put(&cache_key, v);
+            }
+        });
+    }
+}
+
+/// Forgets the keys waiting to be flushed (their values stay readable in this block).
+pub fn reset() {
+    with_block(|b| {
+        b.to_flush = Vec::new();
+        b.written = HashSet::default();
+    });
+}
+
+/// Forgets this block's state and empties the cache.
+pub fn clear() {
+    BLOCK.with(|b| b.borrow_mut().take());
+    lru_cache::clear_lru_cache();
+}
+
+/// Called when the host state changed behind the guest's back (the native mock): cached reads
+/// may be stale.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn forget_cached_reads() {
+    clear();
+}
+
+/// A copy of this block's reads and writes.
+pub fn get_cache() -> BlockCache {
+    with_block(|b| b.cache.clone())
+}
+
+fn split_height(input: &[u8]) -> (u32, &[u8]) {
+    match input.split_first_chunk::<4>() {
+        Some((height, rest)) => (u32::from_le_bytes(*height), rest),
+        None => panic!(
+            "input is {} bytes; it must start with a u32 height",
+            input.len()
+        ),
+    }
+}
+
+/// Runs one block: reads the input, calls `index(height, block)`, then [`flush`]es. An error
+/// traps (with its message logged), so the host fails the block and commits nothing.
+pub fn index_block<E: std::fmt::Display>(index: impl FnOnce(u32, &[u8]) -> Result<(), E>) {
+    lru_cache::set_cache_allocation_mode(CacheAllocationMode::Indexer);
+    initialize();
+    let input = input();
+    let (height, block) = split_height(&input);
+    if let Err(err) = index(height, block) {
+        panic!("indexer failed at height {height}: {err}");
+    }
+    flush();
+}
+
+/// Runs a view: reads the input (`u32 LE view height ++ request`), calls `view(height, request)`
+/// with reads at that height, and returns its bytes. Nothing it writes is kept.
+pub fn view_bytes<E>(view: impl FnOnce(u32, &[u8]) -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
+    lru_cache::set_cache_allocation_mode(CacheAllocationMode::View);
+    initialize();
+    let input = input();
+    let (height, request) = split_height(&input);
+    lru_cache::set_view_height(height);
+    let result = view(height, request);
+    lru_cache::clear_view_height();
+    BLOCK.with(|b| b.borrow_mut().take());
+    result
+}
+
+/// [`view_bytes`] for an export: returns the result as a leaked ArrayBuffer pointer, or traps
+/// with the error's message.
+pub fn view<E: std::fmt::Display>(view: impl FnOnce(u32, &[u8]) -> Result<Vec<u8>, E>) -> i32 {
+    match view_bytes(view) {
+        Ok(bytes) => compat::export_bytes(bytes),
+        Err(err) => panic!("view failed: {err}"),
+    }
+}
+
+/// Exports `_start` running `fn(height: u32, block: &[u8]) -> Result<(), E: Display>` on each
+/// block (wasm32 only).
+#[macro_export]
+macro_rules! export_indexer {
+    ($index:path) => {
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn _start() {
+            $crate::index_block($index)
+        }
+    };
+}
+
+/// Exports a view `name` running `fn(height: u32, request: &[u8]) -> Result<Vec<u8>, E: Display>`
+/// (wasm32 only).
+#[macro_export]
+macro_rules! export_view {
+    ($name:ident => $view:path) => {
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name() -> i32 {
+            $crate::view($view)
+        }
+    };
+}
+
+// Metashrew's cache wrappers.
+
+pub fn lru_cache_stats() -> CacheStats {
+    lru_cache::get_cache_stats()
+}
+
+pub fn lru_cache_memory_usage() -> usize {
+    lru_cache::get_total_memory_usage()
+}
+
+pub fn is_lru_cache_available() -> bool {
+    lru_cache::is_lru_cache_initialized()
+}
+
+pub fn set_cache_mode(mode: CacheAllocationMode) {
+    lru_cache::set_cache_allocation_mode(mode)
+}
+
+pub fn get_cache_mode() -> CacheAllocationMode {
+    lru_cache::get_cache_allocation_mode()
+}
+
+pub fn cache_set(key: String, value: Arc<Vec<u8>>) {
+    initialize();
+    lru_cache::api_cache_set(key, value)
+}
+
+pub fn cache_get(key: &str) -> Option<Arc<Vec<u8>>> {
+    initialize();
+    lru_cache::api_cache_get(key)
+}
+
+pub fn cache_remove(key: &str) -> Option<Arc<Vec<u8>>> {
+    initialize();
+    lru_cache::api_cache_remove(key)
+}
+
+#[cfg(test)]
+mod tests;

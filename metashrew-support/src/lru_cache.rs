@@ -14,7 +14,7 @@
 //! thread, which in a guest is one per instance): [`set_lru_cache`], [`get_lru_cache`],
 //! [`CacheAllocationMode`], the height-partitioned view cache, the API cache, statistics.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::DefaultHasher;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
@@ -24,6 +24,9 @@ use crate::region_alloc::in_region;
 
 /// Weight added to every entry for the cache's bookkeeping (node, links, table slot).
 pub const ENTRY_OVERHEAD: usize = 96;
+
+/// Free space `put` requires in the region, beyond the key and value, before it links a node.
+const PUSH_HEADROOM: usize = 4096;
 
 /// A fixed-key hasher: table layout and cost never depend on addresses or process history.
 type FixedState = BuildHasherDefault<DefaultHasher>;
@@ -114,7 +117,11 @@ impl MemoryBoundedLru {
             let stored = in_region(|| {
                 let k = try_boxed(key)?;
                 let v = try_boxed(value)?;
-                // Node and table growth happen here too, inside the region.
+                // The node (and any table growth) is allocated by `push`, where a failure would
+                // abort: check that the region still has room for it first.
+                let mut room: Vec<u8> = Vec::new();
+                room.try_reserve_exact(PUSH_HEADROOM).ok()?;
+                drop(room);
                 self.entries.push(k, v);
                 Some(())
             });
@@ -223,16 +230,10 @@ pub enum CacheAllocationMode {
     View,
 }
 
-struct CacheState {
-    mode: CacheAllocationMode,
-    view_height: Option<u32>,
-    cache: Option<MemoryBoundedLru>,
-}
-
 thread_local! {
-    static STATE: RefCell<CacheState> = const {
-        RefCell::new(CacheState { mode: CacheAllocationMode::Indexer, view_height: None, cache: None })
-    };
+    static CACHE: RefCell<Option<MemoryBoundedLru>> = const { RefCell::new(None) };
+    static MODE: Cell<CacheAllocationMode> = const { Cell::new(CacheAllocationMode::Indexer) };
+    static VIEW_HEIGHT: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
 /// Namespaces inside the one cache: a storage key, a (height, key) pair, an API string key.
@@ -255,16 +256,19 @@ fn namespaced(ns: u8, height: Option<u32>, key: &[u8]) -> Vec<u8> {
 }
 
 /// Runs `f` on this thread's cache, if it has been initialised.
+///
+/// # Panics
+/// If `f` re-enters the cache through this function.
 pub fn with_lru_cache<R>(f: impl FnOnce(&mut MemoryBoundedLru) -> R) -> Option<R> {
-    STATE.with(|s| s.borrow_mut().cache.as_mut().map(f))
+    CACHE.with(|c| c.borrow_mut().as_mut().map(f))
 }
 
 pub fn set_cache_allocation_mode(mode: CacheAllocationMode) {
-    STATE.with(|s| s.borrow_mut().mode = mode);
+    MODE.with(|m| m.set(mode));
 }
 
 pub fn get_cache_allocation_mode() -> CacheAllocationMode {
-    STATE.with(|s| s.borrow().mode)
+    MODE.with(Cell::get)
 }
 
 /// Creates this thread's cache (idempotent), with the region's size as its budget. Reserves the
@@ -277,16 +281,16 @@ pub fn initialize_lru_cache() {
     if budget == 0 {
         return;
     }
-    STATE.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.cache.is_none() {
-            s.cache = Some(MemoryBoundedLru::new(budget));
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(MemoryBoundedLru::new(budget));
         }
     });
 }
 
 pub fn is_lru_cache_initialized() -> bool {
-    STATE.with(|s| s.borrow().cache.is_some())
+    CACHE.with(|c| c.borrow().is_some())
 }
 
 /// Cached value of a storage key (keyed by view height when one is set).
@@ -341,15 +345,15 @@ pub fn api_cache_remove(key: &str) -> Option<Arc<Vec<u8>>> {
 }
 
 pub fn set_view_height(height: u32) {
-    STATE.with(|s| s.borrow_mut().view_height = Some(height));
+    VIEW_HEIGHT.with(|h| h.set(Some(height)));
 }
 
 pub fn clear_view_height() {
-    STATE.with(|s| s.borrow_mut().view_height = None);
+    VIEW_HEIGHT.with(|h| h.set(None));
 }
 
 pub fn get_view_height() -> Option<u32> {
-    STATE.with(|s| s.borrow().view_height)
+    VIEW_HEIGHT.with(Cell::get)
 }
 
 /// Empties the cache (its budget stays).

@@ -44,16 +44,29 @@ pub enum FlushDecodeError {
     OddItemCount(usize),
 }
 
-/// Encodes key/value pairs as the `KeyValueFlush` bytes passed to `__flush`.
+/// Encodes key/value pairs as the `KeyValueFlush` bytes passed to `__flush`, in one exactly
+/// sized buffer (no copy of the pairs is made first).
 pub fn encode_flush<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
-    use prost::Message;
-    let message = KeyValueFlush {
-        list: pairs
-            .iter()
-            .flat_map(|(k, v)| [k.as_ref().to_vec(), v.as_ref().to_vec()])
-            .collect(),
-    };
-    message.encode_to_vec()
+    encode_flush_items(pairs.iter().flat_map(|(k, v)| [k.as_ref(), v.as_ref()]))
+}
+
+/// Encodes already alternating items (key, value, key, value, ...) as `KeyValueFlush` bytes.
+pub fn encode_flush_items<'a, I>(items: I) -> Vec<u8>
+where
+    I: Iterator<Item = &'a [u8]> + Clone,
+{
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+    let size: usize = items
+        .clone()
+        .map(|item| key_len(1) + encoded_len_varint(item.len() as u64) + item.len())
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for item in items {
+        encode_key(1, WireType::LengthDelimited, &mut out);
+        encode_varint(item.len() as u64, &mut out);
+        out.extend_from_slice(item);
+    }
+    out
 }
 
 /// Decodes `KeyValueFlush` bytes into pairs, in order (a key may repeat: the last pair wins when
@@ -83,6 +96,19 @@ mod tests {
             encode_flush(&[(b"k1", b"v")]),
             vec![0x0A, 0x02, 0x6B, 0x31, 0x0A, 0x01, 0x76]
         );
+    }
+
+    #[test]
+    fn direct_encoding_equals_prost_message_encoding() {
+        use prost::Message;
+        let pairs = vec![
+            (vec![1u8; 200], vec![2u8; 70_000]),
+            (b"k".to_vec(), vec![]),
+        ];
+        let message = KeyValueFlush {
+            list: pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
+        };
+        assert_eq!(encode_flush(&pairs), message.encode_to_vec());
     }
 
     #[test]

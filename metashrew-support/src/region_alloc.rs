@@ -18,7 +18,6 @@ use crate::region::{HEAP, region};
 
 thread_local! {
     static REGION_DEPTH: Cell<u32> = const { Cell::new(0) };
-    static INSTALLED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with this thread's allocations directed to the preallocated region.
@@ -36,12 +35,6 @@ pub fn in_region<R>(f: impl FnOnce() -> R) -> R {
 
 fn region_scope_active() -> bool {
     REGION_DEPTH.try_with(|d| d.get() > 0).unwrap_or(false)
-}
-
-/// Whether allocations made in [`in_region`] really land in the region on this thread: true once
-/// a [`RegionAwareAllocator`] has served an allocation and the region is reserved.
-pub fn region_allocation_active() -> bool {
-    INSTALLED.try_with(Cell::get).unwrap_or(false) && region().is_some()
 }
 
 /// See the module documentation.
@@ -63,7 +56,6 @@ fn in_region_memory(ptr: *mut u8) -> bool {
 // both heaps uphold the `GlobalAlloc` contract.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for RegionAwareAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = INSTALLED.try_with(|i| i.set(true));
         if region_scope_active() && region().is_some() {
             // SAFETY: forwarded contract.
             unsafe { HEAP.alloc(layout) }
@@ -74,7 +66,6 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for RegionAwareAllocator<A> {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let _ = INSTALLED.try_with(|i| i.set(true));
         if region_scope_active() && region().is_some() {
             // SAFETY: forwarded contract.
             unsafe { HEAP.alloc_zeroed(layout) }

@@ -1,0 +1,25 @@
+//! Shared helpers of the workspace's integration tests: the bundled block fixtures, the paths of
+//! the example guests built to wasm32 (by `build.rs`), and a small wasmtime host to run them.
+
+pub mod harness;
+
+/// Paths of the example guests, built by `build.rs`.
+pub mod guests {
+    pub const MINIMAL: &str = env!("MINIMAL_WASM");
+    pub const SPENDABLES: &str = env!("SPENDABLES_WASM");
+    pub const PROBE: &str = env!("PROBE_WASM");
+}
+
+/// Real mainnet blocks shipped with the tests.
+pub mod fixtures {
+    /// Mainnet blocks 0..=255, hex, one per line (line i = height i).
+    const MAINNET_0_255: &str = include_str!("../fixtures/blocks-000000-000255.hex");
+
+    /// Mainnet blocks 0..=255, raw consensus bytes, indexed by height.
+    pub fn mainnet_blocks() -> Vec<Vec<u8>> {
+        MAINNET_0_255
+            .lines()
+            .map(|line| hex::decode(line.trim()).unwrap_or_else(|e| panic!("bad fixture hex: {e}")))
+            .collect()
+    }
+}

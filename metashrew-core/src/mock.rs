@@ -1,0 +1,111 @@
+//! An in-process host for native builds, so guest logic can be unit-tested with `cargo test`.
+//!
+//! Each thread has its own mock host: an input, a key/value state, the flushes received and the
+//! log text. `flush()` applies its pairs to the state, so a test can run many blocks in a row:
+//! reads during a block see the state after the previous flush, as on a real host.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use metashrew_support::proto::decode_flush;
+
+#[derive(Default)]
+struct MockHost {
+    input: Vec<u8>,
+    state: BTreeMap<Vec<u8>, Vec<u8>>,
+    flushes: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
+    log: String,
+}
+
+thread_local! {
+    static HOST: RefCell<MockHost> = RefCell::new(MockHost::default());
+}
+
+fn with_host<R>(f: impl FnOnce(&mut MockHost) -> R) -> R {
+    HOST.with(|h| f(&mut h.borrow_mut()))
+}
+
+/// Sets the input of the next `input()` call to `u32le(height) ++ payload`.
+pub fn set_input(height: u32, payload: &[u8]) {
+    let mut input = height.to_le_bytes().to_vec();
+    input.extend_from_slice(payload);
+    with_host(|h| h.input = input);
+}
+
+/// Stores a value in the mock state (as if an earlier block had written it).
+pub fn set_state(key: &[u8], value: &[u8]) {
+    with_host(|h| h.state.insert(key.to_vec(), value.to_vec()));
+    crate::forget_cached_reads();
+}
+
+/// The value of `key` in the mock state (empty when absent).
+pub fn get_state(key: &[u8]) -> Vec<u8> {
+    with_host(|h| h.state.get(key).cloned().unwrap_or_default())
+}
+
+/// A copy of the whole mock state.
+pub fn state() -> BTreeMap<Vec<u8>, Vec<u8>> {
+    with_host(|h| h.state.clone())
+}
+
+/// The flushes received so far, each as its pairs in order; clears them.
+pub fn take_flushes() -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+    with_host(|h| std::mem::take(&mut h.flushes))
+}
+
+/// The text logged so far through `__log`.
+pub fn log_text() -> String {
+    with_host(|h| h.log.clone())
+}
+
+/// Forgets everything: input, state, flushes, log, the guest's block state and its cache.
+pub fn reset() {
+    with_host(|h| *h = MockHost::default());
+    crate::forget_cached_reads();
+}
+
+fn data(buffer: &[u8]) -> &[u8] {
+    buffer.get(4..).unwrap_or_default()
+}
+
+pub fn host_input_len() -> usize {
+    with_host(|h| h.input.len())
+}
+
+pub fn host_load_input(buffer: &mut Vec<u8>) {
+    with_host(|h| {
+        let n = h.input.len().min(buffer.len().saturating_sub(4));
+        buffer[4..4 + n].copy_from_slice(&h.input[..n]);
+    });
+}
+
+pub fn host_get_len(key: &mut Vec<u8>) -> usize {
+    with_host(|h| h.state.get(data(key)).map_or(0, Vec::len))
+}
+
+pub fn host_get(key: &mut Vec<u8>, value: &mut Vec<u8>) {
+    with_host(|h| {
+        if let Some(v) = h.state.get(data(key)) {
+            let n = v.len().min(value.len().saturating_sub(4));
+            value[4..4 + n].copy_from_slice(&v[..n]);
+        }
+    });
+}
+
+pub fn host_flush(buffer: &mut Vec<u8>) {
+    let pairs = match decode_flush(data(buffer)) {
+        Ok(pairs) => pairs,
+        Err(err) => panic!("mock host: invalid flush: {err}"),
+    };
+    with_host(|h| {
+        for (k, v) in &pairs {
+            h.state.insert(k.clone(), v.clone());
+        }
+        h.flushes.push(pairs);
+    });
+}
+
+pub fn host_log(buffer: &mut Vec<u8>) {
+    let text = String::from_utf8_lossy(data(buffer)).into_owned();
+    with_host(|h| h.log.push_str(&text));
+}
