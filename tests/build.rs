@@ -10,8 +10,17 @@ const GUESTS: [&str; 3] = ["minimal", "spendables", "probe"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("tests/ lives in the workspace root").to_path_buf();
-    for watched in ["guests", "metashrew-core", "metashrew-support", "Cargo.toml", "Cargo.lock"] {
+    let root = manifest_dir
+        .parent()
+        .expect("tests/ lives in the workspace root")
+        .to_path_buf();
+    for watched in [
+        "guests",
+        "metashrew-core",
+        "metashrew-support",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let target_dir = root.join("target").join("guests");
@@ -19,7 +28,13 @@ fn main() {
     let mut command = Command::new(cargo);
     command
         .current_dir(&root)
-        .args(["build", "--profile", "guest", "--target", "wasm32-unknown-unknown"])
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-unknown-unknown",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     for guest in GUESTS {
@@ -37,14 +52,23 @@ fn main() {
     ] {
         command.env_remove(var);
     }
-    let status = command.status().expect("failed to run cargo for the guests");
-    assert!(status.success(), "building the example guests to wasm32 failed");
+    let status = command
+        .status()
+        .expect("failed to run cargo for the guests");
+    assert!(
+        status.success(),
+        "building the example guests to wasm32 failed"
+    );
     for guest in GUESTS {
         let wasm = target_dir
             .join("wasm32-unknown-unknown")
             .join("guest")
             .join(format!("{guest}.wasm"));
         assert!(wasm.exists(), "guest build produced no {}", wasm.display());
-        println!("cargo:rustc-env={}_WASM={}", guest.to_uppercase(), wasm.display());
+        println!(
+            "cargo:rustc-env={}_WASM={}",
+            guest.to_uppercase(),
+            wasm.display()
+        );
     }
 }

@@ -53,7 +53,9 @@ impl Default for IndexCheckpointStack {
 impl IndexCheckpointStack {
     fn lock(&self) -> MutexGuard<'_, Vec<IndexCheckpoint>> {
         // A poisoned lock only means a panic elsewhere; the data is still consistent.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn depth(&self) -> usize {
@@ -118,10 +120,10 @@ impl AtomicPointer {
     pub fn commit(&mut self) {
         let mut stack = self.store.lock();
         if stack.len() > 1 {
-            if let Some(top) = stack.pop() {
-                if let Some(below) = stack.last_mut() {
-                    top.pipe_to(below);
-                }
+            if let Some(top) = stack.pop()
+                && let Some(below) = stack.last_mut()
+            {
+                top.pipe_to(below);
             }
         } else if let Some(base) = stack.last_mut() {
             let entries = std::mem::take(&mut base.0);

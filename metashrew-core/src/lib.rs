@@ -162,12 +162,12 @@ pub fn set(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
 pub fn flush() {
     initialize();
     let state = BLOCK.with(|b| b.borrow_mut().take()).unwrap_or_default();
-    let pairs: Vec<(&Arc<Vec<u8>>, &Arc<Vec<u8>>)> = state
+    let pairs: Vec<(&[u8], &[u8])> = state
         .to_flush
         .iter()
-        .filter_map(|k| state.cache.get(k).map(|v| (k, v)))
+        .filter_map(|k| state.cache.get(k).map(|v| (&k[..], &v[..])))
         .collect();
-    let encoded = encode_flush_items(pairs.iter().flat_map(|(k, v)| [&k[..], &v[..]]));
+    let encoded = encode_flush_items(pairs.iter().flat_map(|(k, v)| [*k, *v]));
     let mut buffer = to_arraybuffer_layout(&encoded);
     drop(encoded);
     host::host_flush(&mut buffer);

@@ -72,18 +72,18 @@ pub fn host_input_len() -> usize {
     with_host(|h| h.input.len())
 }
 
-pub fn host_load_input(buffer: &mut Vec<u8>) {
+pub fn host_load_input(buffer: &mut [u8]) {
     with_host(|h| {
         let n = h.input.len().min(buffer.len().saturating_sub(4));
         buffer[4..4 + n].copy_from_slice(&h.input[..n]);
     });
 }
 
-pub fn host_get_len(key: &mut Vec<u8>) -> usize {
+pub fn host_get_len(key: &mut [u8]) -> usize {
     with_host(|h| h.state.get(data(key)).map_or(0, Vec::len))
 }
 
-pub fn host_get(key: &mut Vec<u8>, value: &mut Vec<u8>) {
+pub fn host_get(key: &mut [u8], value: &mut [u8]) {
     with_host(|h| {
         if let Some(v) = h.state.get(data(key)) {
             let n = v.len().min(value.len().saturating_sub(4));
@@ -92,7 +92,7 @@ pub fn host_get(key: &mut Vec<u8>, value: &mut Vec<u8>) {
     });
 }
 
-pub fn host_flush(buffer: &mut Vec<u8>) {
+pub fn host_flush(buffer: &mut [u8]) {
     let pairs = match decode_flush(data(buffer)) {
         Ok(pairs) => pairs,
         Err(err) => panic!("mock host: invalid flush: {err}"),
@@ -105,7 +105,7 @@ pub fn host_flush(buffer: &mut Vec<u8>) {
     });
 }
 
-pub fn host_log(buffer: &mut Vec<u8>) {
+pub fn host_log(buffer: &mut [u8]) {
     let text = String::from_utf8_lossy(data(buffer)).into_owned();
     with_host(|h| h.log.push_str(&text));
 }

@@ -65,7 +65,10 @@ fn state_carries_across_blocks_through_the_cache() {
         flush();
     }
     assert_eq!(mock::get_state(b"/counter"), 5u32.to_le_bytes().to_vec());
-    assert!(lru_cache_stats().hits >= 4, "later blocks read the counter from the cache");
+    assert!(
+        lru_cache_stats().hits >= 4,
+        "later blocks read the counter from the cache"
+    );
 }
 
 #[test]
@@ -76,9 +79,9 @@ fn index_pointer_writes_metashrew_keys() {
     list.append(Arc::new(vec![2]));
     flush();
     let state = mock::state();
-    assert_eq!(state.get(&b"/storage/length"[..].to_vec()), Some(&vec![2, 0, 0, 0]));
-    assert_eq!(state.get(&b"/storage/0"[..].to_vec()), Some(&vec![1]));
-    assert_eq!(state.get(&b"/storage/1"[..].to_vec()), Some(&vec![2]));
+    assert_eq!(state.get(&b"/storage/length"[..]), Some(&vec![2, 0, 0, 0]));
+    assert_eq!(state.get(&b"/storage/0"[..]), Some(&vec![1]));
+    assert_eq!(state.get(&b"/storage/1"[..]), Some(&vec![2]));
 }
 
 #[test]

@@ -51,7 +51,11 @@ impl_byte_view!(u8, u16, u32, u64, u128, usize);
 
 /// Drops the first `v` bytes of `b` (empty if `b` is shorter).
 pub fn shrink_back(b: Vec<u8>, v: usize) -> Vec<u8> {
-    if b.len() < v { Vec::new() } else { b[v..].to_vec() }
+    if b.len() < v {
+        Vec::new()
+    } else {
+        b[v..].to_vec()
+    }
 }
 
 #[cfg(test)]

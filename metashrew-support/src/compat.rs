@@ -37,7 +37,10 @@ mod tests {
 
     #[test]
     fn arraybuffer_layout_prefixes_the_length() {
-        assert_eq!(to_arraybuffer_layout(b"abc"), vec![3, 0, 0, 0, b'a', b'b', b'c']);
+        assert_eq!(
+            to_arraybuffer_layout(b"abc"),
+            vec![3, 0, 0, 0, b'a', b'b', b'c']
+        );
         assert_eq!(to_arraybuffer_layout([]), vec![0, 0, 0, 0]);
     }
 

@@ -22,6 +22,8 @@ use crate::byte_view::ByteView;
 
 /// A handle on one key of the store. Implementors supply the raw access; everything else is
 /// derived.
+// `&Vec<u8>` parameters are Metashrew's signatures, kept so that ported indexers compile.
+#[allow(clippy::ptr_arg)]
 pub trait KeyValuePointer {
     /// A pointer at the raw key `word`.
     fn wrap(word: &Vec<u8>) -> Self;
@@ -340,10 +342,18 @@ mod tests {
             self.key.clone()
         }
         fn set(&mut self, v: Arc<Vec<u8>>) {
-            self.store.borrow_mut().insert((*self.key).clone(), (*v).clone());
+            self.store
+                .borrow_mut()
+                .insert((*self.key).clone(), (*v).clone());
         }
         fn get(&self) -> Arc<Vec<u8>> {
-            Arc::new(self.store.borrow().get(&*self.key).cloned().unwrap_or_default())
+            Arc::new(
+                self.store
+                    .borrow()
+                    .get(&*self.key)
+                    .cloned()
+                    .unwrap_or_default(),
+            )
         }
         fn inherits(&mut self, from: &Self) {
             self.store = from.store.clone();
@@ -351,7 +361,11 @@ mod tests {
     }
 
     fn dump(p: &MapPointer) -> Vec<(Vec<u8>, Vec<u8>)> {
-        p.store.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        p.store
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -361,7 +375,10 @@ mod tests {
         assert_eq!(*p.head_key().unwrap(), b"/storage/head".to_vec());
         assert_eq!(*p.select_index(0).unwrap(), b"/storage/0".to_vec());
         assert_eq!(*p.select_index(17).unwrap(), b"/storage/17".to_vec());
-        assert_eq!(*p.next_key(2).unwrap(), b"/storage/next\x02\x00\x00\x00".to_vec());
+        assert_eq!(
+            *p.next_key(2).unwrap(),
+            b"/storage/next\x02\x00\x00\x00".to_vec()
+        );
         assert_eq!(*p.keyword("/x").unwrap(), b"/storage/x".to_vec());
         assert_eq!(*p.prefix("/pre").unwrap(), b"/pre/storage".to_vec());
         assert_eq!(

@@ -456,6 +456,9 @@ mod tests {
         let main = namespaced(NS_MAIN, None, &[1, 0, 0, 0, 5, b'k']);
         let part = namespaced(NS_HEIGHT, Some(5), b"k");
         assert_ne!(main, part);
-        assert_ne!(namespaced(NS_API, None, b"k"), namespaced(NS_MAIN, None, b"k"));
+        assert_ne!(
+            namespaced(NS_API, None, b"k"),
+            namespaced(NS_MAIN, None, b"k")
+        );
     }
 }

@@ -71,7 +71,10 @@ where
 
 /// Decodes `KeyValueFlush` bytes into pairs, in order (a key may repeat: the last pair wins when
 /// applied in order). An odd item count is an error, not a silently dropped key.
-pub fn decode_flush(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, FlushDecodeError> {
+/// Key/value pairs in flush order.
+pub type FlushPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+pub fn decode_flush(bytes: &[u8]) -> Result<FlushPairs, FlushDecodeError> {
     use prost::Message;
     let message = KeyValueFlush::decode(bytes)?;
     if message.list.len() % 2 != 0 {
@@ -101,19 +104,22 @@ mod tests {
     #[test]
     fn direct_encoding_equals_prost_message_encoding() {
         use prost::Message;
-        let pairs = vec![
-            (vec![1u8; 200], vec![2u8; 70_000]),
-            (b"k".to_vec(), vec![]),
-        ];
+        let pairs = vec![(vec![1u8; 200], vec![2u8; 70_000]), (b"k".to_vec(), vec![])];
         let message = KeyValueFlush {
-            list: pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect(),
+            list: pairs
+                .iter()
+                .flat_map(|(k, v)| [k.clone(), v.clone()])
+                .collect(),
         };
         assert_eq!(encode_flush(&pairs), message.encode_to_vec());
     }
 
     #[test]
     fn empty_value_and_empty_flush() {
-        assert_eq!(encode_flush(&[(b"k", b"")]), vec![0x0A, 0x01, b'k', 0x0A, 0x00]);
+        assert_eq!(
+            encode_flush(&[(b"k", b"")]),
+            vec![0x0A, 0x01, b'k', 0x0A, 0x00]
+        );
         let none: [(&[u8], &[u8]); 0] = [];
         assert!(encode_flush(&none).is_empty());
         assert_eq!(decode_flush(&[]).unwrap(), vec![]);

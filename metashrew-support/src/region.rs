@@ -33,7 +33,9 @@ pub const PAGE_SIZE: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegionError {
     /// [`set_region_size`] was called after the region had been reserved.
-    #[error("the preallocated region is already reserved ({size} bytes at {base:#x}); set its size before first use")]
+    #[error(
+        "the preallocated region is already reserved ({size} bytes at {base:#x}); set its size before first use"
+    )]
     AlreadyReserved { base: usize, size: usize },
     /// The platform refused to reserve the address space.
     #[error("could not reserve {size} bytes for the preallocated region: {reason}")]
@@ -208,10 +210,10 @@ impl RegionHeap {
         let cell = talc::TalcCell::new(talc::source::Manual);
         // SAFETY: guaranteed by the caller.
         let claimed = unsafe { cell.claim(region.base as *mut u8, region.size) };
-        if claimed.is_some() {
-            if let Ok(mut guard) = self.talc.lock() {
-                *guard = Some(Talc(cell));
-            }
+        if claimed.is_some()
+            && let Ok(mut guard) = self.talc.lock()
+        {
+            *guard = Some(Talc(cell));
         }
     }
 
@@ -249,11 +251,11 @@ impl RegionHeap {
     /// # Safety
     /// `ptr` must come from this heap with this `layout`.
     pub unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Ok(guard) = self.talc.lock() {
-            if let Some(talc) = guard.as_ref() {
-                // SAFETY: forwarded contract.
-                unsafe { talc.0.dealloc(ptr, layout) }
-            }
+        if let Ok(guard) = self.talc.lock()
+            && let Some(talc) = guard.as_ref()
+        {
+            // SAFETY: forwarded contract.
+            unsafe { talc.0.dealloc(ptr, layout) }
         }
     }
 

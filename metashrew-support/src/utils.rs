@@ -119,13 +119,18 @@ mod tests {
         assert!(consume_to_end(&mut c).unwrap().is_empty());
         assert!(matches!(
             consume_sized_int::<u64>(&mut c),
-            Err(DecodeError::UnexpectedEnd { needed: 8, available: 0 })
+            Err(DecodeError::UnexpectedEnd {
+                needed: 8,
+                available: 0
+            })
         ));
     }
 
     #[test]
     fn compact_size() {
-        let mut c = Cursor::new(vec![0x05, 0xfd, 0x00, 0x01, 0xfe, 1, 0, 0, 0, 0xff, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let mut c = Cursor::new(vec![
+            0x05, 0xfd, 0x00, 0x01, 0xfe, 1, 0, 0, 0, 0xff, 2, 0, 0, 0, 0, 0, 0, 0,
+        ]);
         assert_eq!(consume_varint(&mut c).unwrap(), 5);
         assert_eq!(consume_varint(&mut c).unwrap(), 256);
         assert_eq!(consume_varint(&mut c).unwrap(), 1);

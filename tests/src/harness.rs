@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use wasmtime::format_err;
 use metashrew_support::proto::decode_flush;
+use wasmtime::format_err;
 use wasmtime::{Caller, Engine, Instance, Linker, Memory, Module, Store};
 
 /// The key/value state every instance of a [`GuestHost`] reads.
@@ -56,14 +56,16 @@ fn read_buffer(caller: &mut Caller<'_, HostState>, ptr: i32) -> wasmtime::Result
         .ok_or_else(|| format_err!("buffer at {start:#x} of {len} bytes is out of bounds"))
 }
 
-fn write_bytes(
-    caller: &mut Caller<'_, HostState>,
-    ptr: i32,
-    bytes: &[u8],
-) -> wasmtime::Result<()> {
+fn write_bytes(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) -> wasmtime::Result<()> {
     let mem = memory(caller)?;
     mem.write(&mut *caller, ptr as u32 as usize, bytes)
-        .map_err(|_| format_err!("writing {} bytes at {:#x} is out of bounds", bytes.len(), ptr as u32))
+        .map_err(|_| {
+            format_err!(
+                "writing {} bytes at {:#x} is out of bounds",
+                bytes.len(),
+                ptr as u32
+            )
+        })
 }
 
 fn define_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -83,7 +85,10 @@ fn define_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "__log",
         |mut caller: Caller<'_, HostState>, ptr: i32| -> wasmtime::Result<()> {
             let text = read_buffer(&mut caller, ptr)?;
-            caller.data_mut().log.push_str(&String::from_utf8_lossy(&text));
+            caller
+                .data_mut()
+                .log
+                .push_str(&String::from_utf8_lossy(&text));
             Ok(())
         },
     )?;

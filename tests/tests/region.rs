@@ -11,7 +11,10 @@ fn region_is_reserved_once_with_the_configured_size() {
     let size = 64 << 20;
     set_region_size(size).expect("size is settable before first use");
     assert_eq!(configured_region_size(), size);
-    assert!(region().is_none(), "nothing is reserved before the first call");
+    assert!(
+        region().is_none(),
+        "nothing is reserved before the first call"
+    );
 
     let threads: Vec<_> = (0..8)
         .map(|_| std::thread::spawn(|| ensure_preallocated_memory().expect("reserved")))
@@ -21,7 +24,10 @@ fn region_is_reserved_once_with_the_configured_size() {
         .map(|t| t.join().expect("thread finished"))
         .collect();
     let first = regions[0];
-    assert!(regions.iter().all(|r| *r == first), "one reservation for all callers");
+    assert!(
+        regions.iter().all(|r| *r == first),
+        "one reservation for all callers"
+    );
     assert_eq!(first.size, size);
     assert_eq!(first.base % PAGE_SIZE.min(4096), 0, "page aligned");
     assert_eq!(ensure_preallocated_memory().expect("idempotent"), first);
@@ -34,5 +40,9 @@ fn region_is_reserved_once_with_the_configured_size() {
             size
         })
     );
-    assert_eq!(configured_region_size(), size, "a refused change changes nothing");
+    assert_eq!(
+        configured_region_size(),
+        size,
+        "a refused change changes nothing"
+    );
 }

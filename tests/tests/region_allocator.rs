@@ -41,10 +41,16 @@ fn allocations_are_routed_by_scope_and_freed_by_address() {
     for i in 0u32..1_000 {
         assert!(cache.put(&i.to_le_bytes(), &value), "entry {i} cached");
         let last = cache.peek(&i.to_le_bytes()).expect("just inserted");
-        assert!(region.contains(last.as_ptr() as usize), "cache bytes live in the region");
+        assert!(
+            region.contains(last.as_ptr() as usize),
+            "cache bytes live in the region"
+        );
     }
     let stats = cache.stats();
-    assert!(stats.evictions > 0, "region pressure forced evictions: {stats:?}");
+    assert!(
+        stats.evictions > 0,
+        "region pressure forced evictions: {stats:?}"
+    );
     assert!(stats.items * 10_000 < REGION);
     drop(outside);
 }

@@ -22,8 +22,14 @@ fn reserving_the_region_adds_at_most_16_mib_of_rss() {
     let region = metashrew_support::ensure_preallocated_memory().expect("reserved");
     let native_delta = rss_bytes().saturating_sub(before);
     assert_eq!(region.size, 1 << 30);
-    eprintln!("native: 1 GiB region at {:#x} added {native_delta} bytes of RSS", region.base);
-    assert!(native_delta <= LIMIT, "native reservation added {native_delta} bytes");
+    eprintln!(
+        "native: 1 GiB region at {:#x} added {native_delta} bytes of RSS",
+        region.base
+    );
+    assert!(
+        native_delta <= LIMIT,
+        "native reservation added {native_delta} bytes"
+    );
 
     // A wasm guest whose initialize() reserves its own 1 GiB region.
     let mut host = GuestHost::load(guests::PROBE).expect("probe compiles");
@@ -32,12 +38,19 @@ fn reserving_the_region_adds_at_most_16_mib_of_rss() {
     let guest_delta = rss_bytes().saturating_sub(before);
     let report = host.state()[&b"/probe/report/0".to_vec()].clone();
     let word = |i: usize| u32::from_le_bytes(report[i * 4..i * 4 + 4].try_into().expect("word"));
-    assert_eq!(word(3) as usize * 65536, 1 << 30, "the guest reserved 1 GiB");
+    assert_eq!(
+        word(3) as usize * 65536,
+        1 << 30,
+        "the guest reserved 1 GiB"
+    );
     assert!(word(4) >= 1 << 14, "guest memory spans the region");
     eprintln!(
         "guest: 1 GiB region at {:#x} ({} pages of memory) added {guest_delta} bytes of RSS",
         word(2),
         word(4)
     );
-    assert!(guest_delta <= LIMIT, "guest reservation added {guest_delta} bytes");
+    assert!(
+        guest_delta <= LIMIT,
+        "guest reservation added {guest_delta} bytes"
+    );
 }

@@ -28,7 +28,10 @@ pub fn index_block(height: u32, block: &[u8]) -> Result<(), MinimalError> {
     let (header, _) = bitcoin::consensus::deserialize_partial::<bitcoin::block::Header>(block)?;
     let hash = header.block_hash().to_byte_array();
     set(key(format!("/blocks/{height}")), Arc::new(block.to_vec()));
-    set(key(format!("/block-hashes/{height}")), Arc::new(hash.to_vec()));
+    set(
+        key(format!("/block-hashes/{height}")),
+        Arc::new(hash.to_vec()),
+    );
     let tracker = key("/blocktracker".into());
     let mut bytes = (*get(tracker.clone())).clone();
     bytes.push(hash[0]);

@@ -40,10 +40,8 @@ pub fn index_block(height: u32, _block: &[u8]) -> Result<(), std::convert::Infal
     let boxed = Box::new([0u8; 48]);
     let vector = vec![0u8; 1000];
     let stats = metashrew_core::lru_cache_stats();
-    let region = metashrew_support::region::region().unwrap_or(metashrew_support::Region {
-        base: 0,
-        size: 0,
-    });
+    let region = metashrew_support::region::region()
+        .unwrap_or(metashrew_support::Region { base: 0, size: 0 });
     let words = [
         stats.hits as u32,
         stats.misses as u32,
