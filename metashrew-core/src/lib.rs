@@ -36,6 +36,7 @@ pub mod index_pointer;
 pub mod mock;
 pub mod stdio;
 
+pub use compat::export_bytes;
 pub use metashrew_support;
 pub use stdio::stdout;
 

@@ -6,6 +6,10 @@
 //!
 //! Views: `getblock` returns the raw block at the view height (the first 4 bytes of the view's
 //! input, as in Metashrew); `blocktracker` returns the tracker bytes.
+//!
+//! Its exports are written by hand against the Metashrew-compatible API (`input`,
+//! `consume_sized_int`, `flush`, `export_bytes`), the way Metashrew guests are written, to show
+//! that such guests build against this SDK unchanged.
 
 use std::sync::Arc;
 
@@ -49,6 +53,45 @@ pub fn blocktracker_view(_height: u32, _request: &[u8]) -> Result<Vec<u8>, Minim
     Ok((*get(key("/blocktracker".into()))).clone())
 }
 
-metashrew_core::export_indexer!(index_block);
-metashrew_core::export_view!(getblock => getblock_view);
-metashrew_core::export_view!(blocktracker => blocktracker_view);
+/// Splits a host input into its height and payload, as Metashrew guests do.
+fn parse_input() -> (u32, Vec<u8>) {
+    use metashrew_support::utils::{consume_sized_int, consume_to_end};
+    let mut cursor = std::io::Cursor::new(metashrew_core::input());
+    match (
+        consume_sized_int::<u32>(&mut cursor),
+        consume_to_end(&mut cursor),
+    ) {
+        (Ok(height), Ok(rest)) => (height, rest),
+        (Err(err), _) | (_, Err(err)) => panic!("malformed input: {err}"),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+pub fn _start() {
+    let (height, block) = parse_input();
+    if let Err(err) = index_block(height, &block) {
+        panic!("block {height}: {err}");
+    }
+    metashrew_core::flush();
+}
+
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+pub fn getblock() -> i32 {
+    let (height, request) = parse_input();
+    match getblock_view(height, &request) {
+        Ok(bytes) => metashrew_support::compat::export_bytes(bytes),
+        Err(err) => panic!("getblock: {err}"),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+#[unsafe(no_mangle)]
+pub fn blocktracker() -> i32 {
+    let (height, request) = parse_input();
+    match blocktracker_view(height, &request) {
+        Ok(bytes) => metashrew_support::compat::export_bytes(bytes),
+        Err(err) => panic!("blocktracker: {err}"),
+    }
+}

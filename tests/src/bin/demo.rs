@@ -39,6 +39,10 @@ fn main() -> Result<()> {
     display.reverse();
     println!("block 255 hash (from minimal): {}", hex::encode(display));
     let tracker = minimal.view("blocktracker", 255, b"")?;
-    println!("blocktracker: {} bytes, starts {}", tracker.len(), hex::encode(&tracker[..8]));
+    println!(
+        "blocktracker: {} bytes, starts {}",
+        tracker.len(),
+        hex::encode(tracker.iter().take(8).copied().collect::<Vec<u8>>())
+    );
     Ok(())
 }
