@@ -121,6 +121,7 @@ fn fetch(key: &[u8]) -> Arc<Vec<u8>> {
     let cached = lru_cache::with_lru_cache(|cache| {
         cache.get(&cache_key).map(|value| {
             let mut buffer = vec![0u8; value.len() + 4];
+            buffer[..4].copy_from_slice(&(value.len() as u32).to_le_bytes());
             buffer[4..].copy_from_slice(value);
             buffer
         })
@@ -132,6 +133,7 @@ fn fetch(key: &[u8]) -> Arc<Vec<u8>> {
         None => {
             let n = host::host_get_len(&mut key_buffer);
             let mut buffer = vec![0u8; n + 4];
+            buffer[..4].copy_from_slice(&(n as u32).to_le_bytes());
             host::host_get(&mut key_buffer, &mut buffer);
             buffer
         }

@@ -54,6 +54,7 @@ pub fn blocktracker_view(_height: u32, _request: &[u8]) -> Result<Vec<u8>, Minim
 }
 
 /// Splits a host input into its height and payload, as Metashrew guests do.
+#[cfg(target_arch = "wasm32")]
 fn parse_input() -> (u32, Vec<u8>) {
     use metashrew_support::utils::{consume_sized_int, consume_to_end};
     let mut cursor = std::io::Cursor::new(metashrew_core::input());

@@ -1,0 +1,49 @@
+//! Runtime settings. The ones marked *identity* change what an indexer computes (for example
+//! where a guest runs out of memory): every node of one index must use the same values.
+
+use std::time::Duration;
+
+/// How block execution gets its instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceMode {
+    /// A fresh instance per block (the default): a block's execution is a function of the
+    /// module, its input and its reads only.
+    #[default]
+    Fresh,
+    /// One instance kept across blocks, so the guest's own cache stays warm. It is discarded
+    /// after any failure and on rollback. Must give the same roots as `Fresh`.
+    Persistent,
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// *Identity.* The most linear memory a guest may have, in bytes (at most 4 GiB). Growing
+    /// past it traps, the same way on every machine.
+    pub max_memory_bytes: u64,
+    /// *Identity.* The most wasm stack a guest may use, in bytes.
+    pub max_wasm_stack_bytes: usize,
+    /// Wall-clock limit of one view call (and of the view part of a preview).
+    pub view_timeout: Duration,
+    /// How blocks get their instance.
+    pub instance_mode: InstanceMode,
+    /// Refuse modules that import functions the host does not provide. When false (Metashrew's
+    /// behaviour) such imports are linked as traps: the module loads, and calling one fails the
+    /// block with the import's name.
+    pub reject_unknown_imports: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 4 << 30,
+            max_wasm_stack_bytes: 1 << 20,
+            view_timeout: Duration::from_secs(10),
+            instance_mode: InstanceMode::Fresh,
+            reject_unknown_imports: false,
+        }
+    }
+}
+
+/// How often the runtime's clock advances wasmtime's epoch (the granularity of view timeouts).
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);

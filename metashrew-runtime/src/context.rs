@@ -1,0 +1,102 @@
+//! What one guest call sees: its input, the state it reads, and what it flushed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::StoreLimits;
+
+use crate::storage::{Storage, StorageError};
+
+/// The state a call reads.
+pub enum StateView<S> {
+    /// Nothing (block 0's parent).
+    Empty,
+    /// The store as of a height.
+    At(Arc<S>, u32),
+    /// Writes of a previewed block over the store as of a height (or over nothing).
+    Overlay {
+        writes: Arc<HashMap<Vec<u8>, Vec<u8>>>,
+        base: Option<(Arc<S>, u32)>,
+    },
+}
+
+impl<S: Storage> StateView<S> {
+    /// The value of `key` (empty when absent).
+    pub fn get(&self, key: &[u8]) -> Result<Vec<u8>, StorageError> {
+        match self {
+            StateView::Empty => Ok(Vec::new()),
+            StateView::At(store, height) => Ok(store.get_at(key, *height)?.unwrap_or_default()),
+            StateView::Overlay { writes, base } => match writes.get(key) {
+                Some(value) => Ok(value.clone()),
+                None => match base {
+                    Some((store, height)) => Ok(store.get_at(key, *height)?.unwrap_or_default()),
+                    None => Ok(Vec::new()),
+                },
+            },
+        }
+    }
+}
+
+/// What `__flush` does in this call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// `_start` of a block (or of a previewed block): flushes are collected.
+    Block,
+    /// A view: flushes are accepted and ignored.
+    View,
+}
+
+/// The wasmtime store data of one guest call.
+pub struct CallContext<S> {
+    pub(crate) limits: StoreLimits,
+    pub(crate) kind: CallKind,
+    /// `u32 LE height ++ payload`.
+    pub(crate) input: Vec<u8>,
+    pub(crate) state: StateView<S>,
+    /// Pairs flushed so far, in order; `None` until the first `__flush`.
+    pub(crate) flushed: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// The value of the last `__get_len`, reused by the `__get` that follows it.
+    pub(crate) last_read: Option<(Vec<u8>, Vec<u8>)>,
+    /// Where the guest's `__log` output goes (`log` target).
+    pub(crate) log_target: &'static str,
+}
+
+impl<S: Storage> CallContext<S> {
+    pub(crate) fn new(
+        limits: StoreLimits,
+        kind: CallKind,
+        height: u32,
+        payload: &[u8],
+        state: StateView<S>,
+    ) -> Self {
+        let mut input = Vec::with_capacity(payload.len() + 4);
+        input.extend_from_slice(&height.to_le_bytes());
+        input.extend_from_slice(payload);
+        Self {
+            limits,
+            kind,
+            input,
+            state,
+            flushed: None,
+            last_read: None,
+            log_target: match kind {
+                CallKind::Block => "metashrew::guest",
+                CallKind::View => "metashrew::view",
+            },
+        }
+    }
+
+    /// Reads `key`, remembering the value for the `__get` that usually follows `__get_len`.
+    pub(crate) fn read(&mut self, key: Vec<u8>) -> Result<&[u8], StorageError> {
+        let cached = matches!(&self.last_read, Some((k, _)) if *k == key);
+        if !cached {
+            let value = self.state.get(&key)?;
+            self.last_read = Some((key, value));
+        }
+        Ok(self
+            .last_read
+            .as_ref()
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default())
+    }
+}

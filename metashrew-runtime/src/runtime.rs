@@ -1,0 +1,457 @@
+//! [`MetashrewRuntime`]: loads an indexer, runs blocks, answers views and previews.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Engine, ExternType, Instance, InstancePre, Linker, Module, Store, StoreLimitsBuilder, Trap,
+};
+
+use crate::abi;
+use crate::config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
+use crate::context::{CallContext, CallKind, StateView};
+use crate::error::RuntimeError;
+use crate::state_root::{GENESIS_PARENT_ROOT, block_hash, next_root};
+use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
+
+/// What committing a block produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockReport {
+    pub height: u32,
+    pub block_hash: BlockHash,
+    pub state_root: StateRoot,
+    /// Distinct keys written.
+    pub writes: usize,
+}
+
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Advances the engine's epoch every [`EPOCH_TICK`], which is what bounds view calls in time.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("metashrew-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The instance kept across blocks in [`InstanceMode::Persistent`].
+type Kept<S> = Option<(Store<CallContext<S>>, Instance)>;
+
+/// A loaded indexer over a store. Share it behind an `Arc`: views and previews run
+/// concurrently from any number of threads and never wait for block execution, which is
+/// serialised internally.
+pub struct MetashrewRuntime<S: Storage> {
+    engine: Engine,
+    pre: InstancePre<CallContext<S>>,
+    store: Arc<S>,
+    config: RuntimeConfig,
+    module_hash: [u8; 32],
+    /// Serialises block execution; holds the persistent instance when there is one.
+    indexer: Mutex<Kept<S>>,
+    _ticker: EpochTicker,
+}
+
+/// Never-expiring epoch deadline for block execution (indexing must not depend on speed).
+const NO_DEADLINE: u64 = 1 << 62;
+
+fn engine_for(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
+    if config.max_memory_bytes > 4 << 30 {
+        return Err(RuntimeError::Config(format!(
+            "max_memory_bytes {} is above the 4 GiB of wasm32",
+            config.max_memory_bytes
+        )));
+    }
+    // Threads (shared memories, atomics waits) are not compiled into this wasmtime build
+    // (no `threads` feature), so a module that uses them fails to load.
+    let mut c = wasmtime::Config::new();
+    c.cranelift_nan_canonicalization(true)
+        .relaxed_simd_deterministic(true)
+        .max_wasm_stack(config.max_wasm_stack_bytes)
+        .epoch_interruption(true);
+    Engine::new(&c).map_err(RuntimeError::engine)
+}
+
+/// Checks the exports every indexer needs.
+fn check_module(module: &Module) -> Result<(), RuntimeError> {
+    match module.get_export("memory") {
+        Some(ExternType::Memory(_)) => {}
+        Some(_) => {
+            return Err(RuntimeError::InvalidModule(
+                "`memory` is not a memory".into(),
+            ));
+        }
+        None => {
+            return Err(RuntimeError::InvalidModule(
+                "the module exports no `memory`".into(),
+            ));
+        }
+    }
+    match module.get_export("_start") {
+        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(()),
+        Some(_) => Err(RuntimeError::InvalidModule(
+            "`_start` must be a function () -> ()".into(),
+        )),
+        None => Err(RuntimeError::InvalidModule(
+            "the module exports no `_start`".into(),
+        )),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Turns a wasmtime failure into a readable reason.
+fn reason(err: &wasmtime::Error, timeout: Option<std::time::Duration>) -> String {
+    if let (Some(Trap::Interrupt), Some(limit)) = (err.downcast_ref::<Trap>(), timeout) {
+        return format!("interrupted after exceeding its time limit of {limit:?}");
+    }
+    format!("{err:#}")
+}
+
+impl<S: Storage> MetashrewRuntime<S> {
+    /// Loads the indexer at `path`.
+    pub fn load(
+        path: impl AsRef<Path>,
+        store: Arc<S>,
+        config: RuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        metashrew_support::region::ensure_preallocated_memory().ok();
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::ReadModule {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_bytes(&bytes, store, config)
+    }
+
+    /// Loads an indexer from its wasm bytes: reserves the preallocated region (first thing),
+    /// compiles the module once, checks its exports and links the ABI.
+    pub fn from_bytes(
+        wasm: &[u8],
+        store: Arc<S>,
+        config: RuntimeConfig,
+    ) -> Result<Self, RuntimeError> {
+        if let Err(err) = metashrew_support::region::ensure_preallocated_memory() {
+            log::warn!("no preallocated region on the host: {err}");
+        }
+        let engine = engine_for(&config)?;
+        let module = Module::new(&engine, wasm)
+            .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+        check_module(&module)?;
+        let mut linker = Linker::new(&engine);
+        abi::define(&mut linker).map_err(RuntimeError::engine)?;
+        let unknown: Vec<String> = module
+            .imports()
+            .filter(|i| !abi::provides(i.module(), i.name()))
+            .map(|i| format!("{}::{}", i.module(), i.name()))
+            .collect();
+        if !unknown.is_empty() {
+            if config.reject_unknown_imports {
+                return Err(RuntimeError::InvalidModule(format!(
+                    "imports the host does not provide: {}",
+                    unknown.join(", ")
+                )));
+            }
+            log::warn!(
+                "imports linked as traps (calling one fails the call): {}",
+                unknown.join(", ")
+            );
+            linker
+                .define_unknown_imports_as_traps(&module)
+                .map_err(RuntimeError::engine)?;
+        }
+        let pre = linker
+            .instantiate_pre(&module)
+            .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+        let module_hash = Sha256::digest(wasm).into();
+        let ticker = EpochTicker::start(&engine);
+        Ok(Self {
+            engine,
+            pre,
+            store,
+            config,
+            module_hash,
+            indexer: Mutex::new(None),
+            _ticker: ticker,
+        })
+    }
+
+    /// SHA-256 of the module's bytes.
+    pub fn module_hash(&self) -> [u8; 32] {
+        self.module_hash
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
+    /// The store this runtime reads and commits to.
+    pub fn storage(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn tip(&self) -> Result<Option<u32>, RuntimeError> {
+        Ok(self.store.tip()?)
+    }
+
+    pub fn state_root(&self, height: u32) -> Result<Option<StateRoot>, RuntimeError> {
+        Ok(self.store.state_root(height)?)
+    }
+
+    pub fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, RuntimeError> {
+        Ok(self.store.block_hash(height)?)
+    }
+
+    fn new_store(&self, context: CallContext<S>) -> Store<CallContext<S>> {
+        let mut store = Store::new(&self.engine, context);
+        store.limiter(|c| &mut c.limits);
+        store
+    }
+
+    fn context(
+        &self,
+        kind: CallKind,
+        height: u32,
+        payload: &[u8],
+        state: StateView<S>,
+    ) -> CallContext<S> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.config.max_memory_bytes as usize)
+            .trap_on_grow_failure(true)
+            .instances(1)
+            .build();
+        CallContext::new(limits, kind, height, payload, state)
+    }
+
+    /// Runs `_start` in `store`/`instance` and returns what it flushed.
+    fn run_start(
+        store: &mut Store<CallContext<S>>,
+        instance: &Instance,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Pairs, String> {
+        let start = instance
+            .get_typed_func::<(), ()>(&mut *store, "_start")
+            .map_err(|e| format!("{e:#}"))?;
+        start
+            .call(&mut *store, ())
+            .map_err(|e| reason(&e, timeout))?;
+        store
+            .data_mut()
+            .flushed
+            .take()
+            .ok_or_else(|| "_start returned without calling __flush".to_string())
+    }
+
+    /// Runs block `height` and commits its writes, touched keys, hash, state root and the new
+    /// tip as one unit. Nothing is committed if the guest traps, faults, or does not flush.
+    ///
+    /// `height` must be the tip + 1 (any height when nothing is indexed yet). During the block,
+    /// reads see the state after `height - 1`.
+    pub fn process_block(&self, height: u32, block: &[u8]) -> Result<BlockReport, RuntimeError> {
+        let mut kept = lock(&self.indexer);
+        let tip = self.store.tip()?;
+        if let Some(t) = tip
+            && Some(height) != t.checked_add(1)
+        {
+            return Err(RuntimeError::NotNextBlock { height, tip });
+        }
+        let hash = block_hash(block).ok_or_else(|| RuntimeError::MalformedBlock {
+            height,
+            reason: format!("{} bytes is shorter than a block header", block.len()),
+        })?;
+        let (parent_root, state) = match tip {
+            Some(t) => (
+                self.store.state_root(t)?.ok_or_else(|| {
+                    StorageError::Corrupt(format!("no state root stored for the tip {t}"))
+                })?,
+                StateView::At(self.store.clone(), t),
+            ),
+            None => (GENESIS_PARENT_ROOT, StateView::Empty),
+        };
+        let context = self.context(CallKind::Block, height, block, state);
+        let outcome = match self.config.instance_mode {
+            InstanceMode::Fresh => {
+                let mut store = self.new_store(context);
+                store.set_epoch_deadline(NO_DEADLINE);
+                match self.pre.instantiate(&mut store) {
+                    Ok(instance) => Self::run_start(&mut store, &instance, None),
+                    Err(e) => Err(format!("instantiation failed: {e:#}")),
+                }
+            }
+            InstanceMode::Persistent => {
+                let (mut store, instance) = match kept.take() {
+                    Some((mut store, instance)) => {
+                        *store.data_mut() = context;
+                        (store, instance)
+                    }
+                    None => {
+                        let mut store = self.new_store(context);
+                        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+                            RuntimeError::BlockFailed {
+                                height,
+                                reason: format!("instantiation failed: {e:#}"),
+                            }
+                        })?;
+                        (store, instance)
+                    }
+                };
+                store.set_epoch_deadline(NO_DEADLINE);
+                let outcome = Self::run_start(&mut store, &instance, None);
+                if outcome.is_ok() {
+                    // Release the reads' handle on the store; the next block sets its own.
+                    store.data_mut().state = StateView::Empty;
+                    *kept = Some((store, instance));
+                }
+                outcome
+            }
+        };
+        let pairs = outcome.map_err(|reason| RuntimeError::BlockFailed { height, reason })?;
+        let writes: Pairs = pairs
+            .into_iter()
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        let state_root = next_root(&parent_root, height, &hash, &writes);
+        let commit = BlockCommit {
+            height,
+            block_hash: hash,
+            state_root,
+            writes,
+        };
+        if let Err(err) = self.store.commit_block(&commit) {
+            // The kept instance has seen writes that are not in the store.
+            *kept = None;
+            return Err(err.into());
+        }
+        Ok(BlockReport {
+            height,
+            block_hash: hash,
+            state_root,
+            writes: commit.writes.len(),
+        })
+    }
+
+    /// Removes every block above `height` (a reorg), and the persistent instance with them.
+    pub fn rollback_to(&self, height: u32) -> Result<(), RuntimeError> {
+        let mut kept = lock(&self.indexer);
+        *kept = None;
+        self.store.rollback_to(height)?;
+        Ok(())
+    }
+
+    fn check_height(&self, height: u32) -> Result<(), RuntimeError> {
+        let tip = self.store.tip()?;
+        match tip {
+            Some(t) if height <= t => Ok(()),
+            _ => Err(RuntimeError::HeightAboveTip { height, tip }),
+        }
+    }
+
+    fn view_deadline_ticks(&self) -> u64 {
+        (self.config.view_timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+    }
+
+    /// Calls view `name` on a read-only instance at `height` (the state after that block). Its
+    /// `__flush` changes nothing; it is interrupted after the configured view timeout.
+    pub fn view(&self, name: &str, input: &[u8], height: u32) -> Result<Vec<u8>, RuntimeError> {
+        self.check_height(height)?;
+        let state = StateView::At(self.store.clone(), height);
+        self.run_view(name, input, height, state)
+    }
+
+    fn run_view(
+        &self,
+        name: &str,
+        input: &[u8],
+        height: u32,
+        state: StateView<S>,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        let failed = |reason: String| RuntimeError::ViewFailed {
+            name: name.to_string(),
+            height,
+            reason,
+        };
+        let mut store = self.new_store(self.context(CallKind::View, height, input, state));
+        store.set_epoch_deadline(self.view_deadline_ticks());
+        store.epoch_deadline_trap();
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| failed(format!("instantiation failed: {e:#}")))?;
+        let func = instance
+            .get_typed_func::<(), i32>(&mut store, name)
+            .map_err(|_| RuntimeError::MissingExport(format!("{name}: () -> i32")))?;
+        let ptr = func
+            .call(&mut store, ())
+            .map_err(|e| failed(reason(&e, Some(self.config.view_timeout))))?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| failed("the guest exports no memory".into()))?;
+        abi::read_buffer(memory.data(&store), ptr).map_err(|e| failed(format!("bad result: {e:#}")))
+    }
+
+    /// Runs `block` as block `height + 1` on top of the state at `height` in an isolated
+    /// overlay, then view `name` at `height + 1` over that overlay. Nothing reaches the store.
+    pub fn preview(
+        &self,
+        block: &[u8],
+        name: &str,
+        input: &[u8],
+        height: u32,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        self.check_height(height)?;
+        let next = height.checked_add(1).ok_or(RuntimeError::HeightAboveTip {
+            height,
+            tip: Some(height),
+        })?;
+        let base = StateView::At(self.store.clone(), height);
+        let mut store = self.new_store(self.context(CallKind::Block, next, block, base));
+        store.set_epoch_deadline(self.view_deadline_ticks());
+        store.epoch_deadline_trap();
+        let pairs = match self.pre.instantiate(&mut store) {
+            Ok(instance) => Self::run_start(&mut store, &instance, Some(self.config.view_timeout)),
+            Err(e) => Err(format!("instantiation failed: {e:#}")),
+        }
+        .map_err(|reason| RuntimeError::BlockFailed {
+            height: next,
+            reason: format!("(preview) {reason}"),
+        })?;
+        drop(store);
+        let writes: HashMap<Vec<u8>, Vec<u8>> = pairs.into_iter().collect();
+        let overlay = StateView::Overlay {
+            writes: Arc::new(writes),
+            base: Some((self.store.clone(), height)),
+        };
+        self.run_view(name, input, next, overlay)
+    }
+}

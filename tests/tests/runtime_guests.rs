@@ -1,0 +1,163 @@
+//! metashrew-runtime with the real example guests over real mainnet blocks: block execution,
+//! historical views, persistent vs fresh instances, rollback, preview isolation, concurrency.
+
+use std::sync::Arc;
+
+use bitcoin::Block;
+use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig, Storage};
+use metashrew_tests::fixtures::mainnet_blocks;
+use metashrew_tests::guests;
+
+const COIN: u64 = 100_000_000;
+
+fn runtime(wasm: &str, mode: InstanceMode) -> MetashrewRuntime<MemStore> {
+    let config = RuntimeConfig {
+        instance_mode: mode,
+        ..RuntimeConfig::default()
+    };
+    MetashrewRuntime::load(wasm, Arc::new(MemStore::new()), config).expect("guest loads")
+}
+
+fn index(rt: &MetashrewRuntime<MemStore>, blocks: &[Vec<u8>], heights: std::ops::Range<u32>) {
+    for h in heights {
+        rt.process_block(h, &blocks[h as usize])
+            .unwrap_or_else(|e| panic!("block {h}: {e}"));
+    }
+}
+
+fn roots(rt: &MetashrewRuntime<MemStore>, upto: u32) -> Vec<[u8; 32]> {
+    (0..=upto)
+        .map(|h| rt.state_root(h).expect("read").expect("root stored"))
+        .collect()
+}
+
+fn coinbase9_script(blocks: &[Vec<u8>]) -> Vec<u8> {
+    let block9: Block = bitcoin::consensus::deserialize(&blocks[9]).expect("block 9");
+    block9.txdata[0].output[0].script_pubkey.as_bytes().to_vec()
+}
+
+#[test]
+fn minimal_indexes_mainnet_and_serves_historical_views() {
+    let blocks = mainnet_blocks();
+    let rt = runtime(guests::MINIMAL, InstanceMode::Fresh);
+    index(&rt, &blocks, 0..256);
+    assert_eq!(rt.tip().unwrap(), Some(255));
+    let tip: Block = bitcoin::consensus::deserialize(&blocks[255]).expect("tip");
+    let mut hash = rt.block_hash(255).unwrap().expect("hash stored");
+    hash.reverse();
+    assert_eq!(
+        hash.to_vec(),
+        hex::decode(tip.block_hash().to_string()).unwrap()
+    );
+    // A view at H sees the state after H, whatever was indexed since.
+    assert_eq!(rt.view("getblock", &[], 100).unwrap(), blocks[100]);
+    assert_eq!(rt.view("blocktracker", &[], 10).unwrap().len(), 11);
+    assert_eq!(rt.view("blocktracker", &[], 255).unwrap().len(), 256);
+    assert!(matches!(
+        rt.view("getblock", &[], 256),
+        Err(metashrew_runtime::RuntimeError::HeightAboveTip {
+            height: 256,
+            tip: Some(255)
+        })
+    ));
+    let distinct: std::collections::HashSet<_> = roots(&rt, 255).into_iter().collect();
+    assert_eq!(distinct.len(), 256, "every height has its own root");
+}
+
+#[test]
+fn spendables_balances_at_169_and_170() {
+    let blocks = mainnet_blocks();
+    let script = coinbase9_script(&blocks);
+    let rt = runtime(guests::SPENDABLES, InstanceMode::Fresh);
+    index(&rt, &blocks, 0..256);
+    let balance =
+        |h| u64::from_le_bytes(rt.view("balance", &script, h).unwrap().try_into().unwrap());
+    assert_eq!(balance(8), 0);
+    assert_eq!(balance(9), 50 * COIN);
+    assert_eq!(balance(169), 50 * COIN);
+    assert_eq!(balance(170), 40 * COIN);
+}
+
+#[test]
+fn fresh_and_persistent_instances_give_identical_roots() {
+    let blocks = mainnet_blocks();
+    let fresh = runtime(guests::SPENDABLES, InstanceMode::Fresh);
+    let persistent = runtime(guests::SPENDABLES, InstanceMode::Persistent);
+    index(&fresh, &blocks, 0..256);
+    index(&persistent, &blocks, 0..256);
+    assert_eq!(roots(&fresh, 255), roots(&persistent, 255));
+    assert_eq!(
+        fresh.storage().dump_at(255),
+        persistent.storage().dump_at(255)
+    );
+}
+
+#[test]
+fn rollback_and_reapply_gives_the_same_roots() {
+    let blocks = mainnet_blocks();
+    for mode in [InstanceMode::Fresh, InstanceMode::Persistent] {
+        let rt = runtime(guests::SPENDABLES, mode);
+        index(&rt, &blocks, 0..256);
+        let before = roots(&rt, 255);
+        let dump = rt.storage().dump_at(255);
+        rt.rollback_to(165).unwrap();
+        assert_eq!(rt.tip().unwrap(), Some(165));
+        assert!(rt.state_root(166).unwrap().is_none());
+        assert_eq!(rt.storage().dump_at(u32::MAX), rt.storage().dump_at(165));
+        index(&rt, &blocks, 166..256);
+        assert_eq!(roots(&rt, 255), before, "{mode:?}");
+        assert_eq!(rt.storage().dump_at(255), dump);
+    }
+}
+
+#[test]
+fn preview_runs_in_an_overlay_and_writes_nothing() {
+    let blocks = mainnet_blocks();
+    let rt = runtime(guests::MINIMAL, InstanceMode::Fresh);
+    index(&rt, &blocks, 0..201);
+    let dump = rt.storage().dump_at(u32::MAX);
+    let root = rt.state_root(200).unwrap();
+    // Block 201 previewed on top of 200: the view at 201 sees it.
+    let previewed = rt.preview(&blocks[201], "getblock", &[], 200).unwrap();
+    assert_eq!(previewed, blocks[201]);
+    let tracker = rt.preview(&blocks[201], "blocktracker", &[], 200).unwrap();
+    assert_eq!(tracker.len(), 202);
+    // Nothing reached the store.
+    assert_eq!(rt.tip().unwrap(), Some(200));
+    assert_eq!(rt.state_root(200).unwrap(), root);
+    assert_eq!(rt.storage().dump_at(u32::MAX), dump);
+    assert_eq!(rt.storage().get_at(b"/blocks/201", u32::MAX).unwrap(), None);
+    // Previewing at an older height reads the state of that height.
+    let old = rt.preview(&blocks[51], "blocktracker", &[], 50).unwrap();
+    assert_eq!(old.len(), 52);
+}
+
+#[test]
+fn views_run_concurrently_with_indexing() {
+    let blocks = Arc::new(mainnet_blocks());
+    let rt = Arc::new(runtime(guests::MINIMAL, InstanceMode::Fresh));
+    rt.process_block(0, &blocks[0]).unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..4)
+        .map(|i| {
+            let (rt, blocks, done) = (rt.clone(), blocks.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut calls = 0u32;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) || calls < 50 {
+                    let tip = rt.tip().unwrap().expect("indexed");
+                    let h = (calls * 7 + i) % (tip + 1);
+                    assert_eq!(rt.view("getblock", &[], h).unwrap(), blocks[h as usize]);
+                    let tracker = rt.view("blocktracker", &[], h).unwrap();
+                    assert_eq!(tracker.len() as u32, h + 1);
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    index(&rt, &blocks, 1..256);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().expect("reader") >= 50);
+    }
+}
