@@ -122,6 +122,7 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
         let bytes = read_arg(&mut caller, ptr)?;
         let text = String::from_utf8_lossy(&bytes);
         log::info!(target: caller.data().log_target, "{}", text.trim_end_matches('\n'));
+        caller.data_mut().remember_log(&text);
         Ok(())
     })?;
 

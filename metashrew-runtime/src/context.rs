@@ -59,7 +59,13 @@ pub struct CallContext<S> {
     pub(crate) last_read: Option<(Vec<u8>, Vec<u8>)>,
     /// Where the guest's `__log` output goes (`log` target).
     pub(crate) log_target: &'static str,
+    /// The last text the guest logged (bounded), quoted in failure reasons: a Rust guest's panic
+    /// message arrives this way just before its trap.
+    pub(crate) last_log: String,
 }
+
+/// The most of a guest log line kept for failure reasons.
+const LAST_LOG_LIMIT: usize = 1024;
 
 impl<S: Storage> CallContext<S> {
     pub(crate) fn new(
@@ -79,11 +85,24 @@ impl<S: Storage> CallContext<S> {
             state,
             flushed: None,
             last_read: None,
+            last_log: String::new(),
             log_target: match kind {
                 CallKind::Block => "metashrew::guest",
                 CallKind::View => "metashrew::view",
             },
         }
+    }
+
+    pub(crate) fn remember_log(&mut self, text: &str) {
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let mut end = text.len().min(LAST_LOG_LIMIT);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.last_log = text[..end].to_string();
     }
 
     /// Reads `key`, remembering the value for the `__get` that usually follows `__get_len`.

@@ -135,7 +135,17 @@ fn reason(err: &wasmtime::Error, timeout: Option<std::time::Duration>) -> String
     if let (Some(Trap::Interrupt), Some(limit)) = (err.downcast_ref::<Trap>(), timeout) {
         return format!("interrupted after exceeding its time limit of {limit:?}");
     }
-    format!("{err:#}")
+    // The root cause says what happened; the wasm backtrace (the outer context) says where.
+    let cause = err.root_cause().to_string();
+    let outer = err.to_string();
+    if outer == cause {
+        cause
+    } else {
+        format!(
+            "{cause} ({})",
+            outer.trim_end_matches(':').replace('\n', " ")
+        )
+    }
 }
 
 impl<S: Storage> MetashrewRuntime<S> {
@@ -262,9 +272,14 @@ impl<S: Storage> MetashrewRuntime<S> {
         let start = instance
             .get_typed_func::<(), ()>(&mut *store, "_start")
             .map_err(|e| format!("{e:#}"))?;
-        start
-            .call(&mut *store, ())
-            .map_err(|e| reason(&e, timeout))?;
+        if let Err(err) = start.call(&mut *store, ()) {
+            let mut why = reason(&err, timeout);
+            let last_log = &store.data().last_log;
+            if !last_log.is_empty() {
+                why.push_str(&format!("; last guest log: {last_log}"));
+            }
+            return Err(why);
+        }
         store
             .data_mut()
             .flushed
@@ -411,9 +426,13 @@ impl<S: Storage> MetashrewRuntime<S> {
         let func = instance
             .get_typed_func::<(), i32>(&mut store, name)
             .map_err(|_| RuntimeError::MissingExport(format!("{name}: () -> i32")))?;
-        let ptr = func
-            .call(&mut store, ())
-            .map_err(|e| failed(reason(&e, Some(self.config.view_timeout))))?;
+        let ptr = func.call(&mut store, ()).map_err(|e| {
+            let mut why = reason(&e, Some(self.config.view_timeout));
+            if !store.data().last_log.is_empty() {
+                why.push_str(&format!("; last guest log: {}", store.data().last_log));
+            }
+            failed(why)
+        })?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| failed("the guest exports no memory".into()))?;

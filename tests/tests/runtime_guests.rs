@@ -161,3 +161,24 @@ fn views_run_concurrently_with_indexing() {
         assert!(r.join().expect("reader") >= 50);
     }
 }
+
+#[test]
+fn a_guest_panic_message_reaches_the_error() {
+    let rt = runtime(guests::SPENDABLES, InstanceMode::Fresh);
+    // A valid header followed by garbage: the block hash is computable, the block is not.
+    let mut block = mainnet_blocks().swap_remove(0)[..80].to_vec();
+    block.extend_from_slice(&[0xff; 10]);
+    match rt.process_block(0, &block) {
+        Err(metashrew_runtime::RuntimeError::BlockFailed { height: 0, reason }) => {
+            assert!(reason.contains("indexer failed at height 0"), "{reason}");
+            assert!(reason.contains("block does not decode"), "{reason}");
+        }
+        other => panic!("expected a failed block, got {other:?}"),
+    }
+    assert_eq!(rt.tip().unwrap(), None);
+    let too_short = rt.process_block(0, &[0u8; 79]);
+    assert!(matches!(
+        too_short,
+        Err(metashrew_runtime::RuntimeError::MalformedBlock { height: 0, .. })
+    ));
+}

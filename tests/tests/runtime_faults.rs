@@ -1,0 +1,223 @@
+//! Hostile and broken guests: every failure is a clear error and commits nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError, Storage};
+use metashrew_tests::fixtures::mainnet_blocks;
+
+/// Imports of the ABI, for the WAT guests below.
+const IMPORTS: &str = r#"
+  (import "env" "__host_len" (func $host_len (result i32)))
+  (import "env" "__load_input" (func $load_input (param i32)))
+  (import "env" "__get_len" (func $get_len (param i32) (result i32)))
+  (import "env" "__get" (func $get (param i32 i32)))
+  (import "env" "__flush" (func $flush (param i32)))
+  (import "env" "__log" (func $log (param i32)))
+  (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
+"#;
+
+/// A module with the ABI imports, one page of memory, and `body` inside.
+fn guest(body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        "(module {IMPORTS} (memory (export \"memory\") 1) {body})"
+    ))
+    .expect("valid WAT")
+}
+
+/// A `_start` that runs `code` and then flushes an empty KeyValueFlush (length 0 at 0x100).
+fn start_then_flush(code: &str) -> Vec<u8> {
+    guest(&format!(
+        "(func (export \"_start\") {code} (call $flush (i32.const 0x104)))"
+    ))
+}
+
+fn load(wasm: &[u8], config: RuntimeConfig) -> Result<MetashrewRuntime<MemStore>, RuntimeError> {
+    MetashrewRuntime::from_bytes(wasm, Arc::new(MemStore::new()), config)
+}
+
+fn genesis() -> Vec<u8> {
+    mainnet_blocks().swap_remove(0)
+}
+
+/// Runs block 0 and returns the failure reason; asserts nothing was committed.
+fn fails(wasm: &[u8], config: RuntimeConfig) -> String {
+    let rt = load(wasm, config).expect("module loads");
+    match rt.process_block(0, &genesis()) {
+        Err(RuntimeError::BlockFailed { height: 0, reason }) => {
+            eprintln!("block failed: {reason}");
+            assert_eq!(rt.tip().unwrap(), None, "a failed block commits nothing");
+            assert!(rt.storage().dump_at(u32::MAX).is_empty());
+            reason
+        }
+        other => panic!("expected a failed block, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_empty_flush_commits_a_block() {
+    let rt = load(&start_then_flush(""), RuntimeConfig::default()).unwrap();
+    let report = rt.process_block(0, &genesis()).unwrap();
+    assert_eq!(report.writes, 0);
+    assert_eq!(rt.tip().unwrap(), Some(0));
+    assert!(
+        rt.process_block(2, &genesis()).is_err(),
+        "heights must follow the tip"
+    );
+}
+
+#[test]
+fn malformed_modules_are_refused_at_load() {
+    let err = |wasm: &[u8]| match load(wasm, RuntimeConfig::default()) {
+        Err(RuntimeError::InvalidModule(reason)) => reason,
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("module loaded"),
+    };
+    assert!(!err(b"\0asm garbage").is_empty());
+    let no_memory = wat::parse_str("(module (func (export \"_start\")))").unwrap();
+    assert!(err(&no_memory).contains("memory"));
+    let no_start = guest("");
+    assert!(err(&no_start).contains("_start"));
+    let bad_start = guest("(func (export \"_start\") (param i32))");
+    assert!(err(&bad_start).contains("_start"));
+}
+
+#[test]
+fn traps_and_faults_fail_the_block() {
+    let config = RuntimeConfig::default;
+    assert!(fails(&start_then_flush("unreachable"), config()).contains("unreachable"));
+    let no_flush = guest("(func (export \"_start\"))");
+    assert!(fails(&no_flush, config()).contains("without calling __flush"));
+    // A key pointer below 4 has no room for a length header.
+    let bad_pointer = start_then_flush("(drop (call $get_len (i32.const 2)))");
+    assert!(fails(&bad_pointer, config()).contains("out of bounds"));
+    // A buffer whose length runs past the end of memory.
+    let past_end = start_then_flush(
+        "(i32.store (i32.const 0x200) (i32.const 0x10000)) (drop (call $get_len (i32.const 0x204)))",
+    );
+    assert!(fails(&past_end, config()).contains("out of bounds"));
+    // __load_input into a buffer whose header announces less than the input.
+    let small = start_then_flush(
+        "(i32.store (i32.const 0x200) (i32.const 3)) (call $load_input (i32.const 0x204))",
+    );
+    assert!(fails(&small, config()).contains("holds 3 bytes"));
+    let abort =
+        start_then_flush("(call $abort (i32.const 0) (i32.const 0) (i32.const 7) (i32.const 9))");
+    assert!(fails(&abort, config()).contains("abort"));
+    // A flush with one item: a key without its value.
+    let odd = guest(
+        r#"(data (i32.const 0x300) "\03\00\00\00\0a\01\6b")
+           (func (export "_start") (call $flush (i32.const 0x304)))"#,
+    );
+    assert!(fails(&odd, config()).contains("odd number"));
+}
+
+#[test]
+fn unknown_imports_trap_when_called_or_are_refused() {
+    let wasm = wat::parse_str(format!(
+        r#"(module {IMPORTS}
+             (import "wbg" "__wbindgen_now" (func $now (result f64)))
+             (memory (export "memory") 1)
+             (func (export "_start") (drop (call $now)) (call $flush (i32.const 0x104)))
+             (func (export "quiet") (result i32) (i32.const 0x104)))"#
+    ))
+    .unwrap();
+    // Linked as a trap: the module loads, a view that never calls it works...
+    let rt = load(&wasm, RuntimeConfig::default()).unwrap();
+    assert!(matches!(
+        rt.view("quiet", &[], 0),
+        Err(RuntimeError::HeightAboveTip { .. })
+    ));
+    // ...and calling it fails the block, naming the import.
+    assert!(fails(&wasm, RuntimeConfig::default()).contains("__wbindgen_now"));
+    // Or refused at load when asked.
+    let strict = RuntimeConfig {
+        reject_unknown_imports: true,
+        ..RuntimeConfig::default()
+    };
+    match load(&wasm, strict) {
+        Err(RuntimeError::InvalidModule(reason)) => assert!(reason.contains("wbg::__wbindgen_now")),
+        other => panic!("expected a refusal, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn the_memory_ceiling_fails_the_same_way_every_time() {
+    // Grows by 1 MiB until it cannot: with a 4 MiB ceiling the 4th growth traps.
+    let wasm = start_then_flush(
+        "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))",
+    );
+    let config = || RuntimeConfig {
+        max_memory_bytes: 4 << 20,
+        ..RuntimeConfig::default()
+    };
+    let first = fails(&wasm, config());
+    assert!(first.contains("grow"), "{first}");
+    assert_eq!(fails(&wasm, config()), first);
+    assert!(matches!(
+        load(
+            &wasm,
+            RuntimeConfig {
+                max_memory_bytes: 5 << 30,
+                ..RuntimeConfig::default()
+            }
+        ),
+        Err(RuntimeError::Config(_))
+    ));
+}
+
+#[test]
+fn buffers_above_2_gib_work() {
+    // 32,769 pages: just over 2 GiB. The flush buffer sits at 0x8000_0100 (negative as i32).
+    let wasm = wat::parse_str(format!(
+        r#"(module {IMPORTS}
+             (memory (export "memory") 32769)
+             (func (export "_start")
+               ;; KeyValueFlush with ("k", "v"): 0a 01 6b 0a 01 76, length 6
+               (i32.store (i32.const 0x80000100) (i32.const 6))
+               (i32.store (i32.const 0x80000104) (i32.const 0x0a6b010a))
+               (i32.store16 (i32.const 0x80000108) (i32.const 0x7601))
+               (call $flush (i32.const 0x80000104))))"#
+    ))
+    .unwrap();
+    let rt = load(&wasm, RuntimeConfig::default()).unwrap();
+    rt.process_block(0, &genesis()).unwrap();
+    assert_eq!(rt.storage().get_at(b"k", 0).unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn a_looping_view_is_interrupted() {
+    let wasm = guest(
+        r#"(func (export "_start") (call $flush (i32.const 0x104)))
+           (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))"#,
+    );
+    let config = RuntimeConfig {
+        view_timeout: Duration::from_millis(100),
+        ..RuntimeConfig::default()
+    };
+    let rt = load(&wasm, config).unwrap();
+    rt.process_block(0, &genesis()).unwrap();
+    match rt.view("spin", &[], 0) {
+        Err(RuntimeError::ViewFailed { reason, .. }) => {
+            assert!(reason.contains("time limit"), "{reason}")
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(matches!(
+        rt.view("nope", &[], 0),
+        Err(RuntimeError::MissingExport(_))
+    ));
+}
+
+#[test]
+fn a_views_flush_changes_nothing() {
+    let wasm = guest(
+        r#"(data (i32.const 0x300) "\06\00\00\00\0a\01\6b\0a\01\76")
+           (func (export "_start") (call $flush (i32.const 0x104)))
+           (func (export "write") (result i32) (call $flush (i32.const 0x304)) (i32.const 0x104))"#,
+    );
+    let rt = load(&wasm, RuntimeConfig::default()).unwrap();
+    rt.process_block(0, &genesis()).unwrap();
+    assert_eq!(rt.view("write", &[], 0).unwrap(), Vec::<u8>::new());
+    assert_eq!(rt.storage().get_at(b"k", u32::MAX).unwrap(), None);
+}
