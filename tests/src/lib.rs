@@ -15,6 +15,17 @@ pub mod fixtures {
     /// Mainnet blocks 0..=255, hex, one per line (line i = height i).
     const MAINNET_0_255: &str = include_str!("../fixtures/blocks-000000-000255.hex");
 
+    /// Mainnet block 840,243 (4,851 transactions, 1.42 MB): a realistic heavy block.
+    const MAINNET_840243: &str = include_str!("../fixtures/block-840243.hex");
+
+    /// The height of [`heavy_block`].
+    pub const HEAVY_HEIGHT: u32 = 840_243;
+
+    /// Mainnet block 840,243, raw consensus bytes.
+    pub fn heavy_block() -> Vec<u8> {
+        hex::decode(MAINNET_840243.trim()).unwrap_or_else(|e| panic!("bad fixture hex: {e}"))
+    }
+
     /// Mainnet blocks 0..=255, raw consensus bytes, indexed by height.
     pub fn mainnet_blocks() -> Vec<Vec<u8>> {
         MAINNET_0_255
