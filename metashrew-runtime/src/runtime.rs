@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use sha2::{Digest, Sha256};
 use wasmtime::{
     Engine, ExternType, Instance, InstancePre, Linker, Module, Store, StoreLimitsBuilder, Trap,
 };
@@ -26,6 +25,10 @@ pub struct BlockReport {
     pub state_root: StateRoot,
     /// Distinct keys written.
     pub writes: usize,
+    /// Time spent instantiating and running the guest.
+    pub execute_time: std::time::Duration,
+    /// Time spent hashing the writes and committing them.
+    pub commit_time: std::time::Duration,
 }
 
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -203,7 +206,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         let pre = linker
             .instantiate_pre(&module)
             .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
-        let module_hash = Sha256::digest(wasm).into();
+        let module_hash = crate::state_root::sha256(wasm);
         let ticker = EpochTicker::start(&engine);
         Ok(Self {
             engine,
@@ -314,6 +317,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             None => (GENESIS_PARENT_ROOT, StateView::Empty),
         };
         let context = self.context(CallKind::Block, height, block, state);
+        let started = std::time::Instant::now();
         let outcome = match self.config.instance_mode {
             InstanceMode::Fresh => {
                 let mut store = self.new_store(context);
@@ -351,6 +355,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             }
         };
         let pairs = outcome.map_err(|reason| RuntimeError::BlockFailed { height, reason })?;
+        let execute_time = started.elapsed();
         let writes: Pairs = pairs
             .into_iter()
             .collect::<BTreeMap<_, _>>()
@@ -373,6 +378,8 @@ impl<S: Storage> MetashrewRuntime<S> {
             block_hash: hash,
             state_root,
             writes: commit.writes.len(),
+            execute_time,
+            commit_time: started.elapsed() - execute_time,
         })
     }
 

@@ -52,6 +52,11 @@ pub fn next_root(
     hasher.finalize().into()
 }
 
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
 /// `sha256d` of the block's 80-byte header, or `None` if the block is shorter than a header.
 pub fn block_hash(block: &[u8]) -> Option<BlockHash> {
     let header = block.get(..80)?;

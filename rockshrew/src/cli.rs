@@ -1,0 +1,85 @@
+//! Command-line options (Metashrew's `rockshrew-mono` flags, plus this daemon's own).
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// A fresh wasm instance per block (default).
+    Fresh,
+    /// One instance kept across blocks (the guest's cache stays warm).
+    Persistent,
+}
+
+/// Follows a Bitcoin Core node (or a block file), runs a Metashrew indexer over every block into
+/// RocksDB, and serves its views over JSON-RPC.
+#[derive(Debug, Parser)]
+#[command(name = "rockshrew", version)]
+pub struct Args {
+    /// The indexer: a wasm32 module exporting `_start` and its views.
+    #[arg(long)]
+    pub indexer: PathBuf,
+    /// The RocksDB directory (created if missing).
+    #[arg(long)]
+    pub db_path: PathBuf,
+    /// Bitcoin Core's JSON-RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:8332")]
+    pub daemon_rpc_url: String,
+    /// `user:pass` for the node's RPC. Without it, the cookie file is used.
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// The node's cookie file (default: ~/.bitcoin/.cookie).
+    #[arg(long)]
+    pub cookie_file: Option<PathBuf>,
+    /// Read blocks from this file instead of a node: hex, one block per line (line i is height
+    /// --start-block + i), or Bitcoin Core `blk*.dat` file(s) (a file or a directory).
+    #[arg(long)]
+    pub blocks_file: Option<PathBuf>,
+    /// First height to index when the database is empty (later runs resume after the tip).
+    #[arg(long, default_value_t = 0)]
+    pub start_block: u32,
+    /// Stop (and exit) once this height is committed.
+    #[arg(long)]
+    pub exit_at: Option<u32>,
+    /// JSON-RPC bind address.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// JSON-RPC port.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Namespace of this index in the database (several indexers can share one database).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Deepest chain reorganisation rolled back automatically.
+    #[arg(long, default_value_t = 100)]
+    pub max_reorg_depth: u32,
+    /// CORS: `*` for any origin, or a comma-separated list of origins. Off by default.
+    #[arg(long)]
+    pub cors: Option<String>,
+    /// Largest JSON-RPC request body, in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub max_request_bytes: usize,
+    /// Time limit of one view or preview call, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub view_timeout_ms: u64,
+    /// Most linear memory a guest may use, in MiB (at most 4096). Part of the index's identity:
+    /// every node of one index must use the same value.
+    #[arg(long, default_value_t = 4096)]
+    pub max_guest_memory_mib: u64,
+    /// How blocks get their wasm instance.
+    #[arg(long, value_enum, default_value_t = Mode::Fresh)]
+    pub instance_mode: Mode,
+    /// Continue a database written by a different indexer module or memory setting.
+    #[arg(long)]
+    pub allow_indexer_change: bool,
+    /// Blocks fetched from the node in parallel.
+    #[arg(long, default_value_t = 4)]
+    pub fetch_workers: usize,
+    /// Wait between polls of the node when caught up, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_interval_ms: u64,
+    /// Timeout of one request to the node, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub rpc_timeout_secs: u64,
+}

@@ -1,0 +1,183 @@
+//! Wires the daemon together: store, runtime, block source, sync loop, JSON-RPC server, signals.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use metashrew_runtime::state_root::sha256;
+use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig};
+
+use crate::cli::{Args, Mode};
+use crate::metrics::Metrics;
+use crate::rpc::{AppState, ServerConfig};
+use crate::source::BlockSource;
+use crate::source::file::FileSource;
+use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
+use crate::store::{IndexIdentity, RocksStore};
+use crate::sync::{SyncConfig, SyncStop, Syncer};
+
+fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
+    anyhow::ensure!(
+        args.max_guest_memory_mib > 0 && args.max_guest_memory_mib <= 4096,
+        "--max-guest-memory-mib must be between 1 and 4096"
+    );
+    Ok(RuntimeConfig {
+        max_memory_bytes: args.max_guest_memory_mib << 20,
+        view_timeout: Duration::from_millis(args.view_timeout_ms),
+        instance_mode: match args.instance_mode {
+            Mode::Fresh => InstanceMode::Fresh,
+            Mode::Persistent => InstanceMode::Persistent,
+        },
+        ..RuntimeConfig::default()
+    })
+}
+
+fn block_source(args: &Args, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn BlockSource>> {
+    if let Some(path) = &args.blocks_file {
+        let source = FileSource::open(path, args.start_block)
+            .with_context(|| format!("reading blocks from {}", path.display()))?;
+        log::info!(
+            "reading {} blocks from {} (heights {}..)",
+            source.len(),
+            path.display(),
+            args.start_block
+        );
+        return Ok(Arc::new(source));
+    }
+    let auth = match (&args.auth, &args.cookie_file) {
+        (Some(up), _) => Auth::UserPass(up.clone()),
+        (None, Some(cookie)) => Auth::Cookie(cookie.clone()),
+        (None, None) => match default_cookie_path() {
+            Some(cookie) if cookie.exists() => Auth::Cookie(cookie),
+            _ => Auth::None,
+        },
+    };
+    log::info!("following the node at {}", args.daemon_rpc_url);
+    Ok(Arc::new(RpcSource::new(
+        &args.daemon_rpc_url,
+        auth,
+        Duration::from_secs(args.rpc_timeout_secs),
+        shutdown.clone(),
+    )))
+}
+
+/// Runs the daemon until `--exit-at`, a signal, or a fatal error.
+pub fn run(args: Args) -> Result<()> {
+    let wasm = std::fs::read(&args.indexer)
+        .with_context(|| format!("reading the indexer {}", args.indexer.display()))?;
+    let config = runtime_config(&args)?;
+    let identity = IndexIdentity {
+        module_hash: sha256(&wasm),
+        max_memory_bytes: config.max_memory_bytes,
+        max_wasm_stack_bytes: config.max_wasm_stack_bytes as u64,
+    };
+    let store = RocksStore::open(
+        &args.db_path,
+        args.label.as_deref(),
+        &identity,
+        args.allow_indexer_change,
+    )?;
+    let store = Arc::new(store);
+    let runtime = Arc::new(
+        MetashrewRuntime::from_bytes(&wasm, store.clone(), config)
+            .with_context(|| format!("loading {}", args.indexer.display()))?,
+    );
+    let tip = runtime.tip()?;
+    log::info!(
+        "index `{}` in {}: {}",
+        store.namespace(),
+        args.db_path.display(),
+        tip.map_or_else(|| "empty".to_string(), |t| format!("tip {t}"))
+    );
+    let metrics = Arc::new(Metrics::new()?);
+    if let Some(t) = tip {
+        metrics.indexed_height.set(i64::from(t));
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let source = block_source(&args, &shutdown)?;
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
+    let server_config = ServerConfig {
+        addr,
+        max_request_bytes: args.max_request_bytes,
+        cors: args.cors.clone(),
+    };
+    let syncer = Syncer {
+        runtime: runtime.clone(),
+        source,
+        config: SyncConfig {
+            start_block: args.start_block,
+            exit_at: args.exit_at,
+            max_reorg_depth: args.max_reorg_depth,
+            poll_interval: Duration::from_millis(args.poll_interval_ms),
+            fetch_workers: args.fetch_workers,
+            ..SyncConfig::default()
+        },
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    };
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = tokio.block_on(async move {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(watch_signals(shutdown.clone(), stop.clone()));
+        let server_stop = stop.clone();
+        let server = tokio::spawn(crate::rpc::serve(
+            Arc::new(AppState { runtime, metrics }),
+            server_config,
+            async move { server_stop.notified().await },
+        ));
+        let sync = tokio::task::spawn_blocking(move || syncer.run());
+        let outcome = tokio::select! {
+            sync = sync => sync.context("sync task")?,
+            served = server => {
+                // The server only ends by itself on an error (e.g. the port is taken).
+                shutdown.store(true, Ordering::SeqCst);
+                served.context("server task")??;
+                return Ok(());
+            }
+        };
+        shutdown.store(true, Ordering::SeqCst);
+        stop.notify_one();
+        outcome.map(|stop| match stop {
+            SyncStop::ExitAt(h) => log::info!("reached --exit-at {h}; exiting"),
+            SyncStop::Shutdown => log::info!("stopped cleanly"),
+        })
+    });
+    store.flush().ok();
+    result
+}
+
+/// First SIGINT/SIGTERM: stop after the block in flight. Second: exit at once.
+async fn watch_signals(shutdown: Arc<AtomicBool>, stop: Arc<tokio::sync::Notify>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers");
+        return;
+    };
+    for round in 0.. {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        if round == 0 {
+            log::info!(
+                "signal received: finishing the block in flight, then stopping (again to force)"
+            );
+            shutdown.store(true, Ordering::SeqCst);
+            stop.notify_one();
+        } else {
+            log::warn!("second signal: exiting now (the database stays consistent)");
+            std::process::exit(130);
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Finds where two databases of the same indexer diverge: the first height whose state roots
+//! differ, and the first key (in byte order) whose value differs at that height.
+
+use metashrew_runtime::Storage;
+use metashrew_runtime::storage::StorageError;
+
+use crate::source::display_hex;
+
+/// Where two stores first differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Divergence {
+    /// Same roots at every common height, and the same tip.
+    Identical { tip: Option<u32> },
+    /// Same roots at every common height, but one store is ahead.
+    TipsDiffer { a: Option<u32>, b: Option<u32> },
+    /// Indexing started at different heights.
+    FirstHeightsDiffer { a: Option<u32>, b: Option<u32> },
+    /// The roots first differ at `height`.
+    Roots {
+        height: u32,
+        block_hash_a: Option<[u8; 32]>,
+        block_hash_b: Option<[u8; 32]>,
+        /// The first key whose value at `height` differs, with both values (`None`: absent).
+        key: Option<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>,
+    },
+}
+
+impl Divergence {
+    pub fn differs(&self) -> bool {
+        !matches!(self, Divergence::Identical { .. })
+    }
+
+    /// A report for people.
+    pub fn describe(&self) -> String {
+        let show = |v: &Option<Vec<u8>>| {
+            v.as_ref()
+                .map_or("(absent)".into(), |v| format!("0x{}", hex::encode(v)))
+        };
+        match self {
+            Divergence::Identical { tip } => format!("identical (tip {tip:?})"),
+            Divergence::TipsDiffer { a, b } => {
+                format!("identical up to the lower tip, but the tips differ: {a:?} vs {b:?}")
+            }
+            Divergence::FirstHeightsDiffer { a, b } => {
+                format!("indexing started at different heights: {a:?} vs {b:?}")
+            }
+            Divergence::Roots {
+                height,
+                block_hash_a,
+                block_hash_b,
+                key,
+            } => {
+                let mut out = format!("state roots first differ at height {height}");
+                if block_hash_a != block_hash_b {
+                    out.push_str(&format!(
+                        "; the blocks differ: {} vs {}",
+                        block_hash_a.as_ref().map_or("?".into(), display_hex),
+                        block_hash_b.as_ref().map_or("?".into(), display_hex)
+                    ));
+                }
+                match key {
+                    Some((k, a, b)) => out.push_str(&format!(
+                        "\nfirst differing key: 0x{} ({})\n  a: {}\n  b: {}",
+                        hex::encode(k),
+                        String::from_utf8_lossy(k),
+                        show(a),
+                        show(b)
+                    )),
+                    None => out.push_str(
+                        "\nno key differs at that height (same writes, different blocks)",
+                    ),
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Compares `a` and `b` (see the module documentation). Cost: one root read per common height,
+/// then the touched keys of the first differing height.
+pub fn diff(a: &impl Storage, b: &impl Storage) -> Result<Divergence, StorageError> {
+    let (first_a, first_b) = (a.first_height()?, b.first_height()?);
+    let (tip_a, tip_b) = (a.tip()?, b.tip()?);
+    if first_a != first_b {
+        return Ok(Divergence::FirstHeightsDiffer {
+            a: first_a,
+            b: first_b,
+        });
+    }
+    let (Some(first), Some(common)) = (first_a, tip_a.min(tip_b)) else {
+        return Ok(if tip_a == tip_b {
+            Divergence::Identical { tip: tip_a }
+        } else {
+            Divergence::TipsDiffer { a: tip_a, b: tip_b }
+        });
+    };
+    for height in first..=common {
+        if a.state_root(height)? == b.state_root(height)? {
+            continue;
+        }
+        let mut keys = a.touched_keys(height)?;
+        keys.extend(b.touched_keys(height)?);
+        keys.sort();
+        keys.dedup();
+        let mut key = None;
+        for k in keys {
+            let (va, vb) = (a.get_at(&k, height)?, b.get_at(&k, height)?);
+            if va != vb {
+                key = Some((k, va, vb));
+                break;
+            }
+        }
+        return Ok(Divergence::Roots {
+            height,
+            block_hash_a: a.block_hash(height)?,
+            block_hash_b: b.block_hash(height)?,
+            key,
+        });
+    }
+    Ok(if tip_a == tip_b {
+        Divergence::Identical { tip: tip_a }
+    } else {
+        Divergence::TipsDiffer { a: tip_a, b: tip_b }
+    })
+}

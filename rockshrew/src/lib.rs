@@ -1,0 +1,15 @@
+//! rockshrew: the Metashrew daemon, as a library (the binary is a thin `main`).
+//!
+//! Data flows one way: [`source`] (Bitcoin Core or block files) -> [`prefetch`] -> [`sync`]
+//! (checks and executes blocks through `metashrew-runtime`) -> [`store`] (RocksDB) -> [`rpc`]
+//! (JSON-RPC views, previews, heights, hashes, roots), with [`metrics`] beside them.
+
+pub mod cli;
+pub mod daemon;
+pub mod diff;
+pub mod metrics;
+pub mod prefetch;
+pub mod rpc;
+pub mod source;
+pub mod store;
+pub mod sync;

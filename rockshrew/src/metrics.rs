@@ -1,0 +1,85 @@
+//! Prometheus metrics, served at `/metrics`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the daemon exports.
+pub struct Metrics {
+    registry: Registry,
+    pub indexed_height: IntGauge,
+    pub node_tip: IntGauge,
+    /// Blocks per second over the last progress interval, times 1000 (a gauge of integers).
+    pub blocks_per_second_milli: IntGauge,
+    pub blocks_indexed: IntCounter,
+    /// Seconds per block, split by phase: `fetch`, `guest` (wasm execution), `commit`.
+    pub block_phase_seconds: HistogramVec,
+    pub reorgs: IntCounter,
+    pub reorg_depth: Histogram,
+    pub view_seconds: Histogram,
+    pub rpc_requests: IntCounterVec,
+}
+
+fn buckets() -> Vec<f64> {
+    vec![
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        0.5, 1.0, 2.5, 5.0, 10.0,
+    ]
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("rockshrew".into()), None)?;
+        let m = Self {
+            indexed_height: IntGauge::new("indexed_height", "Highest committed block height")?,
+            node_tip: IntGauge::new("node_tip", "Best block height of the block source")?,
+            blocks_per_second_milli: IntGauge::new(
+                "blocks_per_second_milli",
+                "Indexing speed over the last progress interval, in milli-blocks per second",
+            )?,
+            blocks_indexed: IntCounter::new("blocks_indexed_total", "Blocks committed")?,
+            block_phase_seconds: HistogramVec::new(
+                HistogramOpts::new("block_phase_seconds", "Time per block by phase")
+                    .buckets(buckets()),
+                &["phase"],
+            )?,
+            reorgs: IntCounter::new("reorgs_total", "Chain reorganisations rolled back")?,
+            reorg_depth: Histogram::with_opts(
+                HistogramOpts::new("reorg_depth_blocks", "Blocks rolled back per reorg")
+                    .buckets(vec![1.0, 2.0, 3.0, 6.0, 10.0, 20.0, 50.0, 100.0]),
+            )?,
+            view_seconds: Histogram::with_opts(
+                HistogramOpts::new("view_seconds", "Latency of view and preview calls")
+                    .buckets(buckets()),
+            )?,
+            rpc_requests: IntCounterVec::new(
+                Opts::new("rpc_requests_total", "JSON-RPC requests by method"),
+                &["method"],
+            )?,
+            registry,
+        };
+        m.registry.register(Box::new(m.indexed_height.clone()))?;
+        m.registry.register(Box::new(m.node_tip.clone()))?;
+        m.registry
+            .register(Box::new(m.blocks_per_second_milli.clone()))?;
+        m.registry.register(Box::new(m.blocks_indexed.clone()))?;
+        m.registry
+            .register(Box::new(m.block_phase_seconds.clone()))?;
+        m.registry.register(Box::new(m.reorgs.clone()))?;
+        m.registry.register(Box::new(m.reorg_depth.clone()))?;
+        m.registry.register(Box::new(m.view_seconds.clone()))?;
+        m.registry.register(Box::new(m.rpc_requests.clone()))?;
+        Ok(m)
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut out).is_err() {
+            return String::new();
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,228 @@
+//! Bitcoin Core over JSON-RPC: `getblockcount`, `getblockhash`, `getblock <hash> 0`.
+//!
+//! Authentication is `user:pass` (HTTP Basic) or Bitcoin Core's cookie file, re-read when the
+//! node answers 401 (it changes at every node restart). Transient failures (connection refused or
+//! reset, timeouts, HTTP 5xx without an RPC error, RPC error -28 "warming up") are retried with
+//! exponential backoff (250 ms doubling to 30 s), logged, for as long as it takes: they are never
+//! fatal. Stopping (`shutdown`) interrupts the wait.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::{BlockSource, SourceError, parse_display_hex};
+
+/// How to authenticate to the node.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    /// `user:pass`.
+    UserPass(String),
+    /// A cookie file (`__cookie__:<secret>`), read on use.
+    Cookie(PathBuf),
+}
+
+/// The default cookie file: `~/.bitcoin/.cookie`.
+pub fn default_cookie_path() -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".bitcoin").join(".cookie"))
+}
+
+/// See the module documentation.
+pub struct RpcSource {
+    url: String,
+    auth: Auth,
+    agent: ureq::Agent,
+    shutdown: Arc<AtomicBool>,
+    next_id: AtomicU64,
+    max_backoff: Duration,
+}
+
+/// Largest response accepted (a 4 MB block is 8 MB of hex).
+const MAX_RESPONSE_BYTES: u64 = 64 << 20;
+
+enum Attempt {
+    Ok(Value),
+    Retry(String),
+    Fail(SourceError),
+}
+
+impl RpcSource {
+    pub fn new(url: &str, auth: Auth, timeout: Duration, shutdown: Arc<AtomicBool>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self {
+            url: url.to_string(),
+            auth,
+            agent,
+            shutdown,
+            next_id: AtomicU64::new(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+
+    /// Caps the retry backoff (tests use short ones).
+    pub fn with_max_backoff(mut self, max: Duration) -> Self {
+        self.max_backoff = max;
+        self
+    }
+
+    fn authorization(&self) -> Result<Option<String>, SourceError> {
+        let credentials = match &self.auth {
+            Auth::None => return Ok(None),
+            Auth::UserPass(up) => up.clone(),
+            Auth::Cookie(path) => std::fs::read_to_string(path)
+                .map_err(|e| {
+                    SourceError::Unavailable(format!(
+                        "cannot read the cookie file {}: {e}",
+                        path.display()
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        };
+        Ok(Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )))
+    }
+
+    fn attempt(&self, method: &str, params: &Value) -> Attempt {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
+        let mut request = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json");
+        match self.authorization() {
+            Ok(Some(auth)) => request = request.header("Authorization", auth),
+            Ok(None) => {}
+            Err(SourceError::Unavailable(why)) => return Attempt::Retry(why),
+            Err(other) => return Attempt::Fail(other),
+        }
+        let mut response = match request.send(body.to_string()) {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry(format!("{method}: {e}")),
+        };
+        let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            // A cookie changes when the node restarts: the next attempt re-reads it.
+            return match self.auth {
+                Auth::Cookie(_) => Attempt::Retry(format!("{method}: HTTP {status} (cookie)")),
+                _ => Attempt::Fail(SourceError::Node(format!(
+                    "{method}: the node refused the credentials (HTTP {status})"
+                ))),
+            };
+        }
+        let text = match response
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_string()
+        {
+            Ok(t) => t,
+            Err(e) => return Attempt::Retry(format!("{method}: reading the response: {e}")),
+        };
+        let parsed: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(_) if status >= 500 => {
+                return Attempt::Retry(format!("{method}: HTTP {status}"));
+            }
+            Err(e) => {
+                return Attempt::Retry(format!(
+                    "{method}: unparsable response (HTTP {status}): {e}"
+                ));
+            }
+        };
+        match parsed.get("error") {
+            Some(err) if !err.is_null() => {
+                let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+                let message = err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no message)");
+                if code == -28 {
+                    Attempt::Retry(format!("{method}: node warming up: {message}"))
+                } else if code == -8 && method == "getblockhash" {
+                    Attempt::Fail(SourceError::NoBlock(
+                        params.get(0).and_then(Value::as_u64).unwrap_or(0) as u32,
+                    ))
+                } else {
+                    Attempt::Fail(SourceError::Node(format!(
+                        "{method}: RPC error {code}: {message}"
+                    )))
+                }
+            }
+            _ => match parsed.get("result") {
+                Some(result) if !result.is_null() => Attempt::Ok(result.clone()),
+                _ if status >= 500 => Attempt::Retry(format!("{method}: HTTP {status}")),
+                _ => Attempt::Fail(SourceError::Node(format!("{method}: no result"))),
+            },
+        }
+    }
+
+    /// Calls `method`, retrying transient failures until they pass or shutdown is requested.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value, SourceError> {
+        let mut delay = Duration::from_millis(250);
+        let mut failures = 0u32;
+        loop {
+            if self.shutdown.load(Ordering::Relaxed) {
+                return Err(SourceError::Interrupted);
+            }
+            match self.attempt(method, &params) {
+                Attempt::Ok(v) => {
+                    if failures > 0 {
+                        log::info!("node reachable again after {failures} failed attempts");
+                    }
+                    return Ok(v);
+                }
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(why) => {
+                    failures += 1;
+                    log::warn!("{why}; retrying in {delay:?} (attempt {failures})");
+                    let deadline = std::time::Instant::now() + delay;
+                    while std::time::Instant::now() < deadline {
+                        if self.shutdown.load(Ordering::Relaxed) {
+                            return Err(SourceError::Interrupted);
+                        }
+                        std::thread::sleep(Duration::from_millis(50).min(delay));
+                    }
+                    delay = (delay * 2).min(self.max_backoff);
+                }
+            }
+        }
+    }
+}
+
+impl BlockSource for RpcSource {
+    fn tip_height(&self) -> Result<u32, SourceError> {
+        let v = self.call("getblockcount", json!([]))?;
+        v.as_u64()
+            .and_then(|h| u32::try_from(h).ok())
+            .ok_or_else(|| SourceError::Node(format!("getblockcount returned {v}")))
+    }
+
+    fn block_hash(&self, height: u32) -> Result<[u8; 32], SourceError> {
+        let v = self.call("getblockhash", json!([height]))?;
+        v.as_str()
+            .and_then(parse_display_hex)
+            .ok_or_else(|| SourceError::Node(format!("getblockhash {height} returned {v}")))
+    }
+
+    fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError> {
+        let hash_hex = super::display_hex(hash);
+        let v = self.call("getblock", json!([hash_hex, 0]))?;
+        let text = v
+            .as_str()
+            .ok_or_else(|| SourceError::Node(format!("getblock {hash_hex} returned no hex")))?;
+        hex::decode(text)
+            .map_err(|e| SourceError::Node(format!("getblock {hash_hex}: invalid hex: {e}")))
+    }
+}

@@ -1,0 +1,307 @@
+//! The sync loop: follows the block source, checks every block before it runs, handles reorgs,
+//! and commits strictly one block after another.
+//!
+//! Before block h runs: the block's header must hash to what the source announced for h, and
+//! its previous-block hash must be the stored hash of h-1. A mismatch of the first kind means
+//! the source lied or changed its mind: nothing is indexed, the blocks are fetched again. A
+//! mismatch of the second kind (or the source's hash at our tip changing) is a reorg: the store
+//! is rolled back to the last height where both agree, within `max_reorg_depth`, and indexing
+//! resumes from there. A deeper reorg stops the daemon with a clear error.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use metashrew_runtime::state_root::block_hash;
+use metashrew_runtime::{MetashrewRuntime, RuntimeError, Storage};
+
+use crate::metrics::Metrics;
+use crate::prefetch::Prefetcher;
+use crate::source::{BlockSource, SourceError, display_hex};
+
+/// Settings of the sync loop.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// First height to index when the store is empty.
+    pub start_block: u32,
+    /// Stop once this height is committed.
+    pub exit_at: Option<u32>,
+    pub max_reorg_depth: u32,
+    /// How long to wait before asking the source again when caught up or after an error.
+    pub poll_interval: Duration,
+    /// Blocks fetched in parallel.
+    pub fetch_workers: usize,
+    /// Blocks fetched ahead of execution at most.
+    pub fetch_depth: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            start_block: 0,
+            exit_at: None,
+            max_reorg_depth: 100,
+            poll_interval: Duration::from_secs(1),
+            fetch_workers: 4,
+            fetch_depth: 64,
+        }
+    }
+}
+
+/// Why the loop returned without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStop {
+    /// `exit_at` was committed.
+    ExitAt(u32),
+    /// Shutdown was requested.
+    Shutdown,
+}
+
+/// See the module documentation.
+pub struct Syncer<S: Storage> {
+    pub runtime: Arc<MetashrewRuntime<S>>,
+    pub source: Arc<dyn BlockSource>,
+    pub config: SyncConfig,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: Arc<AtomicBool>,
+}
+
+/// What happened to a batch of fetched blocks.
+enum Batch {
+    /// All of it was indexed.
+    Done,
+    /// Fetch again from the (possibly new) tip.
+    Refetch,
+    Stop(SyncStop),
+}
+
+struct Progress {
+    since: Instant,
+    blocks: u64,
+}
+
+impl<S: Storage> Syncer<S> {
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    fn sleep(&self, duration: Duration) {
+        let deadline = Instant::now() + duration;
+        while Instant::now() < deadline && !self.stopping() {
+            std::thread::sleep(Duration::from_millis(20).min(duration));
+        }
+    }
+
+    /// Runs until `exit_at`, shutdown, or a fatal error (a block the indexer fails on, a reorg
+    /// deeper than allowed, a storage failure).
+    pub fn run(&self) -> Result<SyncStop> {
+        let mut progress = Progress {
+            since: Instant::now(),
+            blocks: 0,
+        };
+        loop {
+            if self.stopping() {
+                return Ok(SyncStop::Shutdown);
+            }
+            let tip = self.runtime.tip()?;
+            if let (Some(t), Some(e)) = (tip, self.config.exit_at)
+                && t >= e
+            {
+                return Ok(SyncStop::ExitAt(t));
+            }
+            let node_tip = match self.source.tip_height() {
+                Ok(t) => t,
+                Err(SourceError::Interrupted) => return Ok(SyncStop::Shutdown),
+                Err(e) => {
+                    log::warn!("cannot get the source's tip: {e}");
+                    self.sleep(self.config.poll_interval);
+                    continue;
+                }
+            };
+            self.metrics.node_tip.set(i64::from(node_tip));
+            if let Some(t) = tip {
+                match self.check_tip(t) {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(e) if is_interrupted(&e) => return Ok(SyncStop::Shutdown),
+                    Err(e) => return Err(e),
+                }
+            }
+            let next = tip.map_or(self.config.start_block, |t| t + 1);
+            let last = self.config.exit_at.map_or(node_tip, |e| e.min(node_tip));
+            if next > last {
+                self.sleep(self.config.poll_interval);
+                continue;
+            }
+            match self.index_range(next, last, node_tip, &mut progress)? {
+                Batch::Done => {}
+                Batch::Refetch => self.sleep(self.config.poll_interval),
+                Batch::Stop(stop) => return Ok(stop),
+            }
+        }
+    }
+
+    /// Compares our tip with the source's block at that height; rolls back on a reorg.
+    /// Returns whether a rollback happened.
+    fn check_tip(&self, tip: u32) -> Result<bool> {
+        let ours = self.runtime.block_hash(tip)?;
+        let theirs = match self.source.block_hash(tip) {
+            Ok(h) => Some(h),
+            Err(SourceError::NoBlock(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if ours.is_some() && ours == theirs {
+            return Ok(false);
+        }
+        self.handle_reorg(tip)?;
+        Ok(true)
+    }
+
+    /// Walks down from `from` until our hash and the source's agree, then rolls back to there.
+    fn handle_reorg(&self, from: u32) -> Result<()> {
+        let first = self.runtime.storage().first_height()?.unwrap_or(0);
+        let mut height = from;
+        loop {
+            let ours = self.runtime.block_hash(height)?;
+            let theirs = match self.source.block_hash(height) {
+                Ok(h) => Some(h),
+                Err(SourceError::NoBlock(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
+            if ours.is_some() && ours == theirs {
+                break;
+            }
+            let depth = from - height + 1;
+            if depth > self.config.max_reorg_depth {
+                bail!(
+                    "chain reorganisation deeper than --max-reorg-depth {} (our block {} differs from the node's); refusing to roll back further",
+                    self.config.max_reorg_depth,
+                    height
+                );
+            }
+            if height <= first {
+                bail!(
+                    "chain reorganisation reaches below the first indexed block {first}; re-index from an earlier --start-block"
+                );
+            }
+            height -= 1;
+        }
+        let depth = from - height;
+        log::warn!(
+            "chain reorganisation: rolling back {depth} block(s), from {from} to {height} ({})",
+            self.runtime
+                .block_hash(height)?
+                .map_or_else(String::new, |h| display_hex(&h))
+        );
+        self.runtime
+            .rollback_to(height)
+            .context("rolling back a reorg")?;
+        self.metrics.reorgs.inc();
+        self.metrics.reorg_depth.observe(f64::from(depth));
+        self.metrics.indexed_height.set(i64::from(height));
+        Ok(())
+    }
+
+    fn index_range(
+        &self,
+        from: u32,
+        to: u32,
+        node_tip: u32,
+        progress: &mut Progress,
+    ) -> Result<Batch> {
+        let prefetcher = Prefetcher::start(
+            self.source.clone(),
+            from,
+            to,
+            self.config.fetch_workers,
+            self.config.fetch_depth,
+        );
+        while let Some(fetched) = prefetcher.next() {
+            if self.stopping() {
+                return Ok(Batch::Stop(SyncStop::Shutdown));
+            }
+            let fetched = match fetched {
+                Ok(f) => f,
+                Err(SourceError::Interrupted) => return Ok(Batch::Stop(SyncStop::Shutdown)),
+                Err(e) => {
+                    log::warn!("fetching blocks: {e}");
+                    return Ok(Batch::Refetch);
+                }
+            };
+            let h = fetched.height;
+            if block_hash(&fetched.block) != Some(fetched.hash) {
+                log::error!(
+                    "the source sent a block for height {h} whose header does not hash to the announced {}; not indexing it, fetching again",
+                    display_hex(&fetched.hash)
+                );
+                return Ok(Batch::Refetch);
+            }
+            if h > 0
+                && let Some(parent) = self.runtime.block_hash(h - 1)?
+                && fetched.block[4..36] != parent
+            {
+                log::warn!("block {h} does not link to our block {}: reorg", h - 1);
+                self.handle_reorg(h - 1)?;
+                return Ok(Batch::Done);
+            }
+            let report = match self.runtime.process_block(h, &fetched.block) {
+                Ok(r) => r,
+                Err(RuntimeError::BlockFailed { height, reason }) => {
+                    bail!(
+                        "the indexer failed on block {height} ({}): {reason}. This is deterministic: every node fails here. Nothing of the block was committed.",
+                        display_hex(&fetched.hash)
+                    )
+                }
+                Err(e) => return Err(e).with_context(|| format!("indexing block {h}")),
+            };
+            let phases = &self.metrics.block_phase_seconds;
+            phases
+                .with_label_values(&["fetch"])
+                .observe(fetched.fetch_time.as_secs_f64());
+            phases
+                .with_label_values(&["guest"])
+                .observe(report.execute_time.as_secs_f64());
+            phases
+                .with_label_values(&["commit"])
+                .observe(report.commit_time.as_secs_f64());
+            self.metrics.indexed_height.set(i64::from(h));
+            self.metrics.blocks_indexed.inc();
+            progress.blocks += 1;
+            self.report_progress(progress, h, node_tip);
+            if self.config.exit_at == Some(h) {
+                return Ok(Batch::Stop(SyncStop::ExitAt(h)));
+            }
+        }
+        Ok(Batch::Done)
+    }
+
+    fn report_progress(&self, progress: &mut Progress, height: u32, node_tip: u32) {
+        let elapsed = progress.since.elapsed();
+        if elapsed < Duration::from_secs(5) && height < node_tip {
+            return;
+        }
+        let rate = progress.blocks as f64 / elapsed.as_secs_f64().max(1e-9);
+        self.metrics
+            .blocks_per_second_milli
+            .set((rate * 1000.0) as i64);
+        let left = node_tip.saturating_sub(height);
+        let eta = if rate > 0.0 {
+            format!("{:.0}s", f64::from(left) / rate)
+        } else {
+            "?".into()
+        };
+        log::info!(
+            "height {height} / node tip {node_tip} ({left} behind), {rate:.1} blocks/s, ETA {eta}"
+        );
+        progress.since = Instant::now();
+        progress.blocks = 0;
+    }
+}
+
+fn is_interrupted(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<SourceError>(),
+        Some(SourceError::Interrupted)
+    )
+}

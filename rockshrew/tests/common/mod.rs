@@ -1,0 +1,325 @@
+//! Helpers of the daemon tests: a fake Bitcoin Core, a running `rockshrew`, a JSON-RPC client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use metashrew_runtime::state_root::block_hash;
+use serde_json::{Value, json};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Faults the fake node injects.
+#[derive(Default)]
+pub struct Faults {
+    /// Answer this many next requests with HTTP 503.
+    pub unavailable: AtomicU32,
+    /// Answer this many `getblock` calls for this height with another block.
+    pub lie_height: AtomicU32,
+    pub lies_left: AtomicU32,
+    /// Requests served.
+    pub served: AtomicU32,
+}
+
+/// A Bitcoin Core look-alike serving `getblockcount`, `getblockhash`, `getblock` from a chain
+/// that tests can replace (a reorg).
+pub struct FakeNode {
+    pub port: u16,
+    pub chain: Arc<Mutex<Vec<Vec<u8>>>>,
+    pub faults: Arc<Faults>,
+    stop: Arc<AtomicBool>,
+}
+
+fn display_hex(hash: &[u8; 32]) -> String {
+    let mut h = *hash;
+    h.reverse();
+    hex::encode(h)
+}
+
+fn answer(chain: &[Vec<u8>], faults: &Faults, request: &Value) -> (u16, Value) {
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+    let params = request.get("params").cloned().unwrap_or(json!([]));
+    let result = match method {
+        "getblockcount" => json!(chain.len() - 1),
+        "getblockhash" => {
+            let h = params[0].as_u64().unwrap_or(u64::MAX) as usize;
+            match chain.get(h) {
+                Some(b) => json!(display_hex(&block_hash(b).expect("header"))),
+                None => {
+                    return (
+                        500,
+                        json!({"result": null, "error": {"code": -8, "message": "Block height out of range"}, "id": id}),
+                    );
+                }
+            }
+        }
+        "getblock" => {
+            let wanted = params[0].as_str().unwrap_or("");
+            match chain
+                .iter()
+                .position(|b| display_hex(&block_hash(b).expect("header")) == wanted)
+            {
+                Some(h) => {
+                    let lie = faults.lie_height.load(Ordering::SeqCst) as usize == h
+                        && faults
+                            .lies_left
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok();
+                    let block = if lie {
+                        &chain[(h + 1) % chain.len()]
+                    } else {
+                        &chain[h]
+                    };
+                    json!(hex::encode(block))
+                }
+                None => {
+                    return (
+                        500,
+                        json!({"result": null, "error": {"code": -5, "message": "Block not found"}, "id": id}),
+                    );
+                }
+            }
+        }
+        _ => {
+            return (
+                500,
+                json!({"result": null, "error": {"code": -32601, "message": "Method not found"}, "id": id}),
+            );
+        }
+    };
+    (200, json!({"result": result, "error": null, "id": id}))
+}
+
+fn serve(mut stream: TcpStream, chain: &Mutex<Vec<Vec<u8>>>, faults: &Faults) -> Option<()> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        if line.is_empty() {
+            return Some(());
+        }
+        loop {
+            line.clear();
+            reader.read_line(&mut line).ok()?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().ok()?;
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).ok()?;
+        faults.served.fetch_add(1, Ordering::SeqCst);
+        let (status, reply) = if faults
+            .unavailable
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            (503, Value::String("busy".into()))
+        } else {
+            let request: Value = serde_json::from_slice(&body).ok()?;
+            let chain = chain.lock().ok()?.clone();
+            answer(&chain, faults, &request)
+        };
+        let text = reply.to_string();
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            text.len()
+        );
+        stream.write_all(head.as_bytes()).ok()?;
+        stream.write_all(text.as_bytes()).ok()?;
+    }
+}
+
+impl FakeNode {
+    pub fn start(chain: Vec<Vec<u8>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let chain = Arc::new(Mutex::new(chain));
+        let faults = Arc::new(Faults::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, f, s) = (chain.clone(), faults.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let (c, f) = (c.clone(), f.clone());
+                std::thread::spawn(move || serve(stream, &c, &f));
+            }
+        });
+        Self {
+            port,
+            chain,
+            faults,
+            stop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set_chain(&self, chain: Vec<Vec<u8>>) {
+        *self.chain.lock().expect("chain") = chain;
+    }
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Daemon {
+    pub fn start(indexer: &str, db: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let log = db.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_rockshrew"))
+            .args(["--indexer", indexer, "--db-path"])
+            .arg(db)
+            .args(["--port", &port.to_string(), "--poll-interval-ms", "50"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("rockshrew starts");
+        Self { child, port, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Posts a raw body; returns the parsed reply.
+    pub fn post(&self, body: &str) -> Value {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut response = agent
+            .post(&format!("http://127.0.0.1:{}/", self.port))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .expect("daemon answers");
+        let text = response.body_mut().read_to_string().expect("body");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        self.post(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string(),
+        )
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        match agent
+            .get(&format!("http://127.0.0.1:{}{path}", self.port))
+            .call()
+        {
+            Ok(mut r) => (
+                r.status().as_u16(),
+                r.body_mut().read_to_string().unwrap_or_default(),
+            ),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    /// Waits until the daemon reports `height` (panics with its log after `timeout`).
+    pub fn wait_for_height(&mut self, height: u32, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited ({status}):\n{}", self.log_text());
+            }
+            let (code, _) = self.get("/metrics");
+            if code == 200 {
+                let reply = self.call("metashrew_height", json!([]));
+                if reply["result"].as_str().and_then(|h| h.parse::<u32>().ok()) >= Some(height) {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "height {height} not reached in {timeout:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Rewrites `blocks[from..]` into a competing branch: the first block gets another timestamp,
+/// every later one is re-linked to its rewritten parent. Proof of work is not checked by the
+/// indexer, so the branch is valid for it. `extra` more blocks are appended (copies of the last).
+pub fn fork(blocks: &[Vec<u8>], from: usize, extra: usize) -> Vec<Vec<u8>> {
+    let mut chain: Vec<Vec<u8>> = blocks[..from].to_vec();
+    let mut tail: Vec<Vec<u8>> = blocks[from..].to_vec();
+    for _ in 0..extra {
+        tail.push(blocks[blocks.len() - 1].clone());
+    }
+    for (i, mut block) in tail.into_iter().enumerate() {
+        let prev = block_hash(&chain[chain.len() - 1]).expect("header");
+        block[4..36].copy_from_slice(&prev);
+        let time = u32::from_le_bytes(block[68..72].try_into().expect("time")) + 1 + i as u32;
+        block[68..72].copy_from_slice(&time.to_le_bytes());
+        chain.push(block);
+    }
+    chain
+}

@@ -1,0 +1,241 @@
+//! The daemon end to end: bundled mainnet blocks from a file, a fake Bitcoin Core that reorgs,
+//! lies and fails, the JSON-RPC surface, metrics, signals, restarts.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, FakeNode, fork};
+use metashrew_tests::fixtures::mainnet_blocks;
+use metashrew_tests::guests;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(120);
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/blocks-000000-000255.hex"
+);
+
+fn coinbase9_script_hex() -> String {
+    let block9: bitcoin::Block =
+        bitcoin::consensus::deserialize(&mainnet_blocks()[9]).expect("block 9");
+    hex::encode(block9.txdata[0].output[0].script_pubkey.as_bytes())
+}
+
+fn balance(daemon: &Daemon, height: Value) -> u64 {
+    let reply = daemon.call(
+        "metashrew_view",
+        json!(["balance", coinbase9_script_hex(), height]),
+    );
+    let hex = reply["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{reply}"));
+    let bytes = hex::decode(hex.trim_start_matches("0x")).expect("hex");
+    u64::from_le_bytes(bytes.try_into().expect("u64"))
+}
+
+fn roots(daemon: &Daemon, upto: u32) -> Vec<String> {
+    (0..=upto)
+        .map(|h| {
+            daemon.call("metashrew_stateroot", json!([h]))["result"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no root at {h}"))
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn indexes_the_bundled_blocks_serves_json_rpc_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--blocks-file", FIXTURE]);
+    d.wait_for_height(255, WAIT);
+
+    assert_eq!(balance(&d, json!("169")), 50 * 100_000_000);
+    assert_eq!(balance(&d, json!(170)), 40 * 100_000_000);
+    assert_eq!(d.call("metashrew_height", json!([]))["result"], "255");
+    assert_eq!(
+        d.call("metashrew_getblockhash", json!([255]))["result"],
+        "0x00000000d0a75c861fabf9ff7b92022f60e4afeed9331fe5aa073d8e4706fe3c"
+    );
+    let root = d.call("metashrew_stateroot", json!(["latest"]))["result"].clone();
+    assert_eq!(root.as_str().map(str::len), Some(66));
+
+    // Errors: standard codes, useful messages, never a crash.
+    assert_eq!(d.post("{not json")["error"]["code"], -32700);
+    assert_eq!(d.post("[]")["error"]["code"], -32600);
+    assert_eq!(d.post("42")["error"]["code"], -32600);
+    assert_eq!(d.call("nope", json!([]))["error"]["code"], -32601);
+    assert_eq!(
+        d.call("metashrew_view", json!(["balance"]))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        d.call("metashrew_view", json!(["balance", "zz", "latest"]))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        d.call("metashrew_view", json!(["balance", "00", 256]))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        d.call("metashrew_view", json!(["no_such_view", "00", 1]))["error"]["code"],
+        -32602
+    );
+    assert_eq!(
+        d.call("metashrew_getblockhash", json!(["x"]))["error"]["code"],
+        -32602
+    );
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    assert_eq!(d.post(&deep)["error"]["code"], -32700);
+    // Batches answer each entry, in order, with its id.
+    let batch = d.post(
+        &json!([
+            {"jsonrpc": "2.0", "id": "a", "method": "metashrew_height"},
+            {"jsonrpc": "2.0", "id": 7, "method": "nope"},
+            {"jsonrpc": "2.0", "id": null, "method": "metashrew_getblockhash", "params": [0]}
+        ])
+        .to_string(),
+    );
+    assert_eq!(batch[0]["id"], "a");
+    assert_eq!(batch[0]["result"], "255");
+    assert_eq!(batch[1]["error"]["code"], -32601);
+    assert_eq!(
+        batch[2]["result"],
+        "0x000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+    );
+    // Previewing block 255 again on top of 254 changes nothing stored.
+    let block255 = hex::encode(&mainnet_blocks()[255]);
+    let preview = d.call(
+        "metashrew_preview",
+        json!([block255, "balance", coinbase9_script_hex(), 254]),
+    );
+    assert!(preview["result"].as_str().is_some(), "{preview}");
+    assert_eq!(
+        d.call("metashrew_stateroot", json!(["latest"]))["result"],
+        root
+    );
+
+    let (code, metrics) = d.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("rockshrew_indexed_height 255"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rockshrew_block_phase_seconds_bucket{phase=\"guest\""));
+    assert!(metrics.contains("rockshrew_view_seconds_count"));
+
+    d.signal("-TERM");
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        d.log_text()
+    );
+
+    // A restart resumes after the tip: nothing is indexed twice, the root is the same.
+    let mut again = Daemon::start(guests::SPENDABLES, &db, &["--blocks-file", FIXTURE]);
+    again.wait_for_height(255, WAIT);
+    assert_eq!(
+        again.call("metashrew_stateroot", json!(["latest"]))["result"],
+        root
+    );
+    assert!(
+        !again.log_text().contains("height 0 /"),
+        "re-indexed from scratch"
+    );
+    drop(again);
+
+    // Another indexer on the same database is refused with a clear message.
+    let mut other = Daemon::start(guests::MINIMAL, &db, &["--blocks-file", FIXTURE]);
+    assert_eq!(other.wait_exit(Duration::from_secs(20)), Some(1));
+    assert!(
+        other.log_text().contains("written by another indexer"),
+        "{}",
+        other.log_text()
+    );
+}
+
+#[test]
+fn follows_a_node_through_faults_lies_and_a_reorg() {
+    let blocks = mainnet_blocks();
+    let node = FakeNode::start(blocks[..=200].to_vec());
+    // The node starts out unavailable, and lies about block 120 twice.
+    node.faults
+        .unavailable
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    node.faults
+        .lie_height
+        .store(120, std::sync::atomic::Ordering::SeqCst);
+    node.faults
+        .lies_left
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &dir.path().join("db"),
+        &[
+            "--daemon-rpc-url",
+            &node.url(),
+            "--auth",
+            "user:pass",
+            "--max-reorg-depth",
+            "20",
+        ],
+    );
+    d.wait_for_height(200, WAIT);
+    let log = d.log_text();
+    assert!(
+        log.contains("retrying"),
+        "transient failures are logged: {log}"
+    );
+    assert!(
+        log.contains("does not hash to the announced"),
+        "lies are detected: {log}"
+    );
+    assert_eq!(
+        d.call("metashrew_getblockhash", json!([120]))["result"],
+        format!(
+            "0x{}",
+            hex::encode({
+                let b: bitcoin::Block = bitcoin::consensus::deserialize(&blocks[120]).unwrap();
+                let mut h = bitcoin::hashes::Hash::to_byte_array(b.block_hash());
+                h.reverse();
+                h
+            })
+        )
+    );
+
+    // The node grows, then reorganises: 195.. is replaced by a longer branch.
+    node.set_chain(blocks[..=230].to_vec());
+    d.wait_for_height(230, WAIT);
+    let branch = fork(&blocks[..=230], 225, 3);
+    node.set_chain(branch.clone());
+    d.wait_for_height(233, WAIT);
+    let log = d.log_text();
+    assert!(log.contains("chain reorganisation: rolling back"), "{log}");
+    let (_, metrics) = d.get("/metrics");
+    assert!(metrics.contains("rockshrew_reorgs_total 1"), "{metrics}");
+
+    // A daemon that only ever saw the branch has the same roots at every height.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut fresh = Daemon::start(
+        guests::SPENDABLES,
+        &dir2.path().join("db"),
+        &["--daemon-rpc-url", &node.url()],
+    );
+    fresh.wait_for_height(233, WAIT);
+    assert_eq!(roots(&d, 233), roots(&fresh, 233));
+    drop(fresh);
+
+    // A reorg deeper than --max-reorg-depth stops the daemon with a clear error.
+    node.set_chain(fork(&blocks[..=230], 150, 10));
+    assert_eq!(d.wait_exit(WAIT), Some(1), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("deeper than --max-reorg-depth 20"),
+        "{}",
+        d.log_text()
+    );
+}
