@@ -31,7 +31,7 @@ pub struct BlockReport {
     pub commit_time: std::time::Duration,
 }
 
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+use crate::storage::KeyValues as Pairs;
 
 /// Advances the engine's epoch every [`EPOCH_TICK`], which is what bounds view calls in time.
 struct EpochTicker {

@@ -6,6 +6,14 @@ use metashrew_runtime::storage::StorageError;
 
 use crate::source::display_hex;
 
+/// A key whose value differs, with both values (`None`: absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDiff {
+    pub key: Vec<u8>,
+    pub a: Option<Vec<u8>>,
+    pub b: Option<Vec<u8>>,
+}
+
 /// Where two stores first differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Divergence {
@@ -20,8 +28,8 @@ pub enum Divergence {
         height: u32,
         block_hash_a: Option<[u8; 32]>,
         block_hash_b: Option<[u8; 32]>,
-        /// The first key whose value at `height` differs, with both values (`None`: absent).
-        key: Option<(Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)>,
+        /// The first key whose value at `height` differs.
+        key: Option<KeyDiff>,
     },
 }
 
@@ -59,7 +67,7 @@ impl Divergence {
                     ));
                 }
                 match key {
-                    Some((k, a, b)) => out.push_str(&format!(
+                    Some(KeyDiff { key: k, a, b }) => out.push_str(&format!(
                         "\nfirst differing key: 0x{} ({})\n  a: {}\n  b: {}",
                         hex::encode(k),
                         String::from_utf8_lossy(k),
@@ -106,7 +114,11 @@ pub fn diff(a: &impl Storage, b: &impl Storage) -> Result<Divergence, StorageErr
         for k in keys {
             let (va, vb) = (a.get_at(&k, height)?, b.get_at(&k, height)?);
             if va != vb {
-                key = Some((k, va, vb));
+                key = Some(KeyDiff {
+                    key: k,
+                    a: va,
+                    b: vb,
+                });
                 break;
             }
         }

@@ -19,6 +19,9 @@ pub type BlockHash = [u8; 32];
 /// A state root: see [`crate::state_root`].
 pub type StateRoot = [u8; 32];
 
+/// Key/value pairs.
+pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Everything one block changes, committed atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockCommit {
@@ -26,7 +29,7 @@ pub struct BlockCommit {
     pub block_hash: BlockHash,
     pub state_root: StateRoot,
     /// The block's canonical write set: one entry per key (its last value), sorted by key.
-    pub writes: Vec<(Vec<u8>, Vec<u8>)>,
+    pub writes: KeyValues,
 }
 
 /// A storage failure: the backend's own error, with what was being done.

@@ -101,7 +101,7 @@ async fn blocking<S: Storage, T: Send + 'static>(
 ) -> Result<T, RpcError> {
     let state = state.clone();
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let r = work(&state);
         state
             .metrics
@@ -110,8 +110,7 @@ async fn blocking<S: Storage, T: Send + 'static>(
         r
     })
     .await
-    .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("view task failed: {e}")))?;
-    result
+    .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("view task failed: {e}")))?
 }
 
 fn hex_result(bytes: &[u8]) -> Value {

@@ -20,7 +20,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metashrew_runtime::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
+use metashrew_runtime::storage::{
+    BlockCommit, BlockHash, KeyValues, StateRoot, Storage, StorageError,
+};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
     WriteBatch, WriteOptions,
@@ -305,8 +307,8 @@ impl RocksStore {
 
     /// Every key with its value as of `height` (empty values omitted), sorted: a full dump, for
     /// comparisons and `rockshrew diff`.
-    pub fn dump_at(&self, height: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    pub fn dump_at(&self, height: u32) -> Result<KeyValues, StorageError> {
+        let mut out = KeyValues::new();
         let mut it = self.db.raw_iterator_cf(self.cf("history")?);
         it.seek_to_first();
         let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
