@@ -15,6 +15,10 @@ pub enum RuntimeError {
     InvalidModule(String),
     #[error("invalid runtime configuration: {0}")]
     Config(String),
+    #[error(
+        "the host cannot instantiate the guest (not a guest failure; check memory and address-space limits): {0}"
+    )]
+    Instantiate(String),
     #[error("block {height} failed: {reason}")]
     BlockFailed { height: u32, reason: String },
     #[error("block {height} is not the next block (the tip is {tip:?})")]

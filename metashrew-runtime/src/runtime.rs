@@ -208,7 +208,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
         let module_hash = crate::state_root::sha256(wasm);
         let ticker = EpochTicker::start(&engine);
-        Ok(Self {
+        let runtime = Self {
             engine,
             pre,
             store,
@@ -216,7 +216,32 @@ impl<S: Storage> MetashrewRuntime<S> {
             module_hash,
             indexer: Mutex::new(None),
             _ticker: ticker,
-        })
+        };
+        runtime.check_resources()?;
+        Ok(runtime)
+    }
+
+    /// Fails fast when this host cannot give a guest its configured memory: instantiates once and
+    /// grows the memory to the ceiling (address space only; no page is touched), so that the
+    /// shortfall shows at start and not in the middle of a block.
+    fn check_resources(&self) -> Result<(), RuntimeError> {
+        let context = self.context(CallKind::View, 0, &[], StateView::Empty);
+        let mut store = self.new_store(context);
+        let instance = self.instantiate(&mut store)?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| RuntimeError::InvalidModule("`memory` is not a memory".into()))?;
+        let ceiling_pages = self.config.max_memory_bytes / 65_536;
+        let missing = ceiling_pages.saturating_sub(memory.size(&store));
+        if missing > 0 {
+            memory.grow(&mut store, missing).map_err(|e| {
+                RuntimeError::Instantiate(format!(
+                    "cannot reserve the configured guest memory of {} bytes: {e:#}",
+                    self.config.max_memory_bytes
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// SHA-256 of the module's bytes.
@@ -243,6 +268,14 @@ impl<S: Storage> MetashrewRuntime<S> {
 
     pub fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, RuntimeError> {
         Ok(self.store.block_hash(height)?)
+    }
+
+    /// A new instance of the module. Failing here is the host's doing (no guest code runs during
+    /// instantiation): typically the address space for the guest memory cannot be reserved.
+    fn instantiate(&self, store: &mut Store<CallContext<S>>) -> Result<Instance, RuntimeError> {
+        self.pre
+            .instantiate(store)
+            .map_err(|e| RuntimeError::Instantiate(format!("{e:#}")))
     }
 
     fn new_store(&self, context: CallContext<S>) -> Store<CallContext<S>> {
@@ -322,10 +355,8 @@ impl<S: Storage> MetashrewRuntime<S> {
             InstanceMode::Fresh => {
                 let mut store = self.new_store(context);
                 store.set_epoch_deadline(NO_DEADLINE);
-                match self.pre.instantiate(&mut store) {
-                    Ok(instance) => Self::run_start(&mut store, &instance, None),
-                    Err(e) => Err(format!("instantiation failed: {e:#}")),
-                }
+                let instance = self.instantiate(&mut store)?;
+                Self::run_start(&mut store, &instance, None)
             }
             InstanceMode::Persistent => {
                 let (mut store, instance) = match kept.take() {
@@ -335,12 +366,7 @@ impl<S: Storage> MetashrewRuntime<S> {
                     }
                     None => {
                         let mut store = self.new_store(context);
-                        let instance = self.pre.instantiate(&mut store).map_err(|e| {
-                            RuntimeError::BlockFailed {
-                                height,
-                                reason: format!("instantiation failed: {e:#}"),
-                            }
-                        })?;
+                        let instance = self.instantiate(&mut store)?;
                         (store, instance)
                     }
                 };
@@ -426,10 +452,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         let mut store = self.new_store(self.context(CallKind::View, height, input, state));
         store.set_epoch_deadline(self.view_deadline_ticks());
         store.epoch_deadline_trap();
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| failed(format!("instantiation failed: {e:#}")))?;
+        let instance = self.instantiate(&mut store)?;
         let func = instance
             .get_typed_func::<(), i32>(&mut store, name)
             .map_err(|_| RuntimeError::MissingExport(format!("{name}: () -> i32")))?;
@@ -464,14 +487,12 @@ impl<S: Storage> MetashrewRuntime<S> {
         let mut store = self.new_store(self.context(CallKind::Block, next, block, base));
         store.set_epoch_deadline(self.view_deadline_ticks());
         store.epoch_deadline_trap();
-        let pairs = match self.pre.instantiate(&mut store) {
-            Ok(instance) => Self::run_start(&mut store, &instance, Some(self.config.view_timeout)),
-            Err(e) => Err(format!("instantiation failed: {e:#}")),
-        }
-        .map_err(|reason| RuntimeError::BlockFailed {
-            height: next,
-            reason: format!("(preview) {reason}"),
-        })?;
+        let instance = self.instantiate(&mut store)?;
+        let pairs = Self::run_start(&mut store, &instance, Some(self.config.view_timeout))
+            .map_err(|reason| RuntimeError::BlockFailed {
+                height: next,
+                reason: format!("(preview) {reason}"),
+            })?;
         drop(store);
         let writes: HashMap<Vec<u8>, Vec<u8>> = pairs.into_iter().collect();
         let overlay = StateView::Overlay {

@@ -12,7 +12,8 @@
 //! * On a native host the region is an anonymous private mapping that the kernel backs lazily;
 //!   there its size is the memory budget of the host-side cache.
 //!
-//! The size defaults to [`DEFAULT_REGION_SIZE`] (1 GiB). Change it with [`set_region_size`]
+//! The size defaults to [`DEFAULT_REGION_SIZE`] (1 GiB unless `METASHREW_REGION_SIZE` was set at
+//! build time). Change it at run time with [`set_region_size`]
 //! *before* the first call to [`ensure_preallocated_memory`] (in a guest: before
 //! `metashrew_core::initialize()`, i.e. as the first statement of `_start`); later changes are
 //! refused with [`RegionError::AlreadyReserved`]. A size of 0 disables the region (and with it
@@ -23,8 +24,30 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Default size of the region: 1 GiB.
-pub const DEFAULT_REGION_SIZE: usize = 1 << 30;
+/// Default size of the region: 1 GiB, or the decimal `METASHREW_REGION_SIZE` set when the crate
+/// is compiled (so a guest can be built with another default without changing its code).
+pub const DEFAULT_REGION_SIZE: usize = match option_env!("METASHREW_REGION_SIZE") {
+    Some(text) => parse_decimal(text),
+    None => 1 << 30,
+};
+
+/// Parses a decimal number at compile time (a malformed value fails the build).
+const fn parse_decimal(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    assert!(!bytes.is_empty(), "METASHREW_REGION_SIZE is empty");
+    let mut value: usize = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let digit = bytes[i];
+        assert!(
+            digit.is_ascii_digit(),
+            "METASHREW_REGION_SIZE must be decimal"
+        );
+        value = value * 10 + (digit - b'0') as usize;
+        i += 1;
+    }
+    value
+}
 
 /// Granularity of the region: one wasm page.
 pub const PAGE_SIZE: usize = 64 * 1024;
@@ -301,6 +324,13 @@ impl RegionHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compile_time_decimal_parsing() {
+        assert_eq!(parse_decimal("0"), 0);
+        assert_eq!(parse_decimal("65536"), 65_536);
+        assert_eq!(parse_decimal("1073741824"), 1 << 30);
+    }
 
     #[test]
     fn rounding_is_to_whole_pages() {

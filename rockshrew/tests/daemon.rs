@@ -239,3 +239,90 @@ fn follows_a_node_through_faults_lies_and_a_reorg() {
         d.log_text()
     );
 }
+
+/// Roots of spendables over the bundled blocks, computed in-process (the reference).
+fn reference_roots() -> Vec<String> {
+    use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig};
+    let rt = MetashrewRuntime::load(
+        guests::SPENDABLES,
+        std::sync::Arc::new(MemStore::new()),
+        RuntimeConfig::default(),
+    )
+    .expect("guest loads");
+    mainnet_blocks()
+        .iter()
+        .enumerate()
+        .map(|(h, b)| {
+            format!(
+                "0x{}",
+                hex::encode(rt.process_block(h as u32, b).expect("block").state_root)
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_at_any_point_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // Slow the sync down (one block per fetch round) so the kills land mid-sync.
+    let args = ["--blocks-file", FIXTURE, "--fetch-workers", "1"];
+    let mut tips = Vec::new();
+    for target in [20u32, 60, 110, 170, 230] {
+        let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
+        // Kill as soon as the target is passed: the sync is in full flight.
+        d.wait_for_height(target, WAIT);
+        d.signal("-KILL");
+        d.wait_exit(Duration::from_secs(10));
+        let store = rockshrew::store::RocksStore::open_read_only(&db, None).expect("db opens");
+        tips.push(metashrew_runtime::Storage::tip(&store).expect("tip"));
+    }
+    eprintln!("tips after each kill -9: {tips:?}");
+    let mid_sync = tips
+        .iter()
+        .filter(|t| matches!(t, Some(h) if *h < 255))
+        .count();
+    assert!(mid_sync >= 2, "kills must land mid-sync: {tips:?}");
+    let kills = tips.len();
+    // Also a clean stop at a fixed height.
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &[&args[..], &["--exit-at", "200"]].concat(),
+    );
+    assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.log_text());
+    let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
+    d.wait_for_height(255, WAIT);
+    assert!(kills >= 2);
+    assert_eq!(roots(&d, 255), reference_roots());
+}
+
+#[test]
+fn a_host_that_cannot_back_guest_memory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // 3 GiB of address space: less than one guest memory reservation needs.
+    let script = format!(
+        "ulimit -v 3145728; exec {} --indexer {} --db-path {} --blocks-file {} --port {}",
+        env!("CARGO_BIN_EXE_rockshrew"),
+        guests::SPENDABLES,
+        db.display(),
+        FIXTURE,
+        common::free_port()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash runs");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("cannot instantiate the guest"), "{log}");
+    // Nothing was indexed.
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &["--blocks-file", FIXTURE, "--exit-at", "0"],
+    );
+    assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.log_text());
+    assert!(d.log_text().contains("empty"), "{}", d.log_text());
+}
