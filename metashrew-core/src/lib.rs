@@ -58,6 +58,26 @@ struct BlockState {
 thread_local! {
     static BLOCK: RefCell<Option<BlockState>> = const { RefCell::new(None) };
     static INITIALIZED: Cell<bool> = const { Cell::new(false) };
+    /// The last flushed block's reads and writes, moved into the cache when (if) this instance
+    /// runs another block. An instance used for one block only never pays for filling the cache.
+    static PREVIOUS: RefCell<Option<BlockCache>> = const { RefCell::new(None) };
+}
+
+/// Entry of every SDK call that touches state: initialises, then settles the previous block.
+fn enter() {
+    initialize();
+    let Some(previous) = PREVIOUS.with(|p| p.borrow_mut().take()) else {
+        return;
+    };
+    lru_cache::with_lru_cache(|cache| {
+        for (k, v) in &previous {
+            let cache_key = storage_cache_key(k);
+            if cache.peek(&cache_key) != Some(&v[..]) {
+                cache.put(&cache_key, v);
+            }
+        }
+    });
+    drop(previous);
 }
 
 fn with_block<R>(f: impl FnOnce(&mut BlockState) -> R) -> R {
@@ -89,7 +109,7 @@ pub fn initialize() {
 
 /// The input: `u32 LE height ++ payload` (the raw block for `_start`, the request for a view).
 pub fn input() -> Vec<u8> {
-    initialize();
+    enter();
     let n = host::host_input_len();
     let mut buffer = vec![0u8; n + 4];
     buffer[..4].copy_from_slice(&(n as u32).to_le_bytes());
@@ -101,7 +121,7 @@ pub fn input() -> Vec<u8> {
 /// The value of `key` (empty when absent): this block's writes, then the cache, then the host
 /// (state after the previous block, or at the view height).
 pub fn get(key: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
-    initialize();
+    enter();
     if let Some(value) = with_block(|b| b.cache.get(&key).cloned()) {
         return value;
     }
@@ -127,7 +147,6 @@ fn fetch(key: &[u8]) -> Arc<Vec<u8>> {
         })
     })
     .flatten();
-    let hit = cached.is_some();
     let mut buffer = match cached {
         Some(buffer) => buffer,
         None => {
@@ -139,17 +158,14 @@ fn fetch(key: &[u8]) -> Arc<Vec<u8>> {
         }
     };
     drop(key_buffer);
-    buffer.drain(..4);
-    if !hit {
-        lru_cache::with_lru_cache(|cache| cache.put(&cache_key, &buffer));
-    }
     drop(cache_key);
+    buffer.drain(..4);
     Arc::new(buffer)
 }
 
 /// Writes `value` at `key` for this block; visible to later [`get`]s at once, sent at [`flush`].
 pub fn set(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
-    initialize();
+    enter();
     with_block(|b| {
         if b.written.insert(key.clone()) {
             b.to_flush.push(key.clone());
@@ -160,10 +176,10 @@ pub fn set(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
 
 /// Sends this block's writes to the host: keys in the order first set, each with its last value.
 /// Always calls `__flush`, even with nothing to write (the host takes it as the completion
-/// signal). Afterwards the block state is empty and, when indexing, the written values are in
-/// the cache for the next block.
+/// signal). Afterwards the block state is empty; when indexing, the block's values go to the cache
+/// as soon as this instance starts another block.
 pub fn flush() {
-    initialize();
+    enter();
     let state = BLOCK.with(|b| b.borrow_mut().take()).unwrap_or_default();
     let pairs: Vec<(&[u8], &[u8])> = state
         .to_flush
@@ -171,17 +187,16 @@ pub fn flush() {
         .filter_map(|k| state.cache.get(k).map(|v| (&k[..], &v[..])))
         .collect();
     let encoded = encode_flush_items(pairs.iter().flat_map(|(k, v)| [*k, *v]));
+    drop(pairs);
     let mut buffer = to_arraybuffer_layout(&encoded);
     drop(encoded);
     host::host_flush(&mut buffer);
     drop(buffer);
-    if lru_cache::get_cache_allocation_mode() == CacheAllocationMode::Indexer {
-        lru_cache::with_lru_cache(|cache| {
-            for (k, v) in &pairs {
-                let cache_key = storage_cache_key(k);
-                cache.put(&cache_key, v);
-            }
-        });
+    let BlockState { cache, .. } = state;
+    if lru_cache::get_cache_allocation_mode() == CacheAllocationMode::Indexer
+        && lru_cache::is_lru_cache_initialized()
+    {
+        PREVIOUS.with(|p| *p.borrow_mut() = Some(cache));
     }
 }
 
@@ -196,6 +211,7 @@ pub fn reset() {
 /// Forgets this block's state and empties the cache.
 pub fn clear() {
     BLOCK.with(|b| b.borrow_mut().take());
+    PREVIOUS.with(|p| p.borrow_mut().take());
     lru_cache::clear_lru_cache();
 }
 

@@ -46,12 +46,12 @@ fn chain(name: &str, wasm: &str, blocks: &[Vec<u8>]) {
     }
 }
 
-fn heavy() {
+fn heavy(label: &str, wasm: &str) {
     let block = heavy_block();
     let mut wasm_runs = Vec::new();
     let mut writes = 0;
     for _ in 0..5 {
-        let rt = runtime(guests::SPENDABLES, InstanceMode::Fresh);
+        let rt = runtime(wasm, InstanceMode::Fresh);
         let started = Instant::now();
         writes = rt
             .process_block(HEAVY_HEIGHT, &block)
@@ -69,7 +69,7 @@ fn heavy() {
     }
     let (w, n) = (median(wasm_runs), median(native_runs));
     println!(
-        "spendables block {HEAVY_HEIGHT}: wasm {:.1} ms ({writes} writes), native {:.1} ms, ratio {:.2}x",
+        "spendables ({label}) block {HEAVY_HEIGHT}: wasm {:.1} ms ({writes} writes), native {:.1} ms, ratio {:.2}x",
         w.as_secs_f64() * 1e3,
         n.as_secs_f64() * 1e3,
         w.as_secs_f64() / n.as_secs_f64()
@@ -100,6 +100,7 @@ fn main() {
     let blocks = mainnet_blocks();
     chain("minimal", guests::MINIMAL, &blocks);
     chain("spendables", guests::SPENDABLES, &blocks);
-    heavy();
+    heavy("guest cache 1 GiB", guests::SPENDABLES);
+    heavy("guest cache off", guests::SPENDABLES_NOCACHE);
     views(&blocks);
 }
