@@ -10,6 +10,7 @@ use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
 use metashrew_tests::guests;
 
 type Runtime = MetashrewRuntime<MemStore>;
+type State = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
 
 fn runtime(wasm: &str, mode: InstanceMode) -> Runtime {
     let config = RuntimeConfig {
@@ -46,7 +47,7 @@ fn conditions() -> Vec<(&'static str, &'static str, InstanceMode)> {
 #[test]
 fn mainnet_0_255_roots_agree_across_caches_instances_and_region_sizes() {
     let blocks = mainnet_blocks();
-    let mut reference: Option<(Vec<[u8; 32]>, std::collections::BTreeMap<Vec<u8>, Vec<u8>>)> = None;
+    let mut reference: Option<(Vec<[u8; 32]>, State)> = None;
     for (name, wasm, mode) in conditions() {
         let rt = runtime(wasm, mode);
         for (h, block) in blocks.iter().enumerate() {
