@@ -67,6 +67,10 @@ pub struct Args {
     /// every node of one index must use the same value.
     #[arg(long, default_value_t = 4096)]
     pub max_guest_memory_mib: u64,
+    /// Host read cache in front of RocksDB, in MiB (0: off). It only ever answers what the
+    /// database would, so it never changes results.
+    #[arg(long, default_value_t = 256)]
+    pub host_cache_mib: u64,
     /// How blocks get their wasm instance.
     #[arg(long, value_enum, default_value_t = Mode::Fresh)]
     pub instance_mode: Mode,

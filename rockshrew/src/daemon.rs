@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use metashrew_runtime::state_root::sha256;
-use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig};
+use metashrew_runtime::{CachedStore, InstanceMode, MetashrewRuntime, RuntimeConfig};
 
 use crate::cli::{Args, Mode};
 use crate::metrics::Metrics;
@@ -79,7 +79,11 @@ pub fn run(args: Args) -> Result<()> {
         &identity,
         args.allow_indexer_change,
     )?;
-    let store = Arc::new(store);
+    let namespace = store.namespace().to_string();
+    let store = Arc::new(CachedStore::new(
+        store,
+        (args.host_cache_mib as usize) << 20,
+    ));
     let runtime = Arc::new(
         MetashrewRuntime::from_bytes(&wasm, store.clone(), config)
             .with_context(|| format!("loading {}", args.indexer.display()))?,
@@ -87,7 +91,7 @@ pub fn run(args: Args) -> Result<()> {
     let tip = runtime.tip()?;
     log::info!(
         "index `{}` in {}: {}",
-        store.namespace(),
+        namespace,
         args.db_path.display(),
         tip.map_or_else(|| "empty".to_string(), |t| format!("tip {t}"))
     );
@@ -150,7 +154,7 @@ pub fn run(args: Args) -> Result<()> {
             SyncStop::Shutdown => log::info!("stopped cleanly"),
         })
     });
-    store.flush().ok();
+    store.inner().flush().ok();
     result
 }
 

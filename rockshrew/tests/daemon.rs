@@ -326,3 +326,31 @@ fn a_host_that_cannot_back_guest_memory_refuses_to_start() {
     assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.log_text());
     assert!(d.log_text().contains("empty"), "{}", d.log_text());
 }
+
+#[test]
+fn probe_addresses_are_the_same_across_processes_and_instance_modes() {
+    let mut reports = Vec::new();
+    for mode in ["fresh", "persistent", "fresh"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Daemon::start(
+            guests::PROBE,
+            &dir.path().join("db"),
+            &["--blocks-file", FIXTURE, "--instance-mode", mode],
+        );
+        d.wait_for_height(255, WAIT);
+        let report: Vec<String> = [1u32, 2, 20, 40]
+            .iter()
+            .map(|h| {
+                let r = d.call("metashrew_view", json!(["report", "", h]))["result"].clone();
+                let words =
+                    hex::decode(r.as_str().expect("report").trim_start_matches("0x")).unwrap();
+                // Skip the cache hit/miss counters: only addresses and sizes must agree.
+                hex::encode(&words[8..])
+            })
+            .collect();
+        reports.push(report);
+    }
+    eprintln!("probe reports (heights 1, 2, 20, 40): {:?}", reports[0]);
+    assert_eq!(reports[0], reports[1], "fresh vs persistent");
+    assert_eq!(reports[0], reports[2], "two processes");
+}

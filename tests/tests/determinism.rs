@@ -65,6 +65,37 @@ fn mainnet_0_255_roots_agree_across_caches_instances_and_region_sizes() {
 }
 
 #[test]
+fn host_read_cache_on_off_and_tiny_give_the_same_roots() {
+    use metashrew_runtime::{CachedStore, Storage};
+    fn chain<S: Storage>(store: S, mode: InstanceMode) -> Vec<[u8; 32]> {
+        let config = RuntimeConfig {
+            instance_mode: mode,
+            ..RuntimeConfig::default()
+        };
+        let rt = MetashrewRuntime::load(guests::SPENDABLES, Arc::new(store), config)
+            .expect("guest loads");
+        for (h, block) in mainnet_blocks().iter().enumerate() {
+            rt.process_block(h as u32, block).expect("block");
+        }
+        // A reorg of 10 blocks and their re-application, through the cache.
+        rt.rollback_to(245).expect("rollback");
+        for (h, block) in mainnet_blocks().iter().enumerate().skip(246) {
+            rt.process_block(h as u32, block).expect("block");
+        }
+        (0..256)
+            .map(|h| rt.state_root(h).expect("read").expect("root"))
+            .collect()
+    }
+    let reference = chain(MemStore::new(), InstanceMode::Fresh);
+    for (budget, name) in [(0, "off"), (4 << 10, "4 KiB"), (256 << 20, "256 MiB")] {
+        for mode in [InstanceMode::Fresh, InstanceMode::Persistent] {
+            let got = chain(CachedStore::new(MemStore::new(), budget), mode);
+            assert_eq!(got, reference, "host cache {name}, {mode:?}");
+        }
+    }
+}
+
+#[test]
 fn heavy_block_roots_agree_across_caches_and_instances() {
     let block = heavy_block();
     let mut reference = None;

@@ -9,8 +9,10 @@
 //!
 //! [`MemStore`] implements it in memory; the daemon's RocksDB store is another implementation.
 
+mod cached;
 mod memory;
 
+pub use cached::CachedStore;
 pub use memory::MemStore;
 
 /// The 32-byte hash of a block, in internal byte order (as `sha256d(header)` produces it).
