@@ -1,7 +1,5 @@
-//! Shared helpers of the workspace's integration tests: the bundled block fixtures, the paths of
-//! the example guests built to wasm32 (by `build.rs`), and a small wasmtime host to run them.
-
-pub mod harness;
+//! Shared helpers of the workspace's integration tests: the bundled block fixtures and the paths
+//! of the example guests built to wasm32 (by `build.rs`).
 
 /// Paths of the example guests, built by `build.rs`.
 pub mod guests {

@@ -1,38 +1,58 @@
-//! The example guests built to wasm32, run block by block in wasmtime over real mainnet blocks.
+//! The example guests built to wasm32, run block by block by the runtime over real mainnet
+//! blocks, compared with the same logic run natively.
+
+use std::sync::Arc;
 
 use bitcoin::Block;
 use bitcoin::hashes::Hash;
 use metashrew_core::mock;
+use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig, Storage};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
-use metashrew_tests::harness::GuestHost;
 
-fn run_all(wasm: &str, blocks: &[Vec<u8>], persistent: bool) -> GuestHost {
-    let mut host = GuestHost::load(wasm).expect("guest compiles");
+type Runtime = MetashrewRuntime<MemStore>;
+
+fn runtime(wasm: &str, mode: InstanceMode) -> Runtime {
+    let config = RuntimeConfig {
+        instance_mode: mode,
+        ..RuntimeConfig::default()
+    };
+    MetashrewRuntime::load(wasm, Arc::new(MemStore::new()), config).expect("guest loads")
+}
+
+fn run_all(wasm: &str, blocks: &[Vec<u8>], mode: InstanceMode) -> Runtime {
+    let rt = runtime(wasm, mode);
     for (height, block) in blocks.iter().enumerate() {
-        host.run_block(height as u32, block, persistent)
-            .unwrap_or_else(|e| panic!("block {height}: {e:#}"));
+        rt.process_block(height as u32, block)
+            .unwrap_or_else(|e| panic!("block {height}: {e}"));
     }
-    host
+    rt
+}
+
+fn stored(rt: &Runtime, key: &str) -> Vec<u8> {
+    rt.storage()
+        .get_at(key.as_bytes(), u32::MAX)
+        .expect("read")
+        .unwrap_or_default()
 }
 
 #[test]
 fn minimal_stores_blocks_hashes_and_tracker() {
     let blocks = mainnet_blocks();
-    let host = run_all(guests::MINIMAL, &blocks, false);
+    let rt = run_all(guests::MINIMAL, &blocks, InstanceMode::Fresh);
     let mut tracker = Vec::new();
     for (height, raw) in blocks.iter().enumerate() {
         let block: Block = bitcoin::consensus::deserialize(raw).expect("fixture block");
         let hash = block.block_hash().to_byte_array();
         tracker.push(hash[0]);
-        assert_eq!(host.state()[format!("/blocks/{height}").as_bytes()], *raw);
+        assert_eq!(stored(&rt, &format!("/blocks/{height}")), *raw);
         assert_eq!(
-            host.state()[format!("/block-hashes/{height}").as_bytes()],
+            stored(&rt, &format!("/block-hashes/{height}")),
             hash.to_vec()
         );
     }
-    assert_eq!(host.view("blocktracker", 255, b"").expect("view"), tracker);
-    assert_eq!(host.view("getblock", 100, b"").expect("view"), blocks[100]);
+    assert_eq!(rt.view("blocktracker", b"", 255).expect("view"), tracker);
+    assert_eq!(rt.view("getblock", b"", 100).expect("view"), blocks[100]);
     let tip: Block = bitcoin::consensus::deserialize(&blocks[255]).expect("tip");
     assert_eq!(
         tip.block_hash().to_string(),
@@ -46,18 +66,18 @@ fn spendables_in_wasm_matches_native_and_answers_balances() {
     let block9: Block = bitcoin::consensus::deserialize(&blocks[9]).expect("block 9");
     let script = block9.txdata[0].output[0].script_pubkey.as_bytes().to_vec();
 
-    let mut host = GuestHost::load(guests::SPENDABLES).expect("guest compiles");
-    for (height, block) in blocks.iter().enumerate() {
-        host.run_block(height as u32, block, false)
-            .expect("block runs");
-        if height == 169 || height == 170 {
-            let balance = host.view("balance", height as u32, &script).expect("view");
-            let expected: u64 = if height == 169 { 50 } else { 40 } * 100_000_000;
-            assert_eq!(balance, expected.to_le_bytes().to_vec(), "height {height}");
-        }
+    let rt = run_all(guests::SPENDABLES, &blocks, InstanceMode::Fresh);
+    for (height, btc) in [(169u32, 50u64), (170, 40)] {
+        let balance = rt.view("balance", &script, height).expect("view");
+        assert_eq!(
+            balance,
+            (btc * 100_000_000).to_le_bytes().to_vec(),
+            "height {height}"
+        );
     }
 
     // The same logic compiled natively, over the mock host, gives byte-identical state.
+    let wasm_state = rt.storage().dump_at(255);
     std::thread::spawn(move || {
         mock::reset();
         for (height, block) in blocks.iter().enumerate() {
@@ -67,21 +87,12 @@ fn spendables_in_wasm_matches_native_and_answers_balances() {
         mock::state()
     })
     .join()
-    .map(|native| assert!(native == *host.state(), "native and wasm states differ"))
+    .map(|native| assert!(native == wasm_state, "native and wasm states differ"))
     .expect("native run");
 }
 
-#[test]
-fn persistent_and_fresh_instances_give_identical_state() {
-    let blocks = mainnet_blocks();
-    let fresh = run_all(guests::SPENDABLES, &blocks, false);
-    let persistent = run_all(guests::SPENDABLES, &blocks, true);
-    assert_eq!(fresh.state().len(), persistent.state().len());
-    assert!(fresh.state() == persistent.state());
-}
-
-fn report(host: &GuestHost, height: u32) -> Vec<u32> {
-    let bytes = &host.state()[format!("/probe/report/{height}").as_bytes()];
+fn report(rt: &Runtime, height: u32) -> Vec<u32> {
+    let bytes = stored(rt, &format!("/probe/report/{height}"));
     assert_eq!(bytes.len(), probe::REPORT_WORDS * 4);
     bytes
         .chunks(4)
@@ -91,14 +102,17 @@ fn report(host: &GuestHost, height: u32) -> Vec<u32> {
 
 #[test]
 fn probe_heap_addresses_do_not_depend_on_cache_hits() {
+    let blocks = mainnet_blocks();
     const BLOCKS: u32 = 6;
     // Persistent: from block 1 on, /probe/a and /probe/b are read from the guest's LRU cache.
-    let mut warm = GuestHost::load(guests::PROBE).expect("probe compiles");
+    let warm = runtime(guests::PROBE, InstanceMode::Persistent);
     // Fresh: every block starts with an empty cache and reads them from the host.
-    let mut cold = GuestHost::load(guests::PROBE).expect("probe compiles");
+    let cold = runtime(guests::PROBE, InstanceMode::Fresh);
     for height in 0..BLOCKS {
-        warm.run_block(height, b"", true).expect("warm block");
-        cold.run_block(height, b"", false).expect("cold block");
+        warm.process_block(height, &blocks[height as usize])
+            .expect("warm block");
+        cold.process_block(height, &blocks[height as usize])
+            .expect("cold block");
     }
     for height in 0..BLOCKS {
         let (w, c) = (report(&warm, height), report(&cold, height));

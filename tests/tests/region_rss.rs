@@ -1,7 +1,10 @@
 //! Reserving the 1 GiB region must cost address space, not memory: at most 16 MiB of resident
 //! memory, natively and inside a wasm guest. (Own test binary, one test: RSS is process-wide.)
 
-use metashrew_tests::{guests, harness::GuestHost};
+use std::sync::Arc;
+
+use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, Storage};
+use metashrew_tests::{fixtures::mainnet_blocks, guests};
 
 const LIMIT: u64 = 16 << 20;
 
@@ -32,11 +35,17 @@ fn reserving_the_region_adds_at_most_16_mib_of_rss() {
     );
 
     // A wasm guest whose initialize() reserves its own 1 GiB region.
-    let mut host = GuestHost::load(guests::PROBE).expect("probe compiles");
+    let store = Arc::new(MemStore::new());
+    let rt = MetashrewRuntime::load(guests::PROBE, store.clone(), RuntimeConfig::default())
+        .expect("probe loads");
+    let genesis = mainnet_blocks().swap_remove(0);
     let before = rss_bytes();
-    host.run_block(0, b"", false).expect("block runs");
+    rt.process_block(0, &genesis).expect("block runs");
     let guest_delta = rss_bytes().saturating_sub(before);
-    let report = host.state()[&b"/probe/report/0".to_vec()].clone();
+    let report = store
+        .get_at(b"/probe/report/0", 0)
+        .expect("read")
+        .expect("report stored");
     let word = |i: usize| u32::from_le_bytes(report[i * 4..i * 4 + 4].try_into().expect("word"));
     assert_eq!(
         word(3) as usize * 65536,

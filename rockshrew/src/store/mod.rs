@@ -183,25 +183,8 @@ impl RocksStore {
                 source,
             }
         })?;
-        let mut write_options = WriteOptions::default();
-        write_options.set_sync(false);
-        let store = Self {
-            db,
-            namespace,
-            tip: AtomicU64::new(NO_TIP),
-            first: AtomicU64::new(NO_TIP),
-            writer: Mutex::new(()),
-            write_options,
-        };
+        let store = Self::from_db(db, namespace)?;
         store.check_identity(identity, allow_change)?;
-        let tip = store.meta_u32(TIP)?;
-        let first = store.meta_u32(FIRST)?;
-        store
-            .tip
-            .store(tip.map_or(NO_TIP, u64::from), Ordering::SeqCst);
-        store
-            .first
-            .store(first.map_or(NO_TIP, u64::from), Ordering::SeqCst);
         Ok(store)
     }
 
@@ -227,13 +210,23 @@ impl RocksStore {
                 source,
             }
         })?;
+        Ok(Self::from_db(db, namespace)?)
+    }
+
+    /// The store over an open database: loads the cached tip and first height.
+    fn from_db(db: DB, namespace: String) -> Result<Self, StorageError> {
+        let mut write_options = WriteOptions::default();
+        // The WAL is written on every commit but not fsynced: a killed process loses nothing
+        // (the kernel has the data); a power failure can lose the last blocks, which are then
+        // indexed again.
+        write_options.set_sync(false);
         let store = Self {
             db,
             namespace,
             tip: AtomicU64::new(NO_TIP),
             first: AtomicU64::new(NO_TIP),
             writer: Mutex::new(()),
-            write_options: WriteOptions::default(),
+            write_options,
         };
         let tip = store.meta_u32(TIP)?;
         let first = store.meta_u32(FIRST)?;
