@@ -50,14 +50,15 @@ fn heavy(label: &str, wasm: &str) {
     let block = heavy_block();
     let mut wasm_runs = Vec::new();
     let mut writes = 0;
+    let (mut execute, mut commit) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         let rt = runtime(wasm, InstanceMode::Fresh);
         let started = Instant::now();
-        writes = rt
-            .process_block(HEAVY_HEIGHT, &block)
-            .expect("block")
-            .writes;
+        let report = rt.process_block(HEAVY_HEIGHT, &block).expect("block");
         wasm_runs.push(started.elapsed());
+        writes = report.writes;
+        execute.push(report.execute_time);
+        commit.push(report.commit_time);
     }
     let mut native_runs = Vec::new();
     for _ in 0..5 {
@@ -69,8 +70,10 @@ fn heavy(label: &str, wasm: &str) {
     }
     let (w, n) = (median(wasm_runs), median(native_runs));
     println!(
-        "spendables ({label}) block {HEAVY_HEIGHT}: wasm {:.1} ms ({writes} writes), native {:.1} ms, ratio {:.2}x",
+        "spendables ({label}) block {HEAVY_HEIGHT}: wasm {:.1} ms (guest {:.1} + commit {:.1}; {writes} writes), native {:.1} ms, ratio {:.2}x",
         w.as_secs_f64() * 1e3,
+        median(execute).as_secs_f64() * 1e3,
+        median(commit).as_secs_f64() * 1e3,
         n.as_secs_f64() * 1e3,
         w.as_secs_f64() / n.as_secs_f64()
     );
