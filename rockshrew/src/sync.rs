@@ -145,17 +145,22 @@ impl<S: Storage> Syncer<S> {
     /// Compares our tip with the source's block at that height; rolls back on a reorg.
     /// Returns whether a rollback happened.
     fn check_tip(&self, tip: u32) -> Result<bool> {
-        let ours = self.runtime.block_hash(tip)?;
-        let theirs = match self.source.block_hash(tip) {
-            Ok(h) => Some(h),
-            Err(SourceError::NoBlock(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        if ours.is_some() && ours == theirs {
+        if self.agrees_at(tip)? {
             return Ok(false);
         }
         self.handle_reorg(tip)?;
         Ok(true)
+    }
+
+    /// Whether our block at `height` is the source's block at that height.
+    fn agrees_at(&self, height: u32) -> Result<bool> {
+        let ours = self.runtime.block_hash(height)?;
+        let theirs = match self.source.block_hash(height) {
+            Ok(h) => Some(h),
+            Err(SourceError::NoBlock(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(ours.is_some() && ours == theirs)
     }
 
     /// Walks down from `from` until our hash and the source's agree, then rolls back to there.
@@ -163,13 +168,7 @@ impl<S: Storage> Syncer<S> {
         let first = self.runtime.storage().first_height()?.unwrap_or(0);
         let mut height = from;
         loop {
-            let ours = self.runtime.block_hash(height)?;
-            let theirs = match self.source.block_hash(height) {
-                Ok(h) => Some(h),
-                Err(SourceError::NoBlock(_)) => None,
-                Err(e) => return Err(e.into()),
-            };
-            if ours.is_some() && ours == theirs {
+            if self.agrees_at(height)? {
                 break;
             }
             let depth = from - height + 1;

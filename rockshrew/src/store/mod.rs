@@ -260,6 +260,19 @@ impl RocksStore {
             .ok_or_else(|| StorageError::Corrupt(format!("column family {name} is missing")))
     }
 
+    /// The namespace's history, blocks, touched and meta column families.
+    #[allow(clippy::type_complexity)]
+    fn column_families(
+        &self,
+    ) -> Result<(&ColumnFamily, &ColumnFamily, &ColumnFamily, &ColumnFamily), StorageError> {
+        Ok((
+            self.cf("history")?,
+            self.cf("blocks")?,
+            self.cf("touched")?,
+            self.cf("meta")?,
+        ))
+    }
+
     fn meta_u32(&self, key: &[u8]) -> Result<Option<u32>, StorageError> {
         match self
             .db
@@ -365,12 +378,7 @@ impl Storage for RocksStore {
                 tip,
             });
         }
-        let (history, blocks, touched, meta) = (
-            self.cf("history")?,
-            self.cf("blocks")?,
-            self.cf("touched")?,
-            self.cf("meta")?,
-        );
+        let (history, blocks, touched, meta) = self.column_families()?;
         let mut batch = WriteBatch::default();
         for (k, v) in &commit.writes {
             batch.put_cf(history, keys::history_key(k, commit.height), v);
@@ -435,12 +443,7 @@ impl Storage for RocksStore {
         if height >= tip {
             return Ok(());
         }
-        let (history, blocks, touched, meta) = (
-            self.cf("history")?,
-            self.cf("blocks")?,
-            self.cf("touched")?,
-            self.cf("meta")?,
-        );
+        let (history, blocks, touched, meta) = self.column_families()?;
         let mut batch = WriteBatch::default();
         let lowest_removed = if height < first { first } else { height + 1 };
         for h in lowest_removed..=tip {
