@@ -265,8 +265,13 @@ fn reference_roots() -> Vec<String> {
 fn kill_9_at_any_point_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    // Slow the sync down (one block per fetch round) so the kills land mid-sync.
-    let args = ["--blocks-file", FIXTURE, "--fetch-workers", "1"];
+    // A slow node (3 ms per request, one block in flight) so that the kills land mid-sync.
+    let node = FakeNode::start(mainnet_blocks());
+    node.faults
+        .delay_ms
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let url = node.url();
+    let args = ["--daemon-rpc-url", url.as_str(), "--fetch-workers", "1"];
     let mut tips = Vec::new();
     for target in [20u32, 60, 110, 170, 230] {
         let mut d = Daemon::start(guests::SPENDABLES, &db, &args);

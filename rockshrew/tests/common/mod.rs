@@ -30,6 +30,8 @@ pub struct Faults {
     pub lies_left: AtomicU32,
     /// Requests served.
     pub served: AtomicU32,
+    /// Milliseconds to wait before answering each request (a slow node).
+    pub delay_ms: AtomicU32,
 }
 
 /// A Bitcoin Core look-alike serving `getblockcount`, `getblockhash`, `getblock` from a chain
@@ -124,6 +126,10 @@ fn serve(mut stream: TcpStream, chain: &Mutex<Vec<Vec<u8>>>, faults: &Faults) ->
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body).ok()?;
         faults.served.fetch_add(1, Ordering::SeqCst);
+        let delay = faults.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(u64::from(delay)));
+        }
         let (status, reply) = if faults
             .unavailable
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
