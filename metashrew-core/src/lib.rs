@@ -15,14 +15,12 @@
 //! with plain `cargo test`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use metashrew_support::compat::to_arraybuffer_layout;
 use metashrew_support::lru_cache::{self, CacheAllocationMode, CacheStats, storage_cache_key};
-use metashrew_support::proto::encode_flush_items;
+use metashrew_support::proto::encode_flush_arraybuffer;
 use metashrew_support::region::ensure_preallocated_memory;
 
 #[cfg(all(target_arch = "wasm32", feature = "region-allocator"))]
@@ -40,8 +38,9 @@ pub use compat::export_bytes;
 pub use metashrew_support;
 pub use stdio::stdout;
 
-/// A fixed-key hasher: iteration order of the block's maps never depends on heap addresses.
-pub type FixedState = BuildHasherDefault<DefaultHasher>;
+/// A fast fixed-seed hasher: iteration order of the block's maps never depends on heap
+/// addresses or on the process.
+pub use metashrew_support::lru_cache::FixedState;
 
 /// This block's reads and writes, by key.
 pub type BlockCache = HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>, FixedState>;
@@ -186,10 +185,8 @@ pub fn flush() {
         .iter()
         .filter_map(|k| state.cache.get(k).map(|v| (&k[..], &v[..])))
         .collect();
-    let encoded = encode_flush_items(pairs.iter().flat_map(|(k, v)| [*k, *v]));
+    let mut buffer = encode_flush_arraybuffer(pairs.iter().flat_map(|(k, v)| [*k, *v]));
     drop(pairs);
-    let mut buffer = to_arraybuffer_layout(&encoded);
-    drop(encoded);
     host::host_flush(&mut buffer);
     drop(buffer);
     let BlockState { cache, .. } = state;

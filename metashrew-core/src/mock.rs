@@ -9,12 +9,26 @@ use std::collections::BTreeMap;
 
 use metashrew_support::proto::decode_flush;
 
+/// Answers reads of keys the mock state does not hold (see [`set_backing`]).
+pub type Backing = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 #[derive(Default)]
 struct MockHost {
     input: Vec<u8>,
     state: BTreeMap<Vec<u8>, Vec<u8>>,
+    backing: Option<Backing>,
     flushes: Vec<Vec<(Vec<u8>, Vec<u8>)>>,
     log: String,
+}
+
+impl MockHost {
+    fn value(&self, key: &[u8]) -> Option<Vec<u8>> {
+        match (self.state.get(key), &self.backing) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(backing)) => Some(backing(key)),
+            (None, None) => None,
+        }
+    }
 }
 
 thread_local! {
@@ -40,7 +54,21 @@ pub fn set_state(key: &[u8], value: &[u8]) {
 
 /// The value of `key` in the mock state (empty when absent).
 pub fn get_state(key: &[u8]) -> Vec<u8> {
-    with_host(|h| h.state.get(key).cloned().unwrap_or_default())
+    with_host(|h| h.value(key).unwrap_or_default())
+}
+
+/// Makes reads of keys absent from the mock state ask `backing` (a real store, say), so native
+/// guest logic can run against the same data as the wasm build. [`reset`] removes it.
+pub fn set_backing(backing: Backing) {
+    with_host(|h| h.backing = Some(backing));
+    crate::forget_cached_reads();
+}
+
+/// Empties the mock state (keeping the backing reader), as when the writes so far have been
+/// committed to the backing store.
+pub fn clear_state() {
+    with_host(|h| h.state.clear());
+    crate::forget_cached_reads();
 }
 
 /// A copy of the whole mock state.
@@ -80,12 +108,12 @@ pub fn host_load_input(buffer: &mut [u8]) {
 }
 
 pub fn host_get_len(key: &mut [u8]) -> usize {
-    with_host(|h| h.state.get(data(key)).map_or(0, Vec::len))
+    with_host(|h| h.value(data(key)).map_or(0, |v| v.len()))
 }
 
 pub fn host_get(key: &mut [u8], value: &mut [u8]) {
     with_host(|h| {
-        if let Some(v) = h.state.get(data(key)) {
+        if let Some(v) = h.value(data(key)) {
             let n = v.len().min(value.len().saturating_sub(4));
             value[4..4 + n].copy_from_slice(&v[..n]);
         }

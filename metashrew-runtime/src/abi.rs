@@ -34,14 +34,18 @@ fn header_len(data: &[u8], ptr: i32) -> wasmtime::Result<(usize, usize)> {
     Ok((start, len))
 }
 
-/// Copies out the ArrayBuffer at `ptr`.
-pub(crate) fn read_buffer(data: &[u8], ptr: i32) -> wasmtime::Result<Vec<u8>> {
+/// The ArrayBuffer at `ptr`, in place.
+fn buffer(data: &[u8], ptr: i32) -> wasmtime::Result<&[u8]> {
     let (start, len) = header_len(data, ptr)?;
     start
         .checked_add(len)
         .and_then(|end| data.get(start..end))
-        .map(<[u8]>::to_vec)
         .ok_or_else(|| format_err!("buffer at {start:#x} of {len} bytes is out of bounds"))
+}
+
+/// Copies out the ArrayBuffer at `ptr`.
+pub(crate) fn read_buffer(data: &[u8], ptr: i32) -> wasmtime::Result<Vec<u8>> {
+    buffer(data, ptr).map(<[u8]>::to_vec)
 }
 
 fn read_arg<S: Storage>(caller: &mut Ctx<'_, S>, ptr: i32) -> wasmtime::Result<Vec<u8>> {
@@ -147,8 +151,10 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     )?;
 
     linker.func_wrap("env", "__flush", |mut caller: Ctx<'_, S>, ptr: i32| {
-        let bytes = read_arg(&mut caller, ptr)?;
-        let pairs = decode_flush(&bytes).map_err(|e| format_err!("__flush: {e}"))?;
+        let memory = memory_of(&mut caller)?;
+        // Decoded straight from guest memory: a block's flush can be megabytes.
+        let pairs = decode_flush(buffer(memory.data(&caller), ptr)?)
+            .map_err(|e| format_err!("__flush: {e}"))?;
         let ctx = caller.data_mut();
         if ctx.kind == CallKind::Block {
             ctx.flushed.get_or_insert_with(Vec::new).extend(pairs);

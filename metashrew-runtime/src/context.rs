@@ -57,6 +57,8 @@ pub struct CallContext<S> {
     pub(crate) flushed: Option<Vec<(Vec<u8>, Vec<u8>)>>,
     /// The value of the last `__get_len`, reused by the `__get` that follows it.
     pub(crate) last_read: Option<(Vec<u8>, Vec<u8>)>,
+    /// Reads that went to the store (a `__get` answered from `last_read` is not counted).
+    pub(crate) store_reads: usize,
     /// Where the guest's `__log` output goes (`log` target).
     pub(crate) log_target: &'static str,
     /// The last text the guest logged (bounded), quoted in failure reasons: a Rust guest's panic
@@ -85,6 +87,7 @@ impl<S: Storage> CallContext<S> {
             state,
             flushed: None,
             last_read: None,
+            store_reads: 0,
             last_log: String::new(),
             log_target: match kind {
                 CallKind::Block => "metashrew::guest",
@@ -109,6 +112,7 @@ impl<S: Storage> CallContext<S> {
     pub(crate) fn read(&mut self, key: Vec<u8>) -> Result<&[u8], StorageError> {
         let cached = matches!(&self.last_read, Some((k, _)) if *k == key);
         if !cached {
+            self.store_reads += 1;
             let value = self.state.get(&key)?;
             self.last_read = Some((key, value));
         }

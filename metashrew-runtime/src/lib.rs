@@ -25,4 +25,6 @@ pub mod storage;
 pub use config::{InstanceMode, RuntimeConfig};
 pub use error::RuntimeError;
 pub use runtime::{BlockReport, MetashrewRuntime};
-pub use storage::{BlockCommit, CachedStore, KeyValues, MemStore, Storage, StorageError};
+pub use storage::{
+    BlockCommit, CachedStore, KeyValues, MemStore, PipelinedStore, Storage, StorageError,
+};

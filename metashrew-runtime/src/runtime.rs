@@ -1,6 +1,6 @@
 //! [`MetashrewRuntime`]: loads an indexer, runs blocks, answers views and previews.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,9 +25,12 @@ pub struct BlockReport {
     pub state_root: StateRoot,
     /// Distinct keys written.
     pub writes: usize,
+    /// Reads the guest made of the store (`__get_len`/`__get`, the pair counting once).
+    pub reads: usize,
     /// Time spent instantiating and running the guest.
     pub execute_time: std::time::Duration,
-    /// Time spent hashing the writes and committing them.
+    /// Time spent hashing the writes and committing them (with a [`crate::PipelinedStore`]:
+    /// waiting for the previous block's background write, then handing this one over).
     pub commit_time: std::time::Duration,
 }
 
@@ -73,8 +76,10 @@ type Kept<S> = Option<(Store<CallContext<S>>, Instance)>;
 /// concurrently from any number of threads and never wait for block execution, which is
 /// serialised internally.
 pub struct MetashrewRuntime<S: Storage> {
-    engine: Engine,
-    pre: InstancePre<CallContext<S>>,
+    /// Compiled for blocks: no interruption checks (a block has no deadline).
+    blocks: Compiled<S>,
+    /// Compiled for views and previews: epoch interruption enforces their timeout.
+    views: Compiled<S>,
     store: Arc<S>,
     config: RuntimeConfig,
     module_hash: [u8; 32],
@@ -83,10 +88,35 @@ pub struct MetashrewRuntime<S: Storage> {
     _ticker: EpochTicker,
 }
 
-/// Never-expiring epoch deadline for block execution (indexing must not depend on speed).
-const NO_DEADLINE: u64 = 1 << 62;
+/// A block's flushed pairs as its canonical write set: sorted by key, one entry per key holding
+/// the last value flushed for it.
+fn canonical_writes(mut pairs: Pairs) -> Pairs {
+    // Stable: pairs of one key keep their flush order, so the last of each run is the newest.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut writes: Pairs = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match writes.last_mut() {
+            Some(last) if last.0 == key => last.1 = value,
+            _ => writes.push((key, value)),
+        }
+    }
+    writes
+}
 
-fn engine_for(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
+/// One compilation of the module, ready to instantiate.
+struct Compiled<S: Storage> {
+    engine: Engine,
+    pre: InstancePre<CallContext<S>>,
+}
+
+/// Which calls a compilation serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Blocks,
+    Views,
+}
+
+fn engine_for(config: &RuntimeConfig, usage: Use) -> Result<Engine, RuntimeError> {
     if config.max_memory_bytes > 4 << 30 {
         return Err(RuntimeError::Config(format!(
             "max_memory_bytes {} is above the 4 GiB of wasm32",
@@ -99,7 +129,8 @@ fn engine_for(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
     c.cranelift_nan_canonicalization(true)
         .relaxed_simd_deterministic(true)
         .max_wasm_stack(config.max_wasm_stack_bytes)
-        .epoch_interruption(true);
+        // The checks cost about 15% of a heavy block's guest time, and only views need them.
+        .epoch_interruption(usage == Use::Views);
     Engine::new(&c).map_err(RuntimeError::engine)
 }
 
@@ -151,6 +182,46 @@ fn reason(err: &wasmtime::Error, timeout: Option<std::time::Duration>) -> String
     }
 }
 
+/// Compiles `wasm` for one use, checks its exports and links the ABI.
+fn compile<S: Storage>(
+    wasm: &[u8],
+    config: &RuntimeConfig,
+    usage: Use,
+) -> Result<Compiled<S>, RuntimeError> {
+    let engine = engine_for(config, usage)?;
+    let module =
+        Module::new(&engine, wasm).map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+    check_module(&module)?;
+    let mut linker = Linker::new(&engine);
+    abi::define(&mut linker).map_err(RuntimeError::engine)?;
+    let unknown: Vec<String> = module
+        .imports()
+        .filter(|i| !abi::provides(i.module(), i.name()))
+        .map(|i| format!("{}::{}", i.module(), i.name()))
+        .collect();
+    if !unknown.is_empty() {
+        if config.reject_unknown_imports {
+            return Err(RuntimeError::InvalidModule(format!(
+                "imports the host does not provide: {}",
+                unknown.join(", ")
+            )));
+        }
+        if usage == Use::Blocks {
+            log::warn!(
+                "imports linked as traps (calling one fails the call): {}",
+                unknown.join(", ")
+            );
+        }
+        linker
+            .define_unknown_imports_as_traps(&module)
+            .map_err(RuntimeError::engine)?;
+    }
+    let pre = linker
+        .instantiate_pre(&module)
+        .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+    Ok(Compiled { engine, pre })
+}
+
 impl<S: Storage> MetashrewRuntime<S> {
     /// Loads the indexer at `path`.
     pub fn load(
@@ -177,40 +248,20 @@ impl<S: Storage> MetashrewRuntime<S> {
         if let Err(err) = metashrew_support::region::ensure_preallocated_memory() {
             log::warn!("no preallocated region on the host: {err}");
         }
-        let engine = engine_for(&config)?;
-        let module = Module::new(&engine, wasm)
-            .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
-        check_module(&module)?;
-        let mut linker = Linker::new(&engine);
-        abi::define(&mut linker).map_err(RuntimeError::engine)?;
-        let unknown: Vec<String> = module
-            .imports()
-            .filter(|i| !abi::provides(i.module(), i.name()))
-            .map(|i| format!("{}::{}", i.module(), i.name()))
-            .collect();
-        if !unknown.is_empty() {
-            if config.reject_unknown_imports {
-                return Err(RuntimeError::InvalidModule(format!(
-                    "imports the host does not provide: {}",
-                    unknown.join(", ")
-                )));
-            }
-            log::warn!(
-                "imports linked as traps (calling one fails the call): {}",
-                unknown.join(", ")
-            );
-            linker
-                .define_unknown_imports_as_traps(&module)
-                .map_err(RuntimeError::engine)?;
-        }
-        let pre = linker
-            .instantiate_pre(&module)
-            .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+        let (blocks, views) = std::thread::scope(|scope| {
+            let views = scope.spawn(|| compile(wasm, &config, Use::Views));
+            let blocks = compile(wasm, &config, Use::Blocks);
+            let views = views
+                .join()
+                .unwrap_or_else(|_| Err(RuntimeError::Config("compilation panicked".into())));
+            (blocks, views)
+        });
+        let (blocks, views) = (blocks?, views?);
         let module_hash = crate::state_root::sha256(wasm);
-        let ticker = EpochTicker::start(&engine);
+        let ticker = EpochTicker::start(&views.engine);
         let runtime = Self {
-            engine,
-            pre,
+            blocks,
+            views,
             store,
             config,
             module_hash,
@@ -226,8 +277,8 @@ impl<S: Storage> MetashrewRuntime<S> {
     /// shortfall shows at start and not in the middle of a block.
     fn check_resources(&self) -> Result<(), RuntimeError> {
         let context = self.context(CallKind::View, 0, &[], StateView::Empty);
-        let mut store = self.new_store(context);
-        let instance = self.instantiate(&mut store)?;
+        let mut store = Self::new_store(&self.blocks, context);
+        let instance = Self::instantiate(&self.blocks, &mut store)?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| RuntimeError::InvalidModule("`memory` is not a memory".into()))?;
@@ -272,14 +323,18 @@ impl<S: Storage> MetashrewRuntime<S> {
 
     /// A new instance of the module. Failing here is the host's doing (no guest code runs during
     /// instantiation): typically the address space for the guest memory cannot be reserved.
-    fn instantiate(&self, store: &mut Store<CallContext<S>>) -> Result<Instance, RuntimeError> {
-        self.pre
+    fn instantiate(
+        compiled: &Compiled<S>,
+        store: &mut Store<CallContext<S>>,
+    ) -> Result<Instance, RuntimeError> {
+        compiled
+            .pre
             .instantiate(store)
             .map_err(|e| RuntimeError::Instantiate(format!("{e:#}")))
     }
 
-    fn new_store(&self, context: CallContext<S>) -> Store<CallContext<S>> {
-        let mut store = Store::new(&self.engine, context);
+    fn new_store(compiled: &Compiled<S>, context: CallContext<S>) -> Store<CallContext<S>> {
+        let mut store = Store::new(&compiled.engine, context);
         store.limiter(|c| &mut c.limits);
         store
     }
@@ -299,12 +354,13 @@ impl<S: Storage> MetashrewRuntime<S> {
         CallContext::new(limits, kind, height, payload, state)
     }
 
-    /// Runs `_start` in `store`/`instance` and returns what it flushed.
+    /// Runs `_start` in `store`/`instance` and returns what it flushed and how many store reads
+    /// it made.
     fn run_start(
         store: &mut Store<CallContext<S>>,
         instance: &Instance,
         timeout: Option<std::time::Duration>,
-    ) -> Result<Pairs, String> {
+    ) -> Result<(Pairs, usize), String> {
         let start = instance
             .get_typed_func::<(), ()>(&mut *store, "_start")
             .map_err(|e| format!("{e:#}"))?;
@@ -316,11 +372,12 @@ impl<S: Storage> MetashrewRuntime<S> {
             }
             return Err(why);
         }
-        store
-            .data_mut()
+        let context = store.data_mut();
+        let pairs = context
             .flushed
             .take()
-            .ok_or_else(|| "_start returned without calling __flush".to_string())
+            .ok_or_else(|| "_start returned without calling __flush".to_string())?;
+        Ok((pairs, context.store_reads))
     }
 
     /// Runs block `height` and commits its writes, touched keys, hash, state root and the new
@@ -353,9 +410,8 @@ impl<S: Storage> MetashrewRuntime<S> {
         let started = std::time::Instant::now();
         let outcome = match self.config.instance_mode {
             InstanceMode::Fresh => {
-                let mut store = self.new_store(context);
-                store.set_epoch_deadline(NO_DEADLINE);
-                let instance = self.instantiate(&mut store)?;
+                let mut store = Self::new_store(&self.blocks, context);
+                let instance = Self::instantiate(&self.blocks, &mut store)?;
                 Self::run_start(&mut store, &instance, None)
             }
             InstanceMode::Persistent => {
@@ -365,12 +421,11 @@ impl<S: Storage> MetashrewRuntime<S> {
                         (store, instance)
                     }
                     None => {
-                        let mut store = self.new_store(context);
-                        let instance = self.instantiate(&mut store)?;
+                        let mut store = Self::new_store(&self.blocks, context);
+                        let instance = Self::instantiate(&self.blocks, &mut store)?;
                         (store, instance)
                     }
                 };
-                store.set_epoch_deadline(NO_DEADLINE);
                 let outcome = Self::run_start(&mut store, &instance, None);
                 if outcome.is_ok() {
                     // Release the reads' handle on the store; the next block sets its own.
@@ -380,21 +435,19 @@ impl<S: Storage> MetashrewRuntime<S> {
                 outcome
             }
         };
-        let pairs = outcome.map_err(|reason| RuntimeError::BlockFailed { height, reason })?;
+        let (pairs, reads) =
+            outcome.map_err(|reason| RuntimeError::BlockFailed { height, reason })?;
         let execute_time = started.elapsed();
-        let writes: Pairs = pairs
-            .into_iter()
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
-            .collect();
+        let writes = canonical_writes(pairs);
         let state_root = next_root(&parent_root, height, &hash, &writes);
-        let commit = BlockCommit {
+        let writes_count = writes.len();
+        let commit = Arc::new(BlockCommit {
             height,
             block_hash: hash,
             state_root,
             writes,
-        };
-        if let Err(err) = self.store.commit_block(&commit) {
+        });
+        if let Err(err) = self.store.commit_shared(commit) {
             // The kept instance has seen writes that are not in the store.
             *kept = None;
             return Err(err.into());
@@ -403,7 +456,8 @@ impl<S: Storage> MetashrewRuntime<S> {
             height,
             block_hash: hash,
             state_root,
-            writes: commit.writes.len(),
+            writes: writes_count,
+            reads,
             execute_time,
             commit_time: started.elapsed() - execute_time,
         })
@@ -449,10 +503,13 @@ impl<S: Storage> MetashrewRuntime<S> {
             height,
             reason,
         };
-        let mut store = self.new_store(self.context(CallKind::View, height, input, state));
+        let mut store = Self::new_store(
+            &self.views,
+            self.context(CallKind::View, height, input, state),
+        );
         store.set_epoch_deadline(self.view_deadline_ticks());
         store.epoch_deadline_trap();
-        let instance = self.instantiate(&mut store)?;
+        let instance = Self::instantiate(&self.views, &mut store)?;
         let func = instance
             .get_typed_func::<(), i32>(&mut store, name)
             .map_err(|_| RuntimeError::MissingExport(format!("{name}: () -> i32")))?;
@@ -484,11 +541,14 @@ impl<S: Storage> MetashrewRuntime<S> {
             tip: Some(height),
         })?;
         let base = StateView::At(self.store.clone(), height);
-        let mut store = self.new_store(self.context(CallKind::Block, next, block, base));
+        let mut store = Self::new_store(
+            &self.views,
+            self.context(CallKind::Block, next, block, base),
+        );
         store.set_epoch_deadline(self.view_deadline_ticks());
         store.epoch_deadline_trap();
-        let instance = self.instantiate(&mut store)?;
-        let pairs = Self::run_start(&mut store, &instance, Some(self.config.view_timeout))
+        let instance = Self::instantiate(&self.views, &mut store)?;
+        let (pairs, _) = Self::run_start(&mut store, &instance, Some(self.config.view_timeout))
             .map_err(|reason| RuntimeError::BlockFailed {
                 height: next,
                 reason: format!("(preview) {reason}"),

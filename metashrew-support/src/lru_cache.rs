@@ -15,12 +15,10 @@
 //! [`CacheAllocationMode`], the height-partitioned view cache, the API cache, statistics.
 
 use std::cell::{Cell, RefCell};
-use std::collections::hash_map::DefaultHasher;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use crate::region::{configured_region_size, ensure_preallocated_memory};
-use crate::region_alloc::in_region;
+use crate::region_alloc::{in_region, region_allocator_in_use};
 
 /// Weight added to every entry for the cache's bookkeeping (node, links, table slot).
 pub const ENTRY_OVERHEAD: usize = 96;
@@ -28,8 +26,10 @@ pub const ENTRY_OVERHEAD: usize = 96;
 /// Free space `put` requires in the region, beyond the key and value, before it links a node.
 const PUSH_HEADROOM: usize = 4096;
 
-/// A fixed-key hasher: table layout and cost never depend on addresses or process history.
-type FixedState = BuildHasherDefault<DefaultHasher>;
+/// A fast hasher with a fixed seed: table layout and cost never depend on addresses or process
+/// history. (Keys come from chain data; with a fixed seed no hasher resists chosen collisions,
+/// so a keyed one like SipHash would only cost time.)
+pub type FixedState = foldhash::fast::FixedState;
 
 /// Counters of a cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,25 +103,32 @@ impl MemoryBoundedLru {
     /// Stores `value` under `key`, evicting least-recently-used entries to stay within budget.
     /// Returns whether the entry is now cached.
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> bool {
-        self.remove(key);
         let cost = weight(key.len(), value.len());
         if cost > self.budget {
+            self.remove(key);
             return false;
         }
+        if self.replace(key, value) {
+            return true;
+        }
+        self.remove(key);
         while self.used + cost > self.budget {
             if !self.evict_one() {
                 return false;
             }
         }
+        // Checking for room only matters when the region allocator serves the cache.
+        let check_room = region_allocator_in_use();
         loop {
             let stored = in_region(|| {
                 let k = try_boxed(key)?;
                 let v = try_boxed(value)?;
                 // The node (and any table growth) is allocated by `push`, where a failure would
                 // abort: check that the region still has room for it first.
-                let mut room: Vec<u8> = Vec::new();
-                room.try_reserve_exact(PUSH_HEADROOM).ok()?;
-                drop(room);
+                if check_room {
+                    let mut room: Vec<u8> = Vec::new();
+                    room.try_reserve_exact(PUSH_HEADROOM).ok()?;
+                }
                 self.entries.push(k, v);
                 Some(())
             });
@@ -134,6 +141,25 @@ impl MemoryBoundedLru {
             }
         }
         self.used += cost;
+        self.stats.inserts += 1;
+        self.sync_stats();
+        true
+    }
+
+    /// Replaces the value of a cached `key` in place (one lookup, no new node), making it the
+    /// most recently used. Returns false when `key` is not cached or the new value does not fit.
+    fn replace(&mut self, key: &[u8], value: &[u8]) -> bool {
+        let Some(slot) = self.entries.get_mut(key) else {
+            return false;
+        };
+        let old_len = slot.len();
+        let Some(new) = in_region(|| try_boxed(value)) else {
+            return false;
+        };
+        drop(std::mem::replace(slot, new));
+        self.used = self.used - old_len + value.len();
+        // The replaced entry is the most recently used, so it is evicted last.
+        while self.used > self.budget && self.evict_one() {}
         self.stats.inserts += 1;
         self.sync_stats();
         true

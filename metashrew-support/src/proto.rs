@@ -55,25 +55,45 @@ pub fn encode_flush_items<'a, I>(items: I) -> Vec<u8>
 where
     I: Iterator<Item = &'a [u8]> + Clone,
 {
+    encode_items_after(Vec::new(), items)
+}
+
+/// [`encode_flush_items`] in the ArrayBuffer layout `__flush` takes (u32 LE length first), built
+/// in place: a block's flush can be megabytes, and this saves copying it.
+pub fn encode_flush_arraybuffer<'a, I>(items: I) -> Vec<u8>
+where
+    I: Iterator<Item = &'a [u8]> + Clone,
+{
+    let mut out = encode_items_after(vec![0; 4], items);
+    let len = (out.len() - 4) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
+    out
+}
+
+/// Appends the encoded items to `head`, in one exactly sized allocation.
+fn encode_items_after<'a, I>(mut head: Vec<u8>, items: I) -> Vec<u8>
+where
+    I: Iterator<Item = &'a [u8]> + Clone,
+{
     use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
     let size: usize = items
         .clone()
         .map(|item| key_len(1) + encoded_len_varint(item.len() as u64) + item.len())
         .sum();
-    let mut out = Vec::with_capacity(size);
+    head.reserve_exact(size);
     for item in items {
-        encode_key(1, WireType::LengthDelimited, &mut out);
-        encode_varint(item.len() as u64, &mut out);
-        out.extend_from_slice(item);
+        encode_key(1, WireType::LengthDelimited, &mut head);
+        encode_varint(item.len() as u64, &mut head);
+        head.extend_from_slice(item);
     }
-    out
+    head
 }
 
-/// Decodes `KeyValueFlush` bytes into pairs, in order (a key may repeat: the last pair wins when
-/// applied in order). An odd item count is an error, not a silently dropped key.
 /// Key/value pairs in flush order.
 pub type FlushPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Decodes `KeyValueFlush` bytes into pairs, in order (a key may repeat: the last pair wins when
+/// applied in order). An odd item count is an error, not a silently dropped key.
 pub fn decode_flush(bytes: &[u8]) -> Result<FlushPairs, FlushDecodeError> {
     use prost::Message;
     let message = KeyValueFlush::decode(bytes)?;

@@ -13,6 +13,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::region::{HEAP, region};
 
@@ -31,6 +32,15 @@ pub fn in_region<R>(f: impl FnOnce() -> R) -> R {
     REGION_DEPTH.with(|d| d.set(d.get() + 1));
     let _exit = Exit;
     f()
+}
+
+/// Set once a [`RegionAwareAllocator`] has served an allocation from the region.
+static ROUTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether allocations inside [`in_region`] really come from the region (a
+/// [`RegionAwareAllocator`] is the global allocator and the region exists).
+pub fn region_allocator_in_use() -> bool {
+    ROUTED.load(Ordering::Relaxed)
 }
 
 fn region_scope_active() -> bool {
@@ -57,6 +67,9 @@ fn in_region_memory(ptr: *mut u8) -> bool {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for RegionAwareAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if region_scope_active() && region().is_some() {
+            if !ROUTED.load(Ordering::Relaxed) {
+                ROUTED.store(true, Ordering::Relaxed);
+            }
             // SAFETY: forwarded contract.
             unsafe { HEAP.alloc(layout) }
         } else {

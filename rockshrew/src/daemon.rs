@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use metashrew_runtime::state_root::sha256;
-use metashrew_runtime::{CachedStore, InstanceMode, MetashrewRuntime, RuntimeConfig};
+use metashrew_runtime::{
+    CachedStore, InstanceMode, MetashrewRuntime, PipelinedStore, RuntimeConfig,
+};
 
 use crate::cli::{Args, Mode};
 use crate::metrics::Metrics;
@@ -80,8 +82,10 @@ pub fn run(args: Args) -> Result<()> {
         args.allow_indexer_change,
     )?;
     let namespace = store.namespace().to_string();
+    // Large blocks are written in the background while the next one runs; reads go through a
+    // host cache. Neither changes what a read answers.
     let store = Arc::new(CachedStore::new(
-        store,
+        PipelinedStore::new(store),
         (args.host_cache_mib as usize) << 20,
     ));
     let runtime = Arc::new(
@@ -154,7 +158,10 @@ pub fn run(args: Args) -> Result<()> {
             SyncStop::Shutdown => log::info!("stopped cleanly"),
         })
     });
-    store.inner().flush().ok();
+    if let Err(err) = store.inner().settle() {
+        log::error!("{err}");
+    }
+    store.inner().inner().flush().ok();
     result
 }
 

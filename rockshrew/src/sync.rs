@@ -79,6 +79,8 @@ enum Batch {
 struct Progress {
     since: Instant,
     blocks: u64,
+    /// Blocks indexed since the loop started.
+    total: u64,
 }
 
 impl<S: Storage> Syncer<S> {
@@ -96,10 +98,23 @@ impl<S: Storage> Syncer<S> {
     /// Runs until `exit_at`, shutdown, or a fatal error (a block the indexer fails on, a reorg
     /// deeper than allowed, a storage failure).
     pub fn run(&self) -> Result<SyncStop> {
+        let started = Instant::now();
         let mut progress = Progress {
-            since: Instant::now(),
+            since: started,
             blocks: 0,
+            total: 0,
         };
+        let outcome = self.follow(&mut progress);
+        let secs = started.elapsed().as_secs_f64();
+        log::info!(
+            "indexed {} blocks in {secs:.3} s ({:.1} blocks/s)",
+            progress.total,
+            progress.total as f64 / secs.max(1e-9)
+        );
+        outcome
+    }
+
+    fn follow(&self, progress: &mut Progress) -> Result<SyncStop> {
         loop {
             if self.stopping() {
                 return Ok(SyncStop::Shutdown);
@@ -134,7 +149,7 @@ impl<S: Storage> Syncer<S> {
                 self.sleep(self.config.poll_interval);
                 continue;
             }
-            match self.index_range(next, last, node_tip, &mut progress)? {
+            match self.index_range(next, last, node_tip, progress)? {
                 Batch::Done => {}
                 Batch::Refetch => self.sleep(self.config.poll_interval),
                 Batch::Stop(stop) => return Ok(stop),
@@ -267,6 +282,7 @@ impl<S: Storage> Syncer<S> {
             self.metrics.indexed_height.set(i64::from(h));
             self.metrics.blocks_indexed.inc();
             progress.blocks += 1;
+            progress.total += 1;
             self.report_progress(progress, h, node_tip);
             if self.config.exit_at == Some(h) {
                 return Ok(Batch::Stop(SyncStop::ExitAt(h)));

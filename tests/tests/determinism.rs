@@ -113,6 +113,25 @@ fn heavy_block_roots_agree_across_caches_and_instances() {
             Some(r) => assert_eq!(&got, r, "roots differ under {name}, {mode:?}"),
         }
     }
+    // The daemon's store stack: the second block runs while the first is still being written
+    // in the background, reading it from the pending block and the host cache.
+    use metashrew_runtime::{CachedStore, PipelinedStore};
+    for mode in [InstanceMode::Fresh, InstanceMode::Persistent] {
+        let store = CachedStore::new(PipelinedStore::new(MemStore::new()), 256 << 20);
+        let config = RuntimeConfig {
+            instance_mode: mode,
+            ..RuntimeConfig::default()
+        };
+        let rt = MetashrewRuntime::load(guests::SPENDABLES, Arc::new(store), config)
+            .expect("guest loads");
+        rt.process_block(HEAVY_HEIGHT, &block).expect("block");
+        rt.process_block(HEAVY_HEIGHT + 1, &block)
+            .expect("block again");
+        let got: Vec<[u8; 32]> = (HEAVY_HEIGHT..HEAVY_HEIGHT + 2)
+            .map(|h| rt.state_root(h).expect("read").expect("root"))
+            .collect();
+        assert_eq!(Some(got), reference, "pipelined store, {mode:?}");
+    }
 }
 
 #[test]

@@ -2,14 +2,15 @@
 //!
 //! Each entry holds a key's latest value as of the tip and the height `w` from which that value
 //! holds; a read at height H is answered from the cache only when `H >= w`, otherwise it goes to
-//! the store. Commits write through (each written key gets its new value with `w` = the block's
-//! height); a read that misses caches what it read only when it read at the tip, with `w` = that
-//! tip, and only if no commit or rollback happened meanwhile (a generation counter); a rollback
-//! empties the cache. So the cache can only answer what the store would answer: it is invisible
-//! to the guest and to the state roots. Its memory is bounded by `metashrew-support`'s
-//! [`MemoryBoundedLru`].
+//! the store. Commits write through: each written key gets its new value with `w` = the block's
+//! height, before the store commits (so nothing answers from them until the tip reaches it). A
+//! read that misses caches what it read only when it read at the tip, with `w` = that tip, and
+//! only if no commit or rollback happened or is happening meanwhile (a generation counter and a
+//! commit flag); a rollback empties the cache. So the cache can only answer what the store would
+//! answer: it is invisible to the guest and to the state roots. Its memory is bounded by
+//! `metashrew-support`'s [`MemoryBoundedLru`].
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use metashrew_support::MemoryBoundedLru;
 
@@ -19,7 +20,12 @@ struct Cache {
     entries: MemoryBoundedLru,
     /// Bumped by every commit and rollback.
     generation: u64,
+    /// A commit is writing through: reads must not cache what they read.
+    committing: bool,
 }
+
+/// Cache writes done per hold of the lock during a commit, so reads are never held up long.
+const WRITES_PER_LOCK: usize = 512;
 
 /// See the module documentation.
 pub struct CachedStore<S> {
@@ -52,6 +58,7 @@ impl<S: Storage> CachedStore<S> {
             Mutex::new(Cache {
                 entries: MemoryBoundedLru::new(budget_bytes),
                 generation: 0,
+                committing: false,
             })
         });
         Self { inner, cache }
@@ -73,12 +80,51 @@ impl<S: Storage> CachedStore<S> {
     }
 }
 
+impl<S: Storage> CachedStore<S> {
+    /// Puts the block's writes into the cache, then commits them with `commit`. The entries
+    /// have `w` = the block's height, so until the store's tip reaches it they answer nothing:
+    /// writing them first is safe, and lets reads at the new tip hit them at once (even while
+    /// a [`super::PipelinedStore`] below is still writing the block).
+    fn write_through(
+        &self,
+        commit: &BlockCommit,
+        store_commit: impl FnOnce() -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        match self.lock() {
+            None => return store_commit(),
+            Some(mut cache) => {
+                cache.generation += 1;
+                cache.committing = true;
+            }
+        }
+        for chunk in commit.writes.chunks(WRITES_PER_LOCK) {
+            if let Some(mut cache) = self.lock() {
+                for (k, v) in chunk {
+                    cache.entries.put(k, &encode(commit.height, Some(v)));
+                }
+            }
+        }
+        let result = store_commit();
+        if let Some(mut cache) = self.lock() {
+            if result.is_err() {
+                // Entries of a block that is not in the store must not answer a retry.
+                cache.entries.clear();
+            }
+            cache.generation += 1;
+            cache.committing = false;
+        }
+        result
+    }
+}
+
 impl<S: Storage> Storage for CachedStore<S> {
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
         let Some(mut cache) = self.lock() else {
             return self.inner.get_at(key, height);
         };
-        if let Some((valid_from, value)) = cache.entries.get(key).and_then(decode)
+        // During a commit an entry may still hold the value before it: ask the store.
+        if !cache.committing
+            && let Some((valid_from, value)) = cache.entries.get(key).and_then(decode)
             && height >= valid_from
         {
             return Ok(value);
@@ -89,6 +135,7 @@ impl<S: Storage> Storage for CachedStore<S> {
         if self.inner.tip()? == Some(height)
             && let Some(mut cache) = self.lock()
             && cache.generation == generation
+            && !cache.committing
         {
             cache.entries.put(key, &encode(height, value.as_deref()));
         }
@@ -96,14 +143,12 @@ impl<S: Storage> Storage for CachedStore<S> {
     }
 
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
-        self.inner.commit_block(commit)?;
-        if let Some(mut cache) = self.lock() {
-            cache.generation += 1;
-            for (k, v) in &commit.writes {
-                cache.entries.put(k, &encode(commit.height, Some(v)));
-            }
-        }
-        Ok(())
+        self.write_through(commit, || self.inner.commit_block(commit))
+    }
+
+    fn commit_shared(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
+        let shared = commit.clone();
+        self.write_through(&commit, move || self.inner.commit_shared(shared))
     }
 
     fn tip(&self) -> Result<Option<u32>, StorageError> {

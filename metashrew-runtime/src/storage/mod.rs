@@ -8,12 +8,18 @@
 //! proportion to what was written above r, not to the size of the store.
 //!
 //! [`MemStore`] implements it in memory; the daemon's RocksDB store is another implementation.
+//! [`CachedStore`] (a read cache) and [`PipelinedStore`] (background writes of large blocks)
+//! wrap any of them without changing what a read answers.
 
 mod cached;
 mod memory;
+mod pipelined;
 
 pub use cached::CachedStore;
 pub use memory::MemStore;
+pub use pipelined::{PIPELINE_MIN_WRITES, PipelinedStore};
+
+use std::sync::Arc;
 
 /// The 32-byte hash of a block, in internal byte order (as `sha256d(header)` produces it).
 pub type BlockHash = [u8; 32];
@@ -60,6 +66,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Commits one block atomically. `commit.height` must be the tip + 1, or any height when
     /// the store is empty (indexing may start above genesis).
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError>;
+
+    /// [`Storage::commit_block`] for a caller that can hand over the commit, so a store that
+    /// keeps it (see [`PipelinedStore`]) need not copy it.
+    fn commit_shared(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
+        self.commit_block(&commit)
+    }
 
     /// The highest committed height.
     fn tip(&self) -> Result<Option<u32>, StorageError>;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -34,11 +35,37 @@ pub struct Faults {
     pub delay_ms: AtomicU32,
 }
 
+/// The chain a fake node serves, with its hashes indexed.
+pub struct NodeChain {
+    blocks: Vec<Vec<u8>>,
+    hashes: Vec<String>,
+    heights: HashMap<String, usize>,
+}
+
+impl NodeChain {
+    fn new(blocks: Vec<Vec<u8>>) -> Self {
+        let hashes: Vec<String> = blocks
+            .iter()
+            .map(|b| display_hex(&block_hash(b).expect("header")))
+            .collect();
+        let heights = hashes
+            .iter()
+            .enumerate()
+            .map(|(h, x)| (x.clone(), h))
+            .collect();
+        Self {
+            blocks,
+            hashes,
+            heights,
+        }
+    }
+}
+
 /// A Bitcoin Core look-alike serving `getblockcount`, `getblockhash`, `getblock` from a chain
 /// that tests can replace (a reorg).
 pub struct FakeNode {
     pub port: u16,
-    pub chain: Arc<Mutex<Vec<Vec<u8>>>>,
+    chain: Arc<Mutex<Arc<NodeChain>>>,
     pub faults: Arc<Faults>,
     stop: Arc<AtomicBool>,
 }
@@ -49,16 +76,16 @@ fn display_hex(hash: &[u8; 32]) -> String {
     hex::encode(h)
 }
 
-fn answer(chain: &[Vec<u8>], faults: &Faults, request: &Value) -> (u16, Value) {
+fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let method = request.get("method").and_then(Value::as_str).unwrap_or("");
     let params = request.get("params").cloned().unwrap_or(json!([]));
     let result = match method {
-        "getblockcount" => json!(chain.len() - 1),
+        "getblockcount" => json!(chain.blocks.len() - 1),
         "getblockhash" => {
             let h = params[0].as_u64().unwrap_or(u64::MAX) as usize;
-            match chain.get(h) {
-                Some(b) => json!(display_hex(&block_hash(b).expect("header"))),
+            match chain.hashes.get(h) {
+                Some(hash) => json!(hash),
                 None => {
                     return (
                         500,
@@ -69,10 +96,7 @@ fn answer(chain: &[Vec<u8>], faults: &Faults, request: &Value) -> (u16, Value) {
         }
         "getblock" => {
             let wanted = params[0].as_str().unwrap_or("");
-            match chain
-                .iter()
-                .position(|b| display_hex(&block_hash(b).expect("header")) == wanted)
-            {
+            match chain.heights.get(wanted).copied() {
                 Some(h) => {
                     let lie = faults.lie_height.load(Ordering::SeqCst) as usize == h
                         && faults
@@ -80,9 +104,9 @@ fn answer(chain: &[Vec<u8>], faults: &Faults, request: &Value) -> (u16, Value) {
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                             .is_ok();
                     let block = if lie {
-                        &chain[(h + 1) % chain.len()]
+                        &chain.blocks[(h + 1) % chain.blocks.len()]
                     } else {
-                        &chain[h]
+                        &chain.blocks[h]
                     };
                     json!(hex::encode(block))
                 }
@@ -104,7 +128,7 @@ fn answer(chain: &[Vec<u8>], faults: &Faults, request: &Value) -> (u16, Value) {
     (200, json!({"result": result, "error": null, "id": id}))
 }
 
-fn serve(mut stream: TcpStream, chain: &Mutex<Vec<Vec<u8>>>, faults: &Faults) -> Option<()> {
+fn serve(mut stream: TcpStream, chain: &Mutex<Arc<NodeChain>>, faults: &Faults) -> Option<()> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     loop {
         let mut length = 0usize;
@@ -155,7 +179,7 @@ impl FakeNode {
     pub fn start(chain: Vec<Vec<u8>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let chain = Arc::new(Mutex::new(chain));
+        let chain = Arc::new(Mutex::new(Arc::new(NodeChain::new(chain))));
         let faults = Arc::new(Faults::default());
         let stop = Arc::new(AtomicBool::new(false));
         let (c, f, s) = (chain.clone(), faults.clone(), stop.clone());
@@ -182,7 +206,7 @@ impl FakeNode {
     }
 
     pub fn set_chain(&self, chain: Vec<Vec<u8>>) {
-        *self.chain.lock().expect("chain") = chain;
+        *self.chain.lock().expect("chain") = Arc::new(NodeChain::new(chain));
     }
 }
 

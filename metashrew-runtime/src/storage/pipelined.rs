@@ -1,0 +1,353 @@
+//! [`PipelinedStore`]: writes a large block to the store on a background thread while the next
+//! block already runs.
+//!
+//! A commit of at least [`PIPELINE_MIN_WRITES`] writes is handed to a writer thread and becomes
+//! the *pending* block at once: the tip, its hash, its root, its touched keys and its values (a
+//! binary search in its sorted writes) are answered from it until the store has it. At most one
+//! block is pending: the next commit, a rollback, and dropping the store first wait for it.
+//! Smaller commits are written directly (after any pending one), where a thread hand-off would
+//! cost more than it saves.
+//!
+//! The store's own commit stays atomic, so a crash loses at most the pending block, which is
+//! indexed again on restart. If the background write fails, the pending block is dropped and
+//! every later call fails with that error: the caller stops cleanly, with the store holding
+//! exactly the blocks before it.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
+
+/// Commits with at least this many writes are written in the background.
+pub const PIPELINE_MIN_WRITES: usize = 1024;
+
+#[derive(Default)]
+struct Pipeline {
+    pending: Option<Arc<BlockCommit>>,
+    /// Why a background write failed; every later call reports it.
+    failed: Option<String>,
+}
+
+struct Shared<S> {
+    inner: S,
+    pipeline: Mutex<Pipeline>,
+    settled: Condvar,
+}
+
+impl<S> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, Pipeline> {
+        self.pipeline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// See the module documentation.
+pub struct PipelinedStore<S: Storage> {
+    shared: Arc<Shared<S>>,
+    jobs: Option<SyncSender<Arc<BlockCommit>>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+fn failure(why: &str) -> StorageError {
+    StorageError::Backend {
+        action: "writing an earlier block in the background",
+        source: why.into(),
+    }
+}
+
+fn write_loop<S: Storage>(shared: &Shared<S>, jobs: &Receiver<Arc<BlockCommit>>) {
+    for commit in jobs {
+        let result = shared.inner.commit_block(&commit);
+        let mut pipeline = shared.lock();
+        if let Err(err) = result {
+            log::error!("committing block {} failed: {err}", commit.height);
+            pipeline.failed = Some(err.to_string());
+        }
+        pipeline.pending = None;
+        shared.settled.notify_all();
+    }
+}
+
+impl<S: Storage> PipelinedStore<S> {
+    pub fn new(inner: S) -> Self {
+        let shared = Arc::new(Shared {
+            inner,
+            pipeline: Mutex::new(Pipeline::default()),
+            settled: Condvar::new(),
+        });
+        let (jobs, queue) = sync_channel::<Arc<BlockCommit>>(1);
+        let worker = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("metashrew-commit".into())
+            .spawn(move || write_loop(&worker, &queue));
+        match writer {
+            Ok(writer) => Self {
+                shared,
+                jobs: Some(jobs),
+                writer: Some(writer),
+            },
+            // Without a writer thread every commit is written directly.
+            Err(err) => {
+                log::warn!("no background commit thread ({err}): commits are synchronous");
+                Self {
+                    shared,
+                    jobs: None,
+                    writer: None,
+                }
+            }
+        }
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.shared.inner
+    }
+
+    /// Waits until no block is pending; fails if a background write failed.
+    pub fn settle(&self) -> Result<(), StorageError> {
+        let mut pipeline = self.shared.lock();
+        while pipeline.pending.is_some() {
+            pipeline = self
+                .shared
+                .settled
+                .wait(pipeline)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        match &pipeline.failed {
+            Some(why) => Err(failure(why)),
+            None => Ok(()),
+        }
+    }
+
+    /// The pending block, if any (fails if a background write failed).
+    fn pending(&self) -> Result<Option<Arc<BlockCommit>>, StorageError> {
+        let pipeline = self.shared.lock();
+        match &pipeline.failed {
+            Some(why) => Err(failure(why)),
+            None => Ok(pipeline.pending.clone()),
+        }
+    }
+
+    fn pending_at(&self, height: u32) -> Result<Option<Arc<BlockCommit>>, StorageError> {
+        Ok(self.pending()?.filter(|p| p.height == height))
+    }
+}
+
+impl<S: Storage> Drop for PipelinedStore<S> {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl<S: Storage> Storage for PipelinedStore<S> {
+    fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(p) = self.pending()?
+            && height >= p.height
+            && let Ok(i) = p.writes.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+        {
+            return Ok(Some(p.writes[i].1.clone()));
+        }
+        // Not written by the pending block: its value then equals the store's at the tip below.
+        self.shared.inner.get_at(key, height)
+    }
+
+    fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
+        if commit.writes.len() >= PIPELINE_MIN_WRITES && self.jobs.is_some() {
+            self.commit_shared(Arc::new(commit.clone()))
+        } else {
+            self.settle()?;
+            self.shared.inner.commit_block(commit)
+        }
+    }
+
+    fn commit_shared(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
+        let Some(jobs) = self
+            .jobs
+            .as_ref()
+            .filter(|_| commit.writes.len() >= PIPELINE_MIN_WRITES)
+        else {
+            self.settle()?;
+            return self.shared.inner.commit_block(&commit);
+        };
+        self.settle()?;
+        let tip = self.shared.inner.tip()?;
+        if tip.is_some() && Some(commit.height) != tip.and_then(|t| t.checked_add(1)) {
+            return Err(StorageError::NotNextHeight {
+                height: commit.height,
+                tip,
+            });
+        }
+        self.shared.lock().pending = Some(commit.clone());
+        if jobs.send(commit).is_err() {
+            self.shared.lock().pending = None;
+            return Err(failure("the background writer has stopped"));
+        }
+        Ok(())
+    }
+
+    fn tip(&self) -> Result<Option<u32>, StorageError> {
+        match self.pending()? {
+            Some(p) => Ok(Some(p.height)),
+            None => self.shared.inner.tip(),
+        }
+    }
+
+    fn first_height(&self) -> Result<Option<u32>, StorageError> {
+        let pending = self.pending()?;
+        Ok(self
+            .shared
+            .inner
+            .first_height()?
+            .or(pending.map(|p| p.height)))
+    }
+
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
+        match self.pending_at(height)? {
+            Some(p) => Ok(Some(p.block_hash)),
+            None => self.shared.inner.block_hash(height),
+        }
+    }
+
+    fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
+        match self.pending_at(height)? {
+            Some(p) => Ok(Some(p.state_root)),
+            None => self.shared.inner.state_root(height),
+        }
+    }
+
+    fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
+        match self.pending_at(height)? {
+            Some(p) => Ok(p.writes.iter().map(|(k, _)| k.clone()).collect()),
+            None => self.shared.inner.touched_keys(height),
+        }
+    }
+
+    fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
+        self.settle()?;
+        self.shared.inner.rollback_to(height)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::storage::MemStore;
+
+    /// A store whose commits fail (after a delay) once `fail` is set.
+    struct Flaky {
+        inner: MemStore,
+        fail: AtomicBool,
+    }
+
+    impl Storage for Flaky {
+        fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+            self.inner.get_at(key, height)
+        }
+        fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(StorageError::Backend {
+                    action: "committing",
+                    source: "disk full".into(),
+                });
+            }
+            self.inner.commit_block(commit)
+        }
+        fn tip(&self) -> Result<Option<u32>, StorageError> {
+            self.inner.tip()
+        }
+        fn first_height(&self) -> Result<Option<u32>, StorageError> {
+            self.inner.first_height()
+        }
+        fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
+            self.inner.block_hash(height)
+        }
+        fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
+            self.inner.state_root(height)
+        }
+        fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
+            self.inner.touched_keys(height)
+        }
+        fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
+            self.inner.rollback_to(height)
+        }
+    }
+
+    /// A block writing `n` keys `k0000..`, each to `value`, plus `shared` = `value`.
+    fn block(height: u32, n: usize, value: &[u8]) -> Arc<BlockCommit> {
+        let mut writes: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
+            .map(|i| (format!("k{i:05}").into_bytes(), value.to_vec()))
+            .collect();
+        writes.push((b"shared".to_vec(), value.to_vec()));
+        writes.sort();
+        Arc::new(BlockCommit {
+            height,
+            block_hash: [height as u8; 32],
+            state_root: [height as u8 + 100; 32],
+            writes,
+        })
+    }
+
+    fn flaky() -> PipelinedStore<Flaky> {
+        PipelinedStore::new(Flaky {
+            inner: MemStore::new(),
+            fail: AtomicBool::new(false),
+        })
+    }
+
+    #[test]
+    fn a_pending_block_reads_as_committed() {
+        let s = flaky();
+        s.commit_shared(block(0, 10, b"a")).unwrap();
+        s.commit_shared(block(1, PIPELINE_MIN_WRITES, b"b"))
+            .unwrap();
+        // The writer sleeps 20 ms: block 1 is still pending here.
+        assert_eq!(s.inner().tip().unwrap(), Some(0));
+        assert_eq!(s.tip().unwrap(), Some(1));
+        assert_eq!(s.first_height().unwrap(), Some(0));
+        assert_eq!(s.block_hash(1).unwrap(), Some([1; 32]));
+        assert_eq!(s.state_root(1).unwrap(), Some([101; 32]));
+        assert_eq!(s.touched_keys(1).unwrap().len(), PIPELINE_MIN_WRITES + 1);
+        assert_eq!(s.get_at(b"k00003", 1).unwrap(), Some(b"b".to_vec()));
+        assert_eq!(s.get_at(b"k00003", 0).unwrap(), Some(b"a".to_vec()));
+        assert_eq!(s.get_at(b"k01000", 0).unwrap(), None);
+        assert_eq!(s.get_at(b"absent", 1).unwrap(), None);
+        s.settle().unwrap();
+        assert_eq!(s.inner().tip().unwrap(), Some(1));
+        assert_eq!(s.inner().get_at(b"k00003", 1).unwrap(), Some(b"b".to_vec()));
+        // Small commits go straight to the store, after the pending one.
+        s.commit_shared(block(2, 3, b"c")).unwrap();
+        assert_eq!(s.inner().tip().unwrap(), Some(2));
+        assert!(matches!(
+            s.commit_shared(block(5, PIPELINE_MIN_WRITES, b"x")),
+            Err(StorageError::NotNextHeight { .. })
+        ));
+        s.commit_shared(block(3, PIPELINE_MIN_WRITES, b"d"))
+            .unwrap();
+        s.rollback_to(1).unwrap();
+        assert_eq!(s.tip().unwrap(), Some(1));
+        assert_eq!(s.get_at(b"shared", 1).unwrap(), Some(b"b".to_vec()));
+    }
+
+    #[test]
+    fn a_failed_background_write_stops_everything_and_keeps_the_blocks_before() {
+        let s = flaky();
+        s.commit_shared(block(0, PIPELINE_MIN_WRITES, b"a"))
+            .unwrap();
+        s.settle().unwrap();
+        s.inner().fail.store(true, Ordering::SeqCst);
+        s.commit_shared(block(1, PIPELINE_MIN_WRITES, b"b"))
+            .unwrap();
+        let err = s.settle().unwrap_err().to_string();
+        assert!(err.contains("disk full"), "{err}");
+        assert!(s.tip().is_err());
+        assert!(s.get_at(b"shared", 0).is_err());
+        assert!(s.commit_shared(block(1, 1, b"b")).is_err());
+        assert_eq!(s.inner().tip().unwrap(), Some(0));
+        assert_eq!(s.inner().get_at(b"shared", 0).unwrap(), Some(b"a".to_vec()));
+    }
+}

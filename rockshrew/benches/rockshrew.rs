@@ -1,0 +1,521 @@
+//! The project's benchmark: `cargo bench -p rockshrew --bench rockshrew [-- SECTION...]`.
+//!
+//! Sections (all by default): `overhead`, `heavy`, `daemon`, `views`, `history`, `rollback`.
+//! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
+//! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
+//! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, FakeNode, fork};
+use metashrew_core::mock;
+use metashrew_runtime::state_root::{block_hash, next_root, sha256};
+use metashrew_runtime::{
+    BlockCommit, CachedStore, InstanceMode, MetashrewRuntime, PipelinedStore, RuntimeConfig,
+    Storage,
+};
+use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
+use metashrew_tests::guests;
+use rockshrew::store::{IndexIdentity, RocksStore};
+use serde_json::{Value, json};
+
+/// The daemon's store stack.
+type Store = CachedStore<PipelinedStore<RocksStore>>;
+
+/// Samples of one measurement.
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn sorted(&self) -> Vec<f64> {
+        let mut v = self.0.clone();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+    fn quantile(&self, q: f64) -> f64 {
+        let v = self.sorted();
+        v[((v.len() as f64 * q) as usize).min(v.len() - 1)]
+    }
+    fn median(&self) -> f64 {
+        self.quantile(0.5)
+    }
+    /// `median [min .. max]` with `digits` decimals.
+    fn show(&self, digits: usize) -> String {
+        let v = self.sorted();
+        format!(
+            "{:.digits$} [{:.digits$} .. {:.digits$}]",
+            self.median(),
+            v[0],
+            v[v.len() - 1]
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn open_store(dir: &Path, wasm: &[u8]) -> Arc<Store> {
+    let identity = IndexIdentity {
+        module_hash: sha256(wasm),
+        max_memory_bytes: RuntimeConfig::default().max_memory_bytes,
+        max_wasm_stack_bytes: RuntimeConfig::default().max_wasm_stack_bytes as u64,
+    };
+    let store = RocksStore::open(dir, None, &identity, false).expect("RocksDB opens");
+    Arc::new(CachedStore::new(PipelinedStore::new(store), 256 << 20))
+}
+
+fn runtime(wasm_path: &str, dir: &Path, mode: InstanceMode) -> MetashrewRuntime<Store> {
+    let wasm = std::fs::read(wasm_path).expect("guest built");
+    let config = RuntimeConfig {
+        instance_mode: mode,
+        ..RuntimeConfig::default()
+    };
+    MetashrewRuntime::from_bytes(&wasm, open_store(dir, &wasm), config).expect("guest loads")
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// Fixed per-block cost: mainnet 0..255 with `minimal` on RocksDB.
+fn overhead(blocks: &[Vec<u8>]) {
+    println!("\n## Fixed per-block overhead: mainnet 0..255, `minimal`, RocksDB, 5 runs");
+    for mode in [InstanceMode::Fresh, InstanceMode::Persistent] {
+        let (mut rate, mut per_block) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let dir = tempdir();
+            let rt = runtime(guests::MINIMAL, dir.path(), mode);
+            let started = Instant::now();
+            for (h, block) in blocks.iter().enumerate() {
+                rt.process_block(h as u32, block).expect("block");
+            }
+            let took = started.elapsed();
+            rate.push(blocks.len() as f64 / took.as_secs_f64());
+            per_block.push(ms(took) / blocks.len() as f64);
+        }
+        println!(
+            "{mode:?} instance: {} blocks/s, {} ms/block",
+            Samples(rate).show(0),
+            Samples(per_block).show(3)
+        );
+    }
+}
+
+const REPLAYS: u32 = 7;
+
+/// Block 840,243 with `spendables` replayed at successive heights, wasm and native.
+fn heavy() {
+    println!(
+        "\n## Block {HEAVY_HEIGHT} with `spendables`, replayed at {REPLAYS} successive heights on RocksDB"
+    );
+    let block = heavy_block();
+    for (label, wasm) in [
+        ("guest cache 1 GiB", guests::SPENDABLES),
+        ("guest cache off", guests::SPENDABLES_NOCACHE),
+    ] {
+        let dir = tempdir();
+        let rt = runtime(wasm, dir.path(), InstanceMode::Fresh);
+        let (mut total, mut guest, mut commit) = (Vec::new(), Vec::new(), Vec::new());
+        let mut io = Vec::new();
+        for i in 0..REPLAYS {
+            let started = Instant::now();
+            let report = rt.process_block(HEAVY_HEIGHT + i, &block).expect("block");
+            total.push(ms(started.elapsed()));
+            guest.push(ms(report.execute_time));
+            commit.push(ms(report.commit_time));
+            io.push(format!("{}r/{}w", report.reads, report.writes));
+        }
+        let first = total[0];
+        println!(
+            "wasm ({label}): first {first:.1} ms, all {} ms/block (guest {} + commit {}); host reads/writes per block: {}",
+            Samples(total).show(1),
+            Samples(guest).show(1),
+            Samples(commit).show(1),
+            io.join(" ")
+        );
+    }
+    let native = native_heavy(&block);
+    println!(
+        "native (same spendables code, same RocksDB store, flush committed the same way): first {:.1} ms, all {} ms/block",
+        native.0[0],
+        native.show(1)
+    );
+}
+
+/// Runs `spendables` compiled natively against a RocksDB store through the mock host, committing
+/// each block's flush as the runtime does. Returns ms per block.
+fn native_heavy(block: &[u8]) -> Samples {
+    let dir = tempdir();
+    let store = open_store(dir.path(), b"native spendables");
+    let tip = Rc::new(Cell::new(None::<u32>));
+    let (reader, at) = (store.clone(), tip.clone());
+    mock::reset();
+    mock::set_backing(Box::new(move |key| match at.get() {
+        Some(h) => reader
+            .get_at(key, h)
+            .expect("store read")
+            .unwrap_or_default(),
+        None => Vec::new(),
+    }));
+    let hash = block_hash(block).expect("header");
+    let mut root = [0u8; 32];
+    let mut samples = Vec::new();
+    for i in 0..REPLAYS {
+        let height = HEAVY_HEIGHT + i;
+        mock::clear_state();
+        mock::set_input(height, block);
+        let started = Instant::now();
+        metashrew_core::index_block(spendables::index_block);
+        let writes: Vec<(Vec<u8>, Vec<u8>)> = mock::take_flushes()
+            .into_iter()
+            .flatten()
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        root = next_root(&root, height, &hash, &writes);
+        store
+            .commit_block(&BlockCommit {
+                height,
+                block_hash: hash,
+                state_root: root,
+                writes,
+            })
+            .expect("commit");
+        tip.set(Some(height));
+        samples.push(ms(started.elapsed()));
+    }
+    mock::reset();
+    Samples(samples)
+}
+
+fn daemon_sync_rate(log: &str) -> Option<f64> {
+    let line = log.lines().rev().find(|l| l.contains("blocks/s)"))?;
+    let rate = line.rsplit('(').next()?.split_whitespace().next()?;
+    rate.parse().ok()
+}
+
+/// Runs `rockshrew --exit-at 255` `runs` times; returns (sync blocks/s, process seconds).
+fn daemon_runs(source: &[&str], runs: usize) -> (Samples, Samples) {
+    let (mut rate, mut wall) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let dir = tempdir();
+        let db = dir.path().join("db");
+        let started = Instant::now();
+        let mut args = source.to_vec();
+        args.extend(["--exit-at", "255"]);
+        let mut d = Daemon::start(guests::MINIMAL, &db, &args);
+        let code = d.wait_exit(Duration::from_secs(120));
+        wall.push(started.elapsed().as_secs_f64());
+        assert_eq!(code, Some(0), "daemon failed:\n{}", d.log_text());
+        rate.push(daemon_sync_rate(&d.log_text()).expect("summary line"));
+    }
+    (Samples(rate), Samples(wall))
+}
+
+fn fixture_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/blocks-000000-000255.hex")
+}
+
+/// The daemon end to end: block files and JSON-RPC from a fake node; start-up time.
+fn daemon(blocks: &[Vec<u8>]) {
+    println!("\n## Daemon end to end: `rockshrew --exit-at 255` with `minimal`, 5 runs");
+    let file = fixture_file();
+    let (rate, wall) = daemon_runs(&["--blocks-file", file.to_str().expect("path")], 5);
+    println!(
+        "block file: {} blocks/s while syncing; whole process {} s",
+        rate.show(0),
+        wall.show(3)
+    );
+    let node = FakeNode::start(blocks.to_vec());
+    let url = node.url();
+    let (rate, wall) = daemon_runs(&["--daemon-rpc-url", &url, "--auth", "u:p"], 5);
+    println!(
+        "JSON-RPC from a local fake node: {} blocks/s while syncing; whole process {} s",
+        rate.show(0),
+        wall.show(3)
+    );
+
+    let dir = tempdir();
+    let db = dir.path().join("db");
+    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--daemon-rpc-url", &url]);
+    d.wait_for_height(255, Duration::from_secs(120));
+    drop(d);
+    let mut startup = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let d = Daemon::start(guests::SPENDABLES, &db, &["--daemon-rpc-url", &url]);
+        while d.get("/metrics").0 != 200 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        startup.push(ms(started.elapsed()));
+    }
+    println!(
+        "start-up of `spendables` on an indexed database until RPC answers: {} ms",
+        Samples(startup).show(1)
+    );
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn height_of(d: &Daemon) -> u32 {
+    d.call("metashrew_height", json!([]))["result"]
+        .as_str()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One load window: `clients` threads calling `body` for `window`; checks every answer.
+fn load(port: u16, body: &str, clients: usize, window: Duration) -> (Vec<Duration>, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (stop, body) = (stop.clone(), body.to_string());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let url = format!("http://127.0.0.1:{port}/");
+                let (mut latencies, mut bad) = (Vec::new(), 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let reply = agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_str())
+                        .ok()
+                        .and_then(|mut r| r.body_mut().read_to_string().ok());
+                    latencies.push(started.elapsed());
+                    let ok = reply
+                        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                        .and_then(|v| v["result"].as_str().map(|r| r.len() > 2))
+                        .unwrap_or(false);
+                    bad += usize::from(!ok);
+                }
+                (latencies, bad)
+            })
+        })
+        .collect();
+    std::thread::sleep(window);
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut bad = 0;
+    for t in threads {
+        let (l, b) = t.join().expect("client thread");
+        all.extend(l);
+        bad += b;
+    }
+    (all, bad)
+}
+
+/// View latency with 1 and 8 clients while the daemon indexes a long chain at full speed.
+fn views(blocks: &[Vec<u8>]) {
+    const WINDOW: Duration = Duration::from_secs(4);
+    println!(
+        "\n## Views over JSON-RPC while indexing (fake node, mainnet 0..255 + 60,000 linked copies of block 255)"
+    );
+    let chain = fork(blocks, 256, 60_000);
+    let script9 = {
+        use bitcoin::consensus::deserialize;
+        let b: bitcoin::Block = deserialize(&blocks[9]).expect("block 9");
+        hex::encode(b.txdata[0].output[0].script_pubkey.as_bytes())
+    };
+    for (guest, view, input) in [
+        (guests::SPENDABLES, "balance", script9.as_str()),
+        (guests::MINIMAL, "getblock", ""),
+    ] {
+        let node = FakeNode::start(chain.clone());
+        let dir = tempdir();
+        let db = dir.path().join("db");
+        let mut d = Daemon::start(guest, &db, &["--daemon-rpc-url", &node.url()]);
+        d.wait_for_height(300, Duration::from_secs(120));
+        let pid = d.child.id();
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sampling = Arc::new(AtomicBool::new(true));
+        let sampler = {
+            let (peak, sampling) = (peak.clone(), sampling.clone());
+            std::thread::spawn(move || {
+                while sampling.load(Ordering::Relaxed) {
+                    peak.fetch_max(rss_kib(pid, "VmRSS:"), Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        let h0 = height_of(&d);
+        std::thread::sleep(Duration::from_secs(2));
+        let idle_rate = f64::from(height_of(&d) - h0) / 2.0;
+        println!(
+            "`{view}` ({guest_name}): indexing alone {idle_rate:.0} blocks/s",
+            guest_name = guest_name(guest)
+        );
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_view", "params": [view, input, "latest"]}).to_string();
+        for clients in [1, 8] {
+            let h0 = height_of(&d);
+            let (mut latencies, bad) = load(d.port, &body, clients, WINDOW);
+            let rate = f64::from(height_of(&d) - h0) / WINDOW.as_secs_f64();
+            latencies.sort();
+            let q = |p: f64| {
+                latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
+            };
+            println!(
+                "  {clients} client(s): {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, {bad} bad answers; indexing meanwhile {rate:.0} blocks/s",
+                latencies.len() as f64 / WINDOW.as_secs_f64(),
+                ms(q(0.5)),
+                ms(q(0.99))
+            );
+        }
+        sampling.store(false, Ordering::Relaxed);
+        sampler.join().expect("sampler");
+        println!(
+            "  daemon resident memory while indexing and serving: peak {} MiB (VmHWM {} MiB)",
+            peak.load(Ordering::Relaxed) / 1024,
+            rss_kib(pid, "VmHWM:") / 1024
+        );
+    }
+}
+
+fn guest_name(path: &str) -> &str {
+    Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(path)
+}
+
+/// Commits `blocks` synthetic blocks of `per_block` random 32-byte keys (plus `extra` on every
+/// block) to a fresh store.
+fn synthetic(store: &Store, from: u32, blocks: u32, per_block: u32, extra: &[u8]) {
+    let tip = store.tip().expect("tip");
+    let mut root = tip
+        .and_then(|t| store.state_root(t).expect("root"))
+        .unwrap_or_default();
+    for height in from..from + blocks {
+        let mut writes: Vec<(Vec<u8>, Vec<u8>)> = (0..per_block)
+            .map(|i| {
+                let key = sha256(&[height.to_be_bytes(), i.to_be_bytes()].concat()).to_vec();
+                (key, height.to_le_bytes().repeat(8))
+            })
+            .collect();
+        if !extra.is_empty() {
+            writes.push((extra.to_vec(), height.to_le_bytes().to_vec()));
+        }
+        writes.sort();
+        let hash = sha256(&height.to_be_bytes());
+        root = next_root(&root, height, &hash, &writes);
+        store
+            .commit_block(&BlockCommit {
+                height,
+                block_hash: hash,
+                state_root: root,
+                writes,
+            })
+            .expect("commit");
+    }
+}
+
+fn time_reads(store: &RocksStore, key: &[u8], height: u32, expect: &[u8]) -> Samples {
+    let mut samples = Vec::new();
+    for _ in 0..20_000 {
+        let started = Instant::now();
+        let value = store.get_at(key, height).expect("read");
+        samples.push(started.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(value.as_deref(), Some(expect));
+    }
+    Samples(samples)
+}
+
+/// Reads of a key with 5,000 versions: at the tip and deep in history.
+fn history() {
+    const VERSIONS: u32 = 5_000;
+    println!(
+        "\n## Historical reads on RocksDB: one key with {VERSIONS} versions among 100 other writes per block, 20,000 reads each (µs)"
+    );
+    let dir = tempdir();
+    let store = open_store(dir.path(), b"history");
+    let key = b"/hot/key";
+    synthetic(&store, 0, VERSIONS, 100, key);
+    let rocks = store.inner().inner();
+    for (what, height) in [
+        ("at the tip", VERSIONS - 1),
+        ("half-way back", VERSIONS / 2),
+        ("deep (height 10)", 10),
+    ] {
+        let s = time_reads(rocks, key, height, &height.to_le_bytes());
+        println!("{what}: p50 {:.1} p99 {:.1}", s.median(), s.quantile(0.99));
+    }
+}
+
+/// Rollbacks of 1 and 6 blocks on a small and on a large database.
+fn rollback() {
+    println!("\n## Rollback on RocksDB (100 writes per block), 5 runs each (ms)");
+    for (label, blocks) in [
+        ("small: 300 blocks", 300u32),
+        ("large: 20,000 blocks", 20_000),
+    ] {
+        let dir = tempdir();
+        let store = open_store(dir.path(), b"rollback");
+        synthetic(&store, 0, blocks, 100, b"");
+        let tip = blocks - 1;
+        for depth in [1u32, 6] {
+            let mut samples = Vec::new();
+            for _ in 0..5 {
+                let started = Instant::now();
+                store.rollback_to(tip - depth).expect("rollback");
+                samples.push(ms(started.elapsed()));
+                synthetic(&store, tip - depth + 1, depth, 100, b"");
+            }
+            println!(
+                "{label} ({} keys), {depth} block(s): {}",
+                blocks * 100,
+                Samples(samples).show(2)
+            );
+        }
+    }
+}
+
+fn main() {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    println!(
+        "rockshrew benchmark on {} CPU(s)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let blocks = mainnet_blocks();
+    if run("overhead") {
+        overhead(&blocks);
+    }
+    if run("heavy") {
+        heavy();
+    }
+    if run("daemon") {
+        daemon(&blocks);
+    }
+    if run("views") {
+        views(&blocks);
+    }
+    if run("history") {
+        history();
+    }
+    if run("rollback") {
+        rollback();
+    }
+}
