@@ -25,6 +25,9 @@ pub struct RuntimeConfig {
     pub max_wasm_stack_bytes: usize,
     /// Wall-clock limit of one view call (and of the view part of a preview).
     pub view_timeout: Duration,
+    /// Views and previews running at once; more wait their turn. Each has a reserved memory
+    /// slot (address space only, until used).
+    pub max_concurrent_views: usize,
     /// How blocks get their instance.
     pub instance_mode: InstanceMode,
     /// Refuse modules that import functions the host does not provide. When false (Metashrew's
@@ -39,6 +42,7 @@ impl Default for RuntimeConfig {
             max_memory_bytes: 4 << 30,
             max_wasm_stack_bytes: 1 << 20,
             view_timeout: Duration::from_secs(10),
+            max_concurrent_views: 16,
             instance_mode: InstanceMode::Fresh,
             reject_unknown_imports: false,
         }

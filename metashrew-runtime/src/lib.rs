@@ -18,6 +18,7 @@ pub mod abi;
 pub mod config;
 pub mod context;
 pub mod error;
+mod gate;
 pub mod runtime;
 pub mod state_root;
 pub mod storage;

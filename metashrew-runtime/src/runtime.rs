@@ -14,6 +14,7 @@ use crate::abi;
 use crate::config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 use crate::context::{CallContext, CallKind, StateView};
 use crate::error::RuntimeError;
+use crate::gate::Gate;
 use crate::state_root::{GENESIS_PARENT_ROOT, block_hash, next_root};
 use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 
@@ -85,6 +86,8 @@ pub struct MetashrewRuntime<S: Storage> {
     module_hash: [u8; 32],
     /// Serialises block execution; holds the persistent instance when there is one.
     indexer: Mutex<Kept<S>>,
+    /// Bounds views and previews running at once to the view engine's memory slots.
+    view_gate: Gate,
     _ticker: EpochTicker,
 }
 
@@ -131,7 +134,25 @@ fn engine_for(config: &RuntimeConfig, usage: Use) -> Result<Engine, RuntimeError
         .max_wasm_stack(config.max_wasm_stack_bytes)
         // The checks cost about 15% of a heavy block's guest time, and only views need them.
         .epoch_interruption(usage == Use::Views);
-    Engine::new(&c).map_err(RuntimeError::engine)
+    // Instances come from a pool of memory slots reserved once, instead of a mapping made and
+    // unmapped per call (which costs system time and TLB shootdowns on every core).
+    let slots = match usage {
+        // One block at a time (a kept instance, or the load-time resource check).
+        Use::Blocks => 2,
+        Use::Views => config.max_concurrent_views.max(1) as u32,
+    };
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
+        .max_memory_size(config.max_memory_bytes as usize);
+    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&c).map_err(|e| {
+        RuntimeError::Instantiate(format!(
+            "cannot reserve {slots} guest memory slot(s) of {} bytes: {e:#}",
+            config.max_memory_bytes
+        ))
+    })
 }
 
 /// Checks the exports every indexer needs.
@@ -259,6 +280,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         let (blocks, views) = (blocks?, views?);
         let module_hash = crate::state_root::sha256(wasm);
         let ticker = EpochTicker::start(&views.engine);
+        let view_gate = Gate::new(config.max_concurrent_views);
         let runtime = Self {
             blocks,
             views,
@@ -266,6 +288,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             config,
             module_hash,
             indexer: Mutex::new(None),
+            view_gate,
             _ticker: ticker,
         };
         runtime.check_resources()?;
@@ -487,6 +510,7 @@ impl<S: Storage> MetashrewRuntime<S> {
     /// `__flush` changes nothing; it is interrupted after the configured view timeout.
     pub fn view(&self, name: &str, input: &[u8], height: u32) -> Result<Vec<u8>, RuntimeError> {
         self.check_height(height)?;
+        let _pass = self.view_gate.enter();
         let state = StateView::At(self.store.clone(), height);
         self.run_view(name, input, height, state)
     }
@@ -540,6 +564,8 @@ impl<S: Storage> MetashrewRuntime<S> {
             height,
             tip: Some(height),
         })?;
+        // One place for both calls: the block's instance is dropped before the view's is made.
+        let _pass = self.view_gate.enter();
         let base = StateView::At(self.store.clone(), height);
         let mut store = Self::new_store(
             &self.views,

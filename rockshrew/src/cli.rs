@@ -63,6 +63,10 @@ pub struct Args {
     /// Time limit of one view or preview call, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub view_timeout_ms: u64,
+    /// Views and previews run at once; further requests wait their turn (each running view has
+    /// a guest memory slot reserved at start).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub max_concurrent_views: u16,
     /// Most linear memory a guest may use, in MiB (at most 4096). Part of the index's identity:
     /// every node of one index must use the same value.
     #[arg(long, default_value_t = 4096)]

@@ -28,6 +28,7 @@ fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
     Ok(RuntimeConfig {
         max_memory_bytes: args.max_guest_memory_mib << 20,
         view_timeout: Duration::from_millis(args.view_timeout_ms),
+        max_concurrent_views: usize::from(args.max_concurrent_views),
         instance_mode: match args.instance_mode {
             Mode::Fresh => InstanceMode::Fresh,
             Mode::Persistent => InstanceMode::Persistent,
@@ -137,7 +138,7 @@ pub fn run(args: Args) -> Result<()> {
         tokio::spawn(watch_signals(shutdown.clone(), stop.clone()));
         let server_stop = stop.clone();
         let server = tokio::spawn(crate::rpc::serve(
-            Arc::new(AppState { runtime, metrics }),
+            Arc::new(AppState::new(runtime, metrics)),
             server_config,
             async move { server_stop.notified().await },
         ));

@@ -39,11 +39,22 @@ fn runtime_error(err: RuntimeError) -> RpcError {
     }
 }
 
+/// A client-supplied value as quoted in an error message: at most 64 characters, so that a
+/// huge parameter is not echoed back (or logged) whole.
+fn brief(value: &impl std::fmt::Display) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
 fn string_param<'a>(params: &'a [Value], i: usize, name: &str) -> Result<&'a str, RpcError> {
     match params.get(i) {
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(RpcError::invalid_params(format!(
-            "parameter {i} ({name}) must be a string, not {other}"
+            "parameter {i} ({name}) must be a string, not {}",
+            brief(other)
         ))),
         None => Err(RpcError::invalid_params(format!(
             "missing parameter {i} ({name})"
@@ -72,9 +83,12 @@ pub fn resolve_tag(tag: Option<&Value>, tip: Option<u32>) -> Result<u32, RpcErro
         Some(Value::String(s)) if s == "latest" => tip,
         Some(Value::String(s)) => {
             let digits = s.split(':').next().unwrap_or_default().trim();
-            digits
-                .parse::<u32>()
-                .map_err(|e| RpcError::invalid_params(format!("invalid block tag {s:?}: {e}")))?
+            digits.parse::<u32>().map_err(|e| {
+                RpcError::invalid_params(format!(
+                    "invalid block tag {}: {e}",
+                    brief(&format!("{s:?}"))
+                ))
+            })?
         }
         Some(Value::Number(n)) => n
             .as_u64()
@@ -82,7 +96,8 @@ pub fn resolve_tag(tag: Option<&Value>, tip: Option<u32>) -> Result<u32, RpcErro
             .ok_or_else(|| RpcError::invalid_params(format!("invalid block height {n}")))?,
         Some(other) => {
             return Err(RpcError::invalid_params(format!(
-                "a block tag is \"latest\", a decimal string or a number, not {other}"
+                "a block tag is \"latest\", a decimal string or a number, not {}",
+                brief(other)
             )));
         }
     };
@@ -99,8 +114,13 @@ async fn blocking<S: Storage, T: Send + 'static>(
     state: &Arc<AppState<S>>,
     work: impl FnOnce(&AppState<S>) -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
-    let state = state.clone();
     let started = Instant::now();
+    let _slot = state
+        .slots
+        .acquire()
+        .await
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("view slots closed: {e}")))?;
+    let state = state.clone();
     tokio::task::spawn_blocking(move || {
         let r = work(&state);
         state
@@ -172,7 +192,7 @@ pub async fn dispatch<S: Storage>(
         }
         other => Err(RpcError::new(
             METHOD_NOT_FOUND,
-            format!("Method not found: {other}"),
+            format!("Method not found: {}", brief(&other)),
         )),
     }
 }

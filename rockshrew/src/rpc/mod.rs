@@ -59,6 +59,20 @@ impl RpcError {
 pub struct AppState<S: Storage> {
     pub runtime: Arc<MetashrewRuntime<S>>,
     pub metrics: Arc<Metrics>,
+    /// Runtime calls in flight, at most the runtime's view slots: the rest wait here, without
+    /// holding a thread.
+    pub(crate) slots: tokio::sync::Semaphore,
+}
+
+impl<S: Storage> AppState<S> {
+    pub fn new(runtime: Arc<MetashrewRuntime<S>>, metrics: Arc<Metrics>) -> Self {
+        let slots = tokio::sync::Semaphore::new(runtime.config().max_concurrent_views.max(1));
+        Self {
+            runtime,
+            metrics,
+            slots,
+        }
+    }
 }
 
 /// Server settings.

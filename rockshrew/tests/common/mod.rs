@@ -129,6 +129,7 @@ fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
 }
 
 fn serve(mut stream: TcpStream, chain: &Mutex<Arc<NodeChain>>, faults: &Faults) -> Option<()> {
+    stream.set_nodelay(true).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     loop {
         let mut length = 0usize;
@@ -166,12 +167,12 @@ fn serve(mut stream: TcpStream, chain: &Mutex<Arc<NodeChain>>, faults: &Faults) 
             answer(&chain, faults, &request)
         };
         let text = reply.to_string();
-        let head = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        // One write: a head and a body in two segments would meet Nagle and delayed ACKs.
+        let response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
             text.len()
         );
-        stream.write_all(head.as_bytes()).ok()?;
-        stream.write_all(text.as_bytes()).ok()?;
+        stream.write_all(response.as_bytes()).ok()?;
     }
 }
 

@@ -1,0 +1,363 @@
+//! Hostile JSON-RPC clients: malformed, mistyped, huge and deeply nested requests, random
+//! mutations of valid ones, and many concurrent clients while the daemon indexes. The daemon must
+//! answer each with a JSON-RPC error (or an HTTP 413 for an oversized body), keep its memory
+//! bounded, keep indexing, and keep answering correctly.
+//!
+//! `METASHREW_FUZZ_CASES` sets the number of random mutations (default 2,000).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, FakeNode, fork};
+use metashrew_tests::fixtures::mainnet_blocks;
+use metashrew_tests::guests;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(120);
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/blocks-000000-000255.hex"
+);
+
+fn coinbase9_script_hex() -> String {
+    let block9: bitcoin::Block =
+        bitcoin::consensus::deserialize(&mainnet_blocks()[9]).expect("block 9");
+    hex::encode(block9.txdata[0].output[0].script_pubkey.as_bytes())
+}
+
+/// `balance` of block 9's coinbase script at 169: 50 BTC, in the view's u64 LE hex.
+fn balance_request(id: u64) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "metashrew_view",
+           "params": ["balance", coinbase9_script_hex(), 169]})
+}
+
+const FIFTY_BTC: &str = "0x00f2052a01000000";
+
+/// Posts raw bytes; returns the HTTP status and body (status 0: no answer at all).
+fn post_bytes(port: u16, body: Vec<u8>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    match agent
+        .post(&format!("http://127.0.0.1:{port}/"))
+        .header("Content-Type", "application/json")
+        .send(&body[..])
+    {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut()
+                .with_config()
+                .limit(64 << 20)
+                .read_to_string()
+                .unwrap_or_default(),
+        ),
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// Checks that a 200 answer is a JSON-RPC response (or a batch of them) with exactly one of
+/// `result`/`error`, and error codes in the standard ranges.
+fn check_rpc_answer(body: &str, what: &str) {
+    let value: Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+    let responses = match &value {
+        Value::Array(items) => items.clone(),
+        single => vec![single.clone()],
+    };
+    for r in responses {
+        let has_result = r.get("result").is_some();
+        let has_error = r.get("error").is_some();
+        assert!(has_result != has_error, "{what}: {r}");
+        if let Some(code) = r["error"]["code"].as_i64() {
+            assert!(
+                (-32700..=-32000).contains(&code),
+                "{what}: unexpected code {code}"
+            );
+        }
+    }
+}
+
+/// Requests a careless or hostile client might send, each with what must come back.
+/// `(what, body, HTTP status, whether every answer must be an error)`.
+fn catalogue(max_body: usize) -> Vec<(&'static str, Vec<u8>, u16, bool)> {
+    let script = coinbase9_script_hex();
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+    let big_batch: Vec<Value> = (0..5_000)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "metashrew_height"}))
+        .collect();
+    let full_batch: Vec<Value> = (0..1_000).map(balance_request).collect();
+    vec![
+        ("empty body", Vec::new(), 200, true),
+        ("truncated", b"{\"jsonrpc\":\"2.0\",\"method\":".to_vec(), 200, true),
+        ("not UTF-8", vec![0xff, 0xfe, 0x00, 0x7b], 200, true),
+        ("null", b"null".to_vec(), 200, true),
+        ("a number", b"42".to_vec(), 200, true),
+        ("empty batch", b"[]".to_vec(), 200, true),
+        ("batch of numbers", b"[1,2,3]".to_vec(), 200, true),
+        ("method not a string", br#"{"method":1,"id":1}"#.to_vec(), 200, true),
+        ("params an object", br#"{"method":"metashrew_height","params":{"a":1},"id":1}"#.to_vec(), 200, true),
+        ("unknown method", br#"{"method":"admin_shutdown","id":1}"#.to_vec(), 200, true),
+        ("view without params", br#"{"method":"metashrew_view","id":1}"#.to_vec(), 200, true),
+        ("view name a number", format!(r#"{{"method":"metashrew_view","params":[7,"{script}",1],"id":1}}"#).into_bytes(), 200, true),
+        ("odd hex", br#"{"method":"metashrew_view","params":["balance","abc",1],"id":1}"#.to_vec(), 200, true),
+        ("height 1e400", format!(r#"{{"method":"metashrew_view","params":["balance","{script}",1e400],"id":1}}"#).into_bytes(), 200, true),
+        ("height 2^64", format!(r#"{{"method":"metashrew_view","params":["balance","{script}",18446744073709551616],"id":1}}"#).into_bytes(), 200, true),
+        ("height -1", format!(r#"{{"method":"metashrew_view","params":["balance","{script}",-1],"id":1}}"#).into_bytes(), 200, true),
+        ("height 1.5", format!(r#"{{"method":"metashrew_view","params":["balance","{script}",1.5],"id":1}}"#).into_bytes(), 200, true),
+        ("height above the tip", format!(r#"{{"method":"metashrew_view","params":["balance","{script}","4294967295"],"id":1}}"#).into_bytes(), 200, true),
+        ("getblockhash huge", br#"{"method":"metashrew_getblockhash","params":[99999999999999999999],"id":1}"#.to_vec(), 200, true),
+        ("preview of garbage", br#"{"method":"metashrew_preview","params":["00","balance","00",1],"id":1}"#.to_vec(), 200, true),
+        ("a path as view name", br#"{"method":"metashrew_view","params":["../../etc/passwd","00",1],"id":1}"#.to_vec(), 200, true),
+        ("a 512 KiB method name", format!(r#"{{"method":"{}","id":1}}"#, "m".repeat(512 << 10)).into_bytes(), 200, true),
+        ("nesting 100 deep", nested(100), 200, true),
+        ("nesting 100,000 deep", nested(100_000), 200, true),
+        ("batch of 5,000", serde_json::to_vec(&big_batch).expect("json"), 200, true),
+        ("batch of 1,000 views", serde_json::to_vec(&full_batch).expect("json"), 200, false),
+        ("body over the limit", vec![b' '; max_body + 1], 413, true),
+    ]
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A random mutation of a valid request: flipped, inserted, deleted or duplicated bytes, or a
+/// JSON token spliced in.
+fn mutate(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
+    const TOKENS: [&str; 12] = [
+        "null",
+        "true",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        ":",
+        "\"",
+        "-0",
+        "1e999",
+        "\"\\u0000\"",
+    ];
+    let mut out = valid.to_vec();
+    for _ in 0..rng.below(4) + 1 {
+        let at = rng.below(out.len() as u64 + 1) as usize;
+        match rng.below(5) {
+            0 if at < out.len() => out[at] ^= 1 << rng.below(8),
+            1 => out.insert(at, rng.next() as u8),
+            2 if at < out.len() => {
+                out.remove(at);
+            }
+            3 => {
+                let end = (at + rng.below(16) as usize).min(out.len());
+                let piece = out[at..end].to_vec();
+                out.splice(at..at, piece);
+            }
+            _ => {
+                let token = TOKENS[rng.below(TOKENS.len() as u64) as usize];
+                out.splice(at..at, token.bytes());
+            }
+        }
+    }
+    out
+}
+
+fn fuzz_cases() -> u64 {
+    std::env::var("METASHREW_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000)
+}
+
+fn roots(daemon: &Daemon, upto: u32) -> Vec<Value> {
+    (0..=upto)
+        .map(|h| daemon.call("metashrew_stateroot", json!([h]))["result"].clone())
+        .collect()
+}
+
+#[test]
+fn malformed_and_random_requests_get_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    let max_body = 1 << 20;
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &[
+            "--blocks-file",
+            FIXTURE,
+            "--max-request-bytes",
+            &max_body.to_string(),
+        ],
+    );
+    d.wait_for_height(255, WAIT);
+    let roots_before = roots(&d, 255);
+    for (what, body, status, all_errors) in catalogue(max_body) {
+        let (got, text) = post_bytes(d.port, body);
+        assert_eq!(got, status, "{what}: {text:.300}");
+        if got == 200 {
+            check_rpc_answer(&text, what);
+            let results = text.matches("\"result\"").count();
+            if all_errors {
+                assert_eq!(results, 0, "{what}: {text:.300}");
+            } else {
+                assert_eq!(text.matches(FIFTY_BTC).count(), 1_000, "{what}");
+            }
+        }
+        assert!(
+            text.len() < 64 << 10 || what.starts_with("batch"),
+            "{what}: echoed {} bytes",
+            text.len()
+        );
+    }
+    let valid: Vec<Vec<u8>> = [
+        balance_request(1),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "metashrew_height", "params": []}),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "metashrew_getblockhash", "params": [170]}),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "metashrew_stateroot", "params": ["latest"]}),
+        json!([balance_request(5), {"jsonrpc": "2.0", "id": 6, "method": "metashrew_height"}]),
+    ]
+    .iter()
+    .map(|v| serde_json::to_vec(v).expect("json"))
+    .collect();
+    let mut rng = Rng(0x00c0_ffee);
+    let (mut errors, mut results) = (0u64, 0u64);
+    for case in 0..fuzz_cases() {
+        let body = mutate(&mut rng, &valid[case as usize % valid.len()]);
+        let (got, text) = post_bytes(d.port, body.clone());
+        assert_eq!(
+            got,
+            200,
+            "case {case} {:?}: {text:.300}",
+            String::from_utf8_lossy(&body)
+        );
+        check_rpc_answer(&text, &format!("case {case}"));
+        if text.contains("\"error\"") {
+            errors += 1;
+        } else {
+            results += 1;
+        }
+    }
+    println!(
+        "{} catalogue requests and {} random mutations: {errors} errors, {results} results",
+        catalogue(max_body).len(),
+        fuzz_cases()
+    );
+    // Still alive, still right, nothing changed.
+    assert_eq!(d.call("metashrew_height", json!([]))["result"], "255");
+    let reply = post_bytes(
+        d.port,
+        serde_json::to_vec(&balance_request(9)).expect("json"),
+    )
+    .1;
+    assert!(reply.contains(FIFTY_BTC), "{reply}");
+    assert_eq!(roots(&d, 255), roots_before);
+}
+
+fn vm_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn many_concurrent_clients_while_indexing_get_correct_answers() {
+    const CLIENTS: usize = 32;
+    const WINDOW: Duration = Duration::from_secs(4);
+    const EXTRA: u32 = 4_000;
+    let blocks = mainnet_blocks();
+    // A long chain served slowly, so indexing runs during the whole load window.
+    let node = FakeNode::start(fork(&blocks, 256, EXTRA as usize));
+    node.faults.delay_ms.store(1, Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--daemon-rpc-url", &node.url()]);
+    d.wait_for_height(200, WAIT);
+    let port = d.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (stop, calls) = (stop.clone(), calls.clone());
+            std::thread::spawn(move || {
+                let mut latencies = Vec::new();
+                let mut last_height = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    if c % 2 == 0 {
+                        let body = serde_json::to_vec(&balance_request(c as u64)).expect("json");
+                        let (status, text) = post_bytes(port, body);
+                        assert_eq!(status, 200, "{text}");
+                        assert!(text.contains(FIFTY_BTC), "wrong balance: {text}");
+                    } else {
+                        let body = br#"{"jsonrpc":"2.0","id":1,"method":"metashrew_height"}"#;
+                        let (status, text) = post_bytes(port, body.to_vec());
+                        assert_eq!(status, 200, "{text}");
+                        let reply: Value = serde_json::from_str(&text).expect("json");
+                        let height: u64 = reply["result"]
+                            .as_str()
+                            .and_then(|h| h.parse().ok())
+                            .expect("a height");
+                        assert!(height >= last_height, "the height went back");
+                        last_height = height;
+                    }
+                    latencies.push(started.elapsed());
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let pid = d.child.id();
+    let h0 = d.call("metashrew_height", json!([]))["result"]
+        .as_str()
+        .and_then(|h| h.parse::<u64>().ok())
+        .expect("height");
+    std::thread::sleep(WINDOW);
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies: Vec<Duration> = clients
+        .into_iter()
+        .flat_map(|c| c.join().expect("a client failed"))
+        .collect();
+    let h1 = d.call("metashrew_height", json!([]))["result"]
+        .as_str()
+        .and_then(|h| h.parse::<u64>().ok())
+        .expect("height");
+    latencies.sort();
+    let rss = vm_kib(pid, "VmHWM:");
+    println!(
+        "{CLIENTS} clients for {WINDOW:?}: {} calls ({:.0}/s), p50 {:?}, p99 {:?}; indexed {} blocks meanwhile; daemon peak RSS {} MiB",
+        latencies.len(),
+        latencies.len() as f64 / WINDOW.as_secs_f64(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+        h1 - h0,
+        rss / 1024
+    );
+    assert!(calls.load(Ordering::Relaxed) > 0);
+    assert!(h1 > h0, "indexing stalled under load");
+    // Bounded memory: far below what unbounded queues or instances would take.
+    assert!(rss < 1 << 20, "daemon peak RSS {rss} KiB");
+    // And indexing still reaches the node's tip.
+    node.faults.delay_ms.store(0, Ordering::SeqCst);
+    d.wait_for_height(255 + EXTRA, Duration::from_secs(300));
+}
