@@ -240,6 +240,37 @@ fn follows_a_node_through_faults_lies_and_a_reorg() {
     );
 }
 
+#[test]
+fn a_flaky_node_that_resets_sends_bad_hex_and_changes_hashes_is_never_indexed_wrongly() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let node = FakeNode::start(mainnet_blocks());
+    node.faults.resets.store(4, SeqCst);
+    node.faults.bad_hex.store(6, SeqCst);
+    node.faults.hash_flips.store(3, SeqCst);
+    node.faults.lie_height.store(77, SeqCst);
+    node.faults.lies_left.store(1, SeqCst);
+    node.faults.delay_ms.store(1, SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &dir.path().join("db"),
+        &["--daemon-rpc-url", &node.url()],
+    );
+    d.wait_for_height(255, WAIT);
+    let log = d.log_text();
+    assert!(log.contains("invalid hex"), "bad hex is detected: {log}");
+    assert!(log.contains("retrying"), "resets are retried: {log}");
+    assert!(log.contains("does not hash to the announced"), "{log}");
+    for fault in [
+        &node.faults.resets,
+        &node.faults.bad_hex,
+        &node.faults.hash_flips,
+    ] {
+        assert_eq!(fault.load(SeqCst), 0, "every fault was served");
+    }
+    assert_eq!(roots(&d, 255), reference_roots());
+}
+
 /// Roots of spendables over the bundled blocks, computed in-process (the reference).
 fn reference_roots() -> Vec<String> {
     use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig};

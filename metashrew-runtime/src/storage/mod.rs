@@ -43,11 +43,12 @@ pub struct BlockCommit {
 /// A storage failure: the backend's own error, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("storage backend failed while {action}: {source}")]
+    /// The cause is part of the message (and not a `source`), so it is printed once however
+    /// the error is reported.
+    #[error("storage backend failed while {action}: {cause}")]
     Backend {
         action: &'static str,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        cause: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("block {height} does not follow the tip {tip:?}")]
     NotNextHeight { height: u32, tip: Option<u32> },

@@ -51,7 +51,7 @@ pub struct PipelinedStore<S: Storage> {
 fn failure(why: &str) -> StorageError {
     StorageError::Backend {
         action: "writing an earlier block in the background",
-        source: why.into(),
+        cause: why.into(),
     }
 }
 
@@ -252,7 +252,7 @@ mod tests {
             if self.fail.load(Ordering::SeqCst) {
                 return Err(StorageError::Backend {
                     action: "committing",
-                    source: "disk full".into(),
+                    cause: "disk full".into(),
                 });
             }
             self.inner.commit_block(commit)

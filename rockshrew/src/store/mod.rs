@@ -144,7 +144,7 @@ pub struct RocksStore {
 fn backend(action: &'static str, err: rocksdb::Error) -> StorageError {
     StorageError::Backend {
         action,
-        source: Box::new(err),
+        cause: Box::new(err),
     }
 }
 

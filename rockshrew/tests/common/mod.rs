@@ -33,6 +33,19 @@ pub struct Faults {
     pub served: AtomicU32,
     /// Milliseconds to wait before answering each request (a slow node).
     pub delay_ms: AtomicU32,
+    /// Close this many next connections after reading the request, without an answer.
+    pub resets: AtomicU32,
+    /// Answer this many next `getblock` calls with truncated or non-hex text.
+    pub bad_hex: AtomicU32,
+    /// Answer this many next `getblockhash` calls with the hash of another height.
+    pub hash_flips: AtomicU32,
+}
+
+/// Takes one from a fault counter; whether there was one.
+fn take(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// The chain a fake node serves, with its hashes indexed.
@@ -83,7 +96,10 @@ fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
     let result = match method {
         "getblockcount" => json!(chain.blocks.len() - 1),
         "getblockhash" => {
-            let h = params[0].as_u64().unwrap_or(u64::MAX) as usize;
+            let mut h = params[0].as_u64().unwrap_or(u64::MAX) as usize;
+            if h < chain.hashes.len() && take(&faults.hash_flips) {
+                h = (h + 7) % chain.hashes.len();
+            }
             match chain.hashes.get(h) {
                 Some(hash) => json!(hash),
                 None => {
@@ -99,16 +115,21 @@ fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
             match chain.heights.get(wanted).copied() {
                 Some(h) => {
                     let lie = faults.lie_height.load(Ordering::SeqCst) as usize == h
-                        && faults
-                            .lies_left
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                            .is_ok();
+                        && take(&faults.lies_left);
                     let block = if lie {
                         &chain.blocks[(h + 1) % chain.blocks.len()]
                     } else {
                         &chain.blocks[h]
                     };
-                    json!(hex::encode(block))
+                    let mut text = hex::encode(block);
+                    if take(&faults.bad_hex) {
+                        if faults.bad_hex.load(Ordering::SeqCst) % 2 == 0 {
+                            text.truncate(text.len() - 3);
+                        } else {
+                            text.replace_range(10..12, "zz");
+                        }
+                    }
+                    json!(text)
                 }
                 None => {
                     return (
@@ -155,11 +176,10 @@ fn serve(mut stream: TcpStream, chain: &Mutex<Arc<NodeChain>>, faults: &Faults) 
         if delay > 0 {
             std::thread::sleep(Duration::from_millis(u64::from(delay)));
         }
-        let (status, reply) = if faults
-            .unavailable
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
+        if take(&faults.resets) {
+            return None;
+        }
+        let (status, reply) = if take(&faults.unavailable) {
             (503, Value::String("busy".into()))
         } else {
             let request: Value = serde_json::from_slice(&body).ok()?;
