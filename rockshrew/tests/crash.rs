@@ -124,7 +124,7 @@ fn sigkill_at_random_instants_loses_nothing() {
         );
         // Most kills land while syncing (after the start-up, which compiles the guest); some
         // during the start-up itself.
-        if next(&mut rng) % 4 > 0 {
+        if !next(&mut rng).is_multiple_of(4) {
             while d.get("/metrics").0 != 200 {
                 std::thread::sleep(Duration::from_millis(5));
             }

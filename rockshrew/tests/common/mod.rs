@@ -123,7 +123,7 @@ fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
                     };
                     let mut text = hex::encode(block);
                     if take(&faults.bad_hex) {
-                        if faults.bad_hex.load(Ordering::SeqCst) % 2 == 0 {
+                        if faults.bad_hex.load(Ordering::SeqCst).is_multiple_of(2) {
                             text.truncate(text.len() - 3);
                         } else {
                             text.replace_range(10..12, "zz");
