@@ -181,15 +181,7 @@ fn native_heavy(block: &[u8]) -> Samples {
             .collect::<BTreeMap<_, _>>()
             .into_iter()
             .collect();
-        root = next_root(&root, height, &hash, &writes);
-        store
-            .commit_block(&BlockCommit {
-                height,
-                block_hash: hash,
-                state_root: root,
-                writes,
-            })
-            .expect("commit");
+        root = commit(&store, &root, height, hash, writes);
         tip.set(Some(height));
         samples.push(ms(started.elapsed()));
     }
@@ -416,17 +408,28 @@ fn synthetic(store: &Store, from: u32, blocks: u32, per_block: u32, extra: &[u8]
             writes.push((extra.to_vec(), height.to_le_bytes().to_vec()));
         }
         writes.sort();
-        let hash = sha256(&height.to_be_bytes());
-        root = next_root(&root, height, &hash, &writes);
-        store
-            .commit_block(&BlockCommit {
-                height,
-                block_hash: hash,
-                state_root: root,
-                writes,
-            })
-            .expect("commit");
+        root = commit(store, &root, height, sha256(&height.to_be_bytes()), writes);
     }
+}
+
+/// Commits sorted `writes` as block `height` over `parent`, as the runtime does; returns the root.
+fn commit(
+    store: &Store,
+    parent: &[u8; 32],
+    height: u32,
+    hash: [u8; 32],
+    writes: Vec<(Vec<u8>, Vec<u8>)>,
+) -> [u8; 32] {
+    let state_root = next_root(parent, height, &hash, &writes);
+    store
+        .commit_block(&BlockCommit {
+            height,
+            block_hash: hash,
+            state_root,
+            writes,
+        })
+        .expect("commit");
+    state_root
 }
 
 fn time_reads(store: &RocksStore, key: &[u8], height: u32, expect: &[u8]) -> Samples {

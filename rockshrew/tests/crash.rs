@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{Daemon, FakeNode, fork};
 use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, Storage};
 use metashrew_tests::fixtures::{heavy_block, mainnet_blocks};
-use metashrew_tests::guests;
+use metashrew_tests::{Rng, guests};
 use rockshrew::store::RocksStore;
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -86,14 +86,6 @@ fn resume_and_compare(db: &std::path::Path, node: &FakeNode, reference: &Referen
     assert!(state == reference.state, "the final state differs");
 }
 
-/// A small deterministic generator (xorshift64*).
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state >> 12;
-    *state ^= *state << 25;
-    *state ^= *state >> 27;
-    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
-}
-
 #[test]
 fn sigkill_at_random_instants_loses_nothing() {
     let cycles: usize = std::env::var("METASHREW_CRASH_CYCLES")
@@ -113,7 +105,7 @@ fn sigkill_at_random_instants_loses_nothing() {
         .map_or(1, |d| d.as_nanos() as u64)
         | 1;
     eprintln!("kill instants from seed {seed}");
-    let mut rng = seed;
+    let mut rng = Rng::new(seed);
     let mut tips = Vec::new();
     let started = Instant::now();
     for _ in 0..cycles {
@@ -124,12 +116,12 @@ fn sigkill_at_random_instants_loses_nothing() {
         );
         // Most kills land while syncing (after the start-up, which compiles the guest); some
         // during the start-up itself.
-        if !next(&mut rng).is_multiple_of(4) {
+        if !rng.next_u64().is_multiple_of(4) {
             while d.get("/metrics").0 != 200 {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        std::thread::sleep(Duration::from_millis(next(&mut rng) % 2_500));
+        std::thread::sleep(Duration::from_millis(rng.next_u64() % 2_500));
         d.signal("-KILL");
         drop(d);
         tips.push(check_prefix(&db, &reference));
@@ -153,18 +145,18 @@ fn a_disk_that_fills_up_stops_the_daemon_cleanly_and_loses_nothing() {
     let db = dir.path().join("db");
     // Files may not grow past 4 MiB: the write-ahead log of the first large block hits it. The
     // signal is ignored, so the write fails with EFBIG, as on a full disk.
-    let script = format!(
-        "ulimit -f 4096; trap '' XFSZ; exec {} --indexer {} --db-path {} --daemon-rpc-url {} --port {}",
-        env!("CARGO_BIN_EXE_rockshrew"),
-        guests::SPENDABLES,
-        db.display(),
-        node.url(),
-        common::free_port()
+    let (db_arg, url) = (db.display().to_string(), node.url());
+    let out = common::run_limited(
+        "ulimit -f 4096; trap '' XFSZ",
+        &[
+            "--indexer",
+            guests::SPENDABLES,
+            "--db-path",
+            &db_arg,
+            "--daemon-rpc-url",
+            &url,
+        ],
     );
-    let out = std::process::Command::new("bash")
-        .args(["-c", &script])
-        .output()
-        .expect("bash runs");
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),

@@ -5,23 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Daemon, FakeNode, fork};
+use common::{Daemon, FIXTURE, FakeNode, coinbase9_script_hex, fork};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/fixtures/blocks-000000-000255.hex"
-);
-
-fn coinbase9_script_hex() -> String {
-    let block9: bitcoin::Block =
-        bitcoin::consensus::deserialize(&mainnet_blocks()[9]).expect("block 9");
-    hex::encode(block9.txdata[0].output[0].script_pubkey.as_bytes())
-}
-
 fn balance(daemon: &Daemon, height: Value) -> u64 {
     let reply = daemon.call(
         "metashrew_view",
@@ -338,18 +327,18 @@ fn a_host_that_cannot_back_guest_memory_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     // 3 GiB of address space: less than one guest memory reservation needs.
-    let script = format!(
-        "ulimit -v 3145728; exec {} --indexer {} --db-path {} --blocks-file {} --port {}",
-        env!("CARGO_BIN_EXE_rockshrew"),
-        guests::SPENDABLES,
-        db.display(),
-        FIXTURE,
-        common::free_port()
+    let db_arg = db.display().to_string();
+    let out = common::run_limited(
+        "ulimit -v 3145728",
+        &[
+            "--indexer",
+            guests::SPENDABLES,
+            "--db-path",
+            &db_arg,
+            "--blocks-file",
+            FIXTURE,
+        ],
     );
-    let out = std::process::Command::new("bash")
-        .args(["-c", &script])
-        .output()
-        .expect("bash runs");
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.contains("cannot instantiate the guest"), "{log}");

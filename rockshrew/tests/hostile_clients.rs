@@ -11,23 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, FakeNode, fork};
+use common::{Daemon, FIXTURE, FakeNode, coinbase9_script_hex, fork};
+use metashrew_tests::Rng;
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(120);
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/fixtures/blocks-000000-000255.hex"
-);
-
-fn coinbase9_script_hex() -> String {
-    let block9: bitcoin::Block =
-        bitcoin::consensus::deserialize(&mainnet_blocks()[9]).expect("block 9");
-    hex::encode(block9.txdata[0].output[0].script_pubkey.as_bytes())
-}
-
 /// `balance` of block 9's coinbase script at 169: 50 BTC, in the view's u64 LE hex.
 fn balance_request(id: u64) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "method": "metashrew_view",
@@ -122,21 +112,6 @@ fn catalogue(max_body: usize) -> Vec<(&'static str, Vec<u8>, u16, bool)> {
     ]
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// A random mutation of a valid request: flipped, inserted, deleted or duplicated bytes, or a
 /// JSON token spliced in.
 fn mutate(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
@@ -159,7 +134,7 @@ fn mutate(rng: &mut Rng, valid: &[u8]) -> Vec<u8> {
         let at = rng.below(out.len() as u64 + 1) as usize;
         match rng.below(5) {
             0 if at < out.len() => out[at] ^= 1 << rng.below(8),
-            1 => out.insert(at, rng.next() as u8),
+            1 => out.insert(at, rng.next_u64() as u8),
             2 if at < out.len() => {
                 out.remove(at);
             }
@@ -235,7 +210,7 @@ fn malformed_and_random_requests_get_errors_and_change_nothing() {
     .iter()
     .map(|v| serde_json::to_vec(v).expect("json"))
     .collect();
-    let mut rng = Rng(0x00c0_ffee);
+    let mut rng = Rng::new(0x00c0_ffee);
     let (mut errors, mut results) = (0u64, 0u64);
     for case in 0..fuzz_cases() {
         let body = mutate(&mut rng, &valid[case as usize % valid.len()]);

@@ -36,3 +36,36 @@ pub mod fixtures {
             .collect()
     }
 }
+
+/// A small deterministic generator (xorshift64*), so that every random case of the fuzz and
+/// crash tests can be replayed from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform enough below `n` (> 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// The `env` imports of Metashrew's ABI, for guests written in WAT.
+pub const ABI_IMPORTS: &str = r#"
+  (import "env" "__host_len" (func $host_len (result i32)))
+  (import "env" "__load_input" (func $load_input (param i32)))
+  (import "env" "__get_len" (func $get_len (param i32) (result i32)))
+  (import "env" "__get" (func $get (param i32 i32)))
+  (import "env" "__flush" (func $flush (param i32)))
+  (import "env" "__log" (func $log (param i32)))
+  (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
+"#;

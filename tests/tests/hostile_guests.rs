@@ -21,17 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_tests::{ABI_IMPORTS, Rng};
 
-/// The interpreter. Memory: page 0 holds the input (header at 0x0FFC, data from 0x1000).
+/// The interpreter (after the ABI imports). Memory: page 0 holds the input (header at 0x0FFC,
+/// data from 0x1000).
 const INTERPRETER: &str = r#"
-(module
-  (import "env" "__host_len" (func $host_len (result i32)))
-  (import "env" "__load_input" (func $load_input (param i32)))
-  (import "env" "__get_len" (func $get_len (param i32) (result i32)))
-  (import "env" "__get" (func $get (param i32 i32)))
-  (import "env" "__flush" (func $flush (param i32)))
-  (import "env" "__log" (func $log (param i32)))
-  (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
   (memory (export "memory") 2)
   (global $sink (mut i32) (i32.const 0))
 
@@ -105,24 +99,6 @@ const INTERPRETER: &str = r#"
 )
 "#;
 
-/// A small deterministic generator (xorshift64*), so every case can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const MEMORY_CEILING: u64 = 8 << 20;
 
 /// A pointer or length a hostile guest would try.
@@ -148,7 +124,7 @@ fn interesting(rng: &mut Rng) -> i32 {
     match rng.below(4) {
         0 => EDGES[rng.below(EDGES.len() as u64) as usize] as i32,
         1 => rng.below(0x3_0000) as i32,
-        2 => rng.next() as i32,
+        2 => rng.next_u64() as i32,
         _ => (rng.below(64) * 4 + 0x2000) as i32,
     }
 }
@@ -295,7 +271,7 @@ fn runtime() -> MetashrewRuntime<MemStore> {
         view_timeout: Duration::from_millis(200),
         ..RuntimeConfig::default()
     };
-    let wasm = wat::parse_str(INTERPRETER).expect("valid WAT");
+    let wasm = wat::parse_str(format!("(module {ABI_IMPORTS} {INTERPRETER}")).expect("valid WAT");
     MetashrewRuntime::from_bytes(&wasm, Arc::new(MemStore::new()), config).expect("loads")
 }
 

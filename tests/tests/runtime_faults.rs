@@ -4,23 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError, Storage};
+use metashrew_tests::ABI_IMPORTS;
 use metashrew_tests::fixtures::mainnet_blocks;
-
-/// Imports of the ABI, for the WAT guests below.
-const IMPORTS: &str = r#"
-  (import "env" "__host_len" (func $host_len (result i32)))
-  (import "env" "__load_input" (func $load_input (param i32)))
-  (import "env" "__get_len" (func $get_len (param i32) (result i32)))
-  (import "env" "__get" (func $get (param i32 i32)))
-  (import "env" "__flush" (func $flush (param i32)))
-  (import "env" "__log" (func $log (param i32)))
-  (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
-"#;
 
 /// A module with the ABI imports, one page of memory, and `body` inside.
 fn guest(body: &str) -> Vec<u8> {
     wat::parse_str(format!(
-        "(module {IMPORTS} (memory (export \"memory\") 1) {body})"
+        "(module {ABI_IMPORTS} (memory (export \"memory\") 1) {body})"
     ))
     .expect("valid WAT")
 }
@@ -115,7 +105,7 @@ fn traps_and_faults_fail_the_block() {
 #[test]
 fn unknown_imports_trap_when_called_or_are_refused() {
     let wasm = wat::parse_str(format!(
-        r#"(module {IMPORTS}
+        r#"(module {ABI_IMPORTS}
              (import "wbg" "__wbindgen_now" (func $now (result f64)))
              (memory (export "memory") 1)
              (func (export "_start") (drop (call $now)) (call $flush (i32.const 0x104)))
@@ -170,7 +160,7 @@ fn the_memory_ceiling_fails_the_same_way_every_time() {
 fn buffers_above_2_gib_work() {
     // 32,769 pages: just over 2 GiB. The flush buffer sits at 0x8000_0100 (negative as i32).
     let wasm = wat::parse_str(format!(
-        r#"(module {IMPORTS}
+        r#"(module {ABI_IMPORTS}
              (memory (export "memory") 32769)
              (func (export "_start")
                ;; KeyValueFlush with ("k", "v"): 0a 01 6b 0a 01 76, length 6

@@ -14,6 +14,34 @@ use std::time::{Duration, Instant};
 use metashrew_runtime::state_root::block_hash;
 use serde_json::{Value, json};
 
+/// Mainnet blocks 0..255, one hex block per line.
+pub const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/blocks-000000-000255.hex"
+);
+
+/// The output script of block 9's coinbase (50 BTC at 169, 40 BTC at 170), hex.
+pub fn coinbase9_script_hex() -> String {
+    let block9: bitcoin::Block =
+        bitcoin::consensus::deserialize(&metashrew_tests::fixtures::mainnet_blocks()[9])
+            .expect("block 9");
+    hex::encode(block9.txdata[0].output[0].script_pubkey.as_bytes())
+}
+
+/// Runs `rockshrew` with `args` under a shell `prelude` (`ulimit ...`), to completion.
+pub fn run_limited(prelude: &str, args: &[&str]) -> std::process::Output {
+    let script = format!(
+        "{prelude}; exec {} {} --port {}",
+        env!("CARGO_BIN_EXE_rockshrew"),
+        args.join(" "),
+        free_port()
+    );
+    Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash runs")
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
