@@ -16,9 +16,16 @@ use metashrew_support::proto::decode_flush;
 
 type Ctx<'a, S> = Caller<'a, CallContext<S>>;
 
+/// The guest's `memory`, looked up by name once per call context.
 fn memory_of<S: Storage>(caller: &mut Ctx<'_, S>) -> wasmtime::Result<wasmtime::Memory> {
+    if let Some(memory) = caller.data().memory {
+        return Ok(memory);
+    }
     match caller.get_export("memory") {
-        Some(Extern::Memory(memory)) => Ok(memory),
+        Some(Extern::Memory(memory)) => {
+            caller.data_mut().memory = Some(memory);
+            Ok(memory)
+        }
         _ => Err(format_err!("the guest exports no memory named `memory`")),
     }
 }

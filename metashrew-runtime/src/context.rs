@@ -57,6 +57,8 @@ pub struct CallContext<S> {
     pub(crate) flushed: Option<Vec<(Vec<u8>, Vec<u8>)>>,
     /// The value of the last `__get_len`, reused by the `__get` that follows it.
     pub(crate) last_read: Option<(Vec<u8>, Vec<u8>)>,
+    /// The guest's exported memory, once a host function has looked it up.
+    pub(crate) memory: Option<wasmtime::Memory>,
     /// Reads that went to the store (a `__get` answered from `last_read` is not counted).
     pub(crate) store_reads: usize,
     /// Where the guest's `__log` output goes (`log` target).
@@ -87,6 +89,7 @@ impl<S: Storage> CallContext<S> {
             state,
             flushed: None,
             last_read: None,
+            memory: None,
             store_reads: 0,
             last_log: String::new(),
             log_target: match kind {

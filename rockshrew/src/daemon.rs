@@ -83,8 +83,10 @@ pub fn run(args: Args) -> Result<()> {
         args.allow_indexer_change,
     )?;
     let namespace = store.namespace().to_string();
-    // Large blocks are written in the background while the next one runs; reads go through a
-    // host cache. Neither changes what a read answers.
+    // Reads go through a host cache, written through on every commit; large blocks are then
+    // written to RocksDB in the background while the next one runs (the cache write stays on
+    // the indexing thread: done in the background too, it would contend with the next block's
+    // reads). Neither layer changes what a read answers.
     let store = Arc::new(CachedStore::new(
         PipelinedStore::new(store),
         (args.host_cache_mib as usize) << 20,

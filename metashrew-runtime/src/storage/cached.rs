@@ -3,12 +3,12 @@
 //! Each entry holds a key's latest value as of the tip and the height `w` from which that value
 //! holds; a read at height H is answered from the cache only when `H >= w`, otherwise it goes to
 //! the store. Commits write through: each written key gets its new value with `w` = the block's
-//! height, before the store commits (so nothing answers from them until the tip reaches it). A
-//! read that misses caches what it read only when it read at the tip, with `w` = that tip, and
-//! only if no commit or rollback happened or is happening meanwhile (a generation counter and a
-//! commit flag); a rollback empties the cache. So the cache can only answer what the store would
-//! answer: it is invisible to the guest and to the state roots. Its memory is bounded by
-//! `metashrew-support`'s [`MemoryBoundedLru`].
+//! height, before the store commits; meanwhile the block itself answers reads of its keys at its
+//! height. A read that misses caches what it read only when it read at the tip, with `w` = that
+//! tip, and only if no commit or rollback happened or is happening meanwhile (a generation
+//! counter and the block being committed); a rollback empties the cache. So the cache can only
+//! answer what the store would answer: it is invisible to the guest and to the state roots. Its
+//! memory is bounded by `metashrew-support`'s [`MemoryBoundedLru`].
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,8 +20,9 @@ struct Cache {
     entries: MemoryBoundedLru,
     /// Bumped by every commit and rollback.
     generation: u64,
-    /// A commit is writing through: reads must not cache what they read.
-    committing: bool,
+    /// The block being written through, if any: it answers reads of its keys at its height,
+    /// and reads do not cache what they read meanwhile.
+    committing: Option<Arc<BlockCommit>>,
 }
 
 /// Cache writes done per hold of the lock during a commit, so reads are never held up long.
@@ -58,7 +59,7 @@ impl<S: Storage> CachedStore<S> {
             Mutex::new(Cache {
                 entries: MemoryBoundedLru::new(budget_bytes),
                 generation: 0,
-                committing: false,
+                committing: None,
             })
         });
         Self { inner, cache }
@@ -81,20 +82,16 @@ impl<S: Storage> CachedStore<S> {
 }
 
 impl<S: Storage> CachedStore<S> {
-    /// Puts the block's writes into the cache, then commits them with `commit`. The entries
-    /// have `w` = the block's height, so until the store's tip reaches it they answer nothing:
-    /// writing them first is safe, and lets reads at the new tip hit them at once (even while
-    /// a [`super::PipelinedStore`] below is still writing the block).
-    fn write_through(
-        &self,
-        commit: &BlockCommit,
-        store_commit: impl FnOnce() -> Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
+    /// Puts the block's writes into the cache, then commits them to the store. The entries have
+    /// `w` = the block's height, so they answer nothing below it; at its height, the block
+    /// itself answers its keys until the store has it. So writing the cache first is safe,
+    /// and reads never wait for (or bypass the cache during) a commit.
+    fn write_through(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
         match self.lock() {
-            None => return store_commit(),
+            None => return self.inner.commit_shared(commit),
             Some(mut cache) => {
                 cache.generation += 1;
-                cache.committing = true;
+                cache.committing = Some(commit.clone());
             }
         }
         for chunk in commit.writes.chunks(WRITES_PER_LOCK) {
@@ -104,14 +101,14 @@ impl<S: Storage> CachedStore<S> {
                 }
             }
         }
-        let result = store_commit();
+        let result = self.inner.commit_shared(commit);
         if let Some(mut cache) = self.lock() {
             if result.is_err() {
                 // Entries of a block that is not in the store must not answer a retry.
                 cache.entries.clear();
             }
             cache.generation += 1;
-            cache.committing = false;
+            cache.committing = None;
         }
         result
     }
@@ -122,9 +119,14 @@ impl<S: Storage> Storage for CachedStore<S> {
         let Some(mut cache) = self.lock() else {
             return self.inner.get_at(key, height);
         };
-        // During a commit an entry may still hold the value before it: ask the store.
-        if !cache.committing
-            && let Some((valid_from, value)) = cache.entries.get(key).and_then(decode)
+        // A key of the block being committed: its value at that height is the block's.
+        if let Some(block) = &cache.committing
+            && height >= block.height
+            && let Some(value) = block.written(key)
+        {
+            return Ok(Some(value.to_vec()));
+        }
+        if let Some((valid_from, value)) = cache.entries.get(key).and_then(decode)
             && height >= valid_from
         {
             return Ok(value);
@@ -135,7 +137,7 @@ impl<S: Storage> Storage for CachedStore<S> {
         if self.inner.tip()? == Some(height)
             && let Some(mut cache) = self.lock()
             && cache.generation == generation
-            && !cache.committing
+            && cache.committing.is_none()
         {
             cache.entries.put(key, &encode(height, value.as_deref()));
         }
@@ -143,12 +145,11 @@ impl<S: Storage> Storage for CachedStore<S> {
     }
 
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
-        self.write_through(commit, || self.inner.commit_block(commit))
+        self.write_through(Arc::new(commit.clone()))
     }
 
     fn commit_shared(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
-        let shared = commit.clone();
-        self.write_through(&commit, move || self.inner.commit_shared(shared))
+        self.write_through(commit)
     }
 
     fn tip(&self) -> Result<Option<u32>, StorageError> {

@@ -40,6 +40,17 @@ pub struct BlockCommit {
     pub writes: KeyValues,
 }
 
+impl BlockCommit {
+    /// The value this block writes to `key`, if it writes it (a binary search: the writes are
+    /// sorted).
+    pub fn written(&self, key: &[u8]) -> Option<&[u8]> {
+        self.writes
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .ok()
+            .map(|i| self.writes[i].1.as_slice())
+    }
+}
+
 /// A storage failure: the backend's own error, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

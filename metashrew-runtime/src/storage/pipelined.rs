@@ -57,10 +57,11 @@ fn failure(why: &str) -> StorageError {
 
 fn write_loop<S: Storage>(shared: &Shared<S>, jobs: &Receiver<Arc<BlockCommit>>) {
     for commit in jobs {
-        let result = shared.inner.commit_block(&commit);
+        let height = commit.height;
+        let result = shared.inner.commit_shared(commit);
         let mut pipeline = shared.lock();
         if let Err(err) = result {
-            log::error!("committing block {} failed: {err}", commit.height);
+            log::error!("committing block {height} failed: {err}");
             pipeline.failed = Some(err.to_string());
         }
         pipeline.pending = None;
@@ -145,9 +146,9 @@ impl<S: Storage> Storage for PipelinedStore<S> {
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
         if let Some(p) = self.pending()?
             && height >= p.height
-            && let Ok(i) = p.writes.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            && let Some(value) = p.written(key)
         {
-            return Ok(Some(p.writes[i].1.clone()));
+            return Ok(Some(value.to_vec()));
         }
         // Not written by the pending block: its value then equals the store's at the tip below.
         self.shared.inner.get_at(key, height)
