@@ -220,10 +220,17 @@ pub async fn serve<S: Storage>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
+    use axum::serve::ListenerExt;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding the JSON-RPC server to {}", config.addr))?;
     log::info!("JSON-RPC listening on http://{}", listener.local_addr()?);
+    // Small answers go out at once (no Nagle delay waiting for the client's ACK).
+    let listener = listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            log::debug!("cannot set TCP_NODELAY: {err}");
+        }
+    });
     axum::serve(listener, router(state, &config))
         .with_graceful_shutdown(shutdown)
         .await
