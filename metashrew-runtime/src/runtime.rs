@@ -260,7 +260,8 @@ impl<S: Storage> MetashrewRuntime<S> {
     }
 
     /// Loads an indexer from its wasm bytes: reserves the preallocated region (first thing),
-    /// compiles the module once, checks its exports and links the ABI.
+    /// compiles the module twice in parallel (for blocks, and with interruption checks for
+    /// views), checks its exports, links the ABI and reserves the instance memory slots.
     pub fn from_bytes(
         wasm: &[u8],
         store: Arc<S>,
