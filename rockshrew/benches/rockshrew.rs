@@ -256,23 +256,6 @@ fn daemon(blocks: &[Vec<u8>]) {
     );
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn height_of(d: &Daemon) -> u32 {
-    d.call("metashrew_height", json!([]))["result"]
-        .as_str()
-        .and_then(|h| h.parse().ok())
-        .unwrap_or(0)
-}
-
 /// One load window: `clients` threads calling `body` for `window`; checks every answer.
 fn load(port: u16, body: &str, clients: usize, window: Duration) -> (Vec<Duration>, usize) {
     let stop = Arc::new(AtomicBool::new(false));
@@ -345,32 +328,29 @@ fn views(blocks: &[Vec<u8>]) {
             let (peak, sampling) = (peak.clone(), sampling.clone());
             std::thread::spawn(move || {
                 while sampling.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss_kib(pid, "VmRSS:"), Ordering::Relaxed);
+                    peak.fetch_max(common::proc_status_kib(pid, "VmRSS:"), Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(50));
                 }
             })
         };
-        let h0 = height_of(&d);
+        let h0 = d.height().unwrap_or(0);
         std::thread::sleep(Duration::from_secs(2));
-        let idle_rate = f64::from(height_of(&d) - h0) / 2.0;
+        let idle_rate = f64::from(d.height().unwrap_or(0) - h0) / 2.0;
         println!(
             "`{view}` ({guest_name}): indexing alone {idle_rate:.0} blocks/s",
             guest_name = guest_name(guest)
         );
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_view", "params": [view, input, "latest"]}).to_string();
         for clients in [1, 8] {
-            let h0 = height_of(&d);
-            let (mut latencies, bad) = load(d.port, &body, clients, WINDOW);
-            let rate = f64::from(height_of(&d) - h0) / WINDOW.as_secs_f64();
-            latencies.sort();
-            let q = |p: f64| {
-                latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
-            };
+            let h0 = d.height().unwrap_or(0);
+            let (latencies, bad) = load(d.port, &body, clients, WINDOW);
+            let rate = f64::from(d.height().unwrap_or(0) - h0) / WINDOW.as_secs_f64();
+            let calls = latencies.len() as f64 / WINDOW.as_secs_f64();
+            let latency = Samples(latencies.into_iter().map(ms).collect());
             println!(
-                "  {clients} client(s): {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, {bad} bad answers; indexing meanwhile {rate:.0} blocks/s",
-                latencies.len() as f64 / WINDOW.as_secs_f64(),
-                ms(q(0.5)),
-                ms(q(0.99))
+                "  {clients} client(s): {calls:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, {bad} bad answers; indexing meanwhile {rate:.0} blocks/s",
+                latency.median(),
+                latency.quantile(0.99)
             );
         }
         sampling.store(false, Ordering::Relaxed);
@@ -378,7 +358,7 @@ fn views(blocks: &[Vec<u8>]) {
         println!(
             "  daemon resident memory while indexing and serving: peak {} MiB (VmHWM {} MiB)",
             peak.load(Ordering::Relaxed) / 1024,
-            rss_kib(pid, "VmHWM:") / 1024
+            d.status_kib("VmHWM:") / 1024
         );
     }
 }

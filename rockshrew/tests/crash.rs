@@ -52,10 +52,7 @@ fn reference(chain: &[Vec<u8>]) -> Reference {
 fn check_prefix(db: &std::path::Path, reference: &Reference) -> Option<u32> {
     let store = RocksStore::open_read_only(db, None).expect("the database opens after a crash");
     let tip = store.tip().expect("tip");
-    for h in 0..=tip.unwrap_or(0) {
-        if tip.is_none() {
-            break;
-        }
+    for h in tip.into_iter().flat_map(|t| 0..=t) {
         assert_eq!(
             store.state_root(h).expect("root"),
             Some(reference.roots[h as usize]),

@@ -244,16 +244,6 @@ fn malformed_and_random_requests_get_errors_and_change_nothing() {
     assert_eq!(roots(&d, 255), roots_before);
 }
 
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn many_concurrent_clients_while_indexing_get_correct_answers() {
     const CLIENTS: usize = 32;
@@ -302,23 +292,16 @@ fn many_concurrent_clients_while_indexing_get_correct_answers() {
             })
         })
         .collect();
-    let pid = d.child.id();
-    let h0 = d.call("metashrew_height", json!([]))["result"]
-        .as_str()
-        .and_then(|h| h.parse::<u64>().ok())
-        .expect("height");
+    let h0 = d.height().expect("height");
     std::thread::sleep(WINDOW);
     stop.store(true, Ordering::Relaxed);
     let mut latencies: Vec<Duration> = clients
         .into_iter()
         .flat_map(|c| c.join().expect("a client failed"))
         .collect();
-    let h1 = d.call("metashrew_height", json!([]))["result"]
-        .as_str()
-        .and_then(|h| h.parse::<u64>().ok())
-        .expect("height");
+    let h1 = d.height().expect("height");
     latencies.sort();
-    let rss = vm_kib(pid, "VmHWM:");
+    let rss = d.status_kib("VmHWM:");
     println!(
         "{CLIENTS} clients for {WINDOW:?}: {} calls ({:.0}/s), p50 {:?}, p99 {:?}; indexed {} blocks meanwhile; daemon peak RSS {} MiB",
         latencies.len(),

@@ -42,6 +42,17 @@ pub fn run_limited(prelude: &str, args: &[&str]) -> std::process::Output {
         .expect("bash runs")
 }
 
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:`); 0 if unknown.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -334,6 +345,19 @@ impl Daemon {
         }
     }
 
+    /// The height the daemon reports over JSON-RPC (`None` before anything is indexed or when
+    /// it does not answer).
+    pub fn height(&self) -> Option<u32> {
+        self.call("metashrew_height", json!([]))["result"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+    }
+
+    /// A `/proc/<pid>/status` figure of the daemon in KiB (`VmRSS:`, `VmHWM:`); 0 if unknown.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        proc_status_kib(self.child.id(), field)
+    }
+
     /// Waits until the daemon reports `height` (panics with its log after `timeout`).
     pub fn wait_for_height(&mut self, height: u32, timeout: Duration) {
         let started = Instant::now();
@@ -342,11 +366,8 @@ impl Daemon {
                 panic!("daemon exited ({status}):\n{}", self.log_text());
             }
             let (code, _) = self.get("/metrics");
-            if code == 200 {
-                let reply = self.call("metashrew_height", json!([]));
-                if reply["result"].as_str().and_then(|h| h.parse::<u32>().ok()) >= Some(height) {
-                    return;
-                }
+            if code == 200 && self.height() >= Some(height) {
+                return;
             }
             assert!(
                 started.elapsed() < timeout,
