@@ -181,8 +181,8 @@ pub trait KeyValuePointer {
         }
     }
 
-    /// Grows the list by one and returns a pointer at the new element.
-    fn extend(&mut self) -> Self
+    /// Grows the list by one and returns a pointer at the new element. Writes `/length`.
+    fn extend(&self) -> Self
     where
         Self: Sized,
     {
@@ -192,23 +192,25 @@ pub trait KeyValuePointer {
         self.select_index(length)
     }
 
-    fn append(&mut self, v: Arc<Vec<u8>>)
+    /// Writes `/length`, then the new element.
+    fn append(&self, v: Arc<Vec<u8>>)
     where
         Self: Sized,
     {
         self.extend().set(v);
     }
 
-    fn append_value<T: ByteView>(&mut self, v: T)
+    /// Writes `/length`, then the new element.
+    fn append_value<T: ByteView>(&self, v: T)
     where
         Self: Sized,
     {
         self.extend().set_value(v);
     }
 
-    /// Shrinks the list by one and returns the former last element (which stays stored); empty
-    /// when the list is empty.
-    fn pop(&mut self) -> Arc<Vec<u8>>
+    /// Shrinks the list by one and returns the former last element (which stays stored). On an
+    /// empty list: empty bytes, and nothing is written.
+    fn pop(&self) -> Arc<Vec<u8>>
     where
         Self: Sized,
     {
@@ -221,8 +223,9 @@ pub trait KeyValuePointer {
         self.select_index(length - 1).get()
     }
 
-    /// [`KeyValuePointer::pop`] decoded as `T`; zero when the list is empty (Metashrew panicked).
-    fn pop_value<T: ByteView>(&mut self) -> T
+    /// [`KeyValuePointer::pop`] decoded as `T`. On an empty list it returns zero and writes
+    /// nothing (Metashrew panicked there, failing the block, so no working indexer relies on it).
+    fn pop_value<T: ByteView>(&self) -> T
     where
         Self: Sized,
     {
@@ -234,43 +237,73 @@ pub trait KeyValuePointer {
         }
     }
 
-    /// [`KeyValuePointer::extend`], also linking the previous last element to the new one.
-    fn extend_ll(&mut self) -> Self
+    /// [`KeyValuePointer::extend`] for a linked list: when the list is not empty, first links
+    /// the last element to the new one (`/next ++ u32le(length - 1) = length`), then writes
+    /// `/length`.
+    fn extend_ll(&self) -> Self
     where
         Self: Sized,
     {
-        let length = self.length();
-        let element = self.extend();
+        let mut length_key = self.length_key();
+        let length = length_key.get_value::<u32>();
         if length > 0 {
             self.set_next_for(length - 1, length);
         }
-        element
+        length_key.set_value::<u32>(length + 1);
+        self.select_index(length)
     }
 
-    fn append_ll(&mut self, v: Arc<Vec<u8>>)
+    /// [`KeyValuePointer::extend_ll`], then the new element.
+    fn append_ll(&self, v: Arc<Vec<u8>>)
     where
         Self: Sized,
     {
         self.extend_ll().set(v);
     }
 
-    fn set_next_for(&mut self, i: u32, v: u32)
+    /// Writes `/next ++ u32le(i) = u32le(v)`.
+    fn set_next_for(&self, i: u32, v: u32)
     where
         Self: Sized,
     {
         self.next_key(i).set_value::<u32>(v);
     }
 
-    /// Unlinks element `i` from the linked list and nullifies it. Unlike Metashrew (which assumed
-    /// that `i - 1` is the predecessor), this finds the real predecessor by walking the list.
-    fn delete_value(&mut self, i: u32)
+    /// Metashrew's linked-list delete, byte for byte: when `i` is the value at `/head`, `/head`
+    /// becomes `next(i)`; otherwise `next(i - 1)` (the *index* `i - 1`, wrapping to `u32::MAX`
+    /// for 0, whatever the real predecessor is) is overwritten with `next(i)`. Then element `i`
+    /// is nullified.
+    ///
+    /// This corrupts the list when `i - 1` was deleted earlier; it is the default because it is
+    /// what Metashrew persists, and every node of a protocol must write the same bytes. New
+    /// indexers should use [`KeyValuePointer::delete_value_linked`].
+    fn delete_value(&self, i: u32)
     where
         Self: Sized,
     {
-        let head = self.head_key().get_value::<u32>();
+        let mut head_key = self.head_key();
+        let next = self.next_key(i).get_value::<u32>();
+        if i == head_key.get_value::<u32>() {
+            head_key.set_value::<u32>(next);
+        } else {
+            self.set_next_for(i.wrapping_sub(1), next);
+        }
+        self.drop_index(i);
+    }
+
+    /// A linked-list delete that finds the real predecessor of `i` by walking the list from
+    /// `/head` and links it to `next(i)` (no link is written when `i` is not in the list); then
+    /// element `i` is nullified. Not in Metashrew: its [`KeyValuePointer::delete_value`] assumes
+    /// that `i - 1` precedes `i`.
+    fn delete_value_linked(&self, i: u32)
+    where
+        Self: Sized,
+    {
+        let mut head_key = self.head_key();
+        let head = head_key.get_value::<u32>();
         let next = self.next_key(i).get_value::<u32>();
         if i == head {
-            self.head_key().set_value::<u32>(next);
+            head_key.set_value::<u32>(next);
         } else {
             let length = self.length();
             let mut current = head;
@@ -292,10 +325,11 @@ pub trait KeyValuePointer {
     }
 
     /// Calls `f` on each element of the linked list, from the head, following `next` links until
-    /// one is unset (0) or leaves the list.
-    fn map_ll<T>(&mut self, mut f: impl FnMut(&mut Self, u32) -> T) -> Vec<T>
+    /// one is unset (0) or leaves the list. Unlike Metashrew, a cycle ends the walk after
+    /// `length` steps instead of looping forever.
+    fn map_ll<T>(&self, mut f: impl FnMut(&mut Self, u32) -> T) -> Vec<T>
     where
-        Self: Sized,
+        Self: Sized + Clone,
     {
         let length = self.length();
         let mut out = Vec::new();
@@ -316,141 +350,4 @@ pub trait KeyValuePointer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use std::rc::Rc;
-
-    type Store = Rc<RefCell<BTreeMap<Vec<u8>, Vec<u8>>>>;
-
-    /// A pointer over an in-memory map, to check key bytes.
-    #[derive(Clone, Default)]
-    struct MapPointer {
-        key: Arc<Vec<u8>>,
-        store: Store,
-    }
-
-    impl KeyValuePointer for MapPointer {
-        fn wrap(word: &Vec<u8>) -> Self {
-            Self {
-                key: Arc::new(word.clone()),
-                store: Store::default(),
-            }
-        }
-        fn unwrap(&self) -> Arc<Vec<u8>> {
-            self.key.clone()
-        }
-        fn set(&mut self, v: Arc<Vec<u8>>) {
-            self.store
-                .borrow_mut()
-                .insert((*self.key).clone(), (*v).clone());
-        }
-        fn get(&self) -> Arc<Vec<u8>> {
-            Arc::new(
-                self.store
-                    .borrow()
-                    .get(&*self.key)
-                    .cloned()
-                    .unwrap_or_default(),
-            )
-        }
-        fn inherits(&mut self, from: &Self) {
-            self.store = from.store.clone();
-        }
-    }
-
-    fn dump(p: &MapPointer) -> Vec<(Vec<u8>, Vec<u8>)> {
-        p.store
-            .borrow()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    #[test]
-    fn derived_keys_are_byte_exact() {
-        let p = MapPointer::from_keyword("/storage");
-        assert_eq!(*p.length_key().unwrap(), b"/storage/length".to_vec());
-        assert_eq!(*p.head_key().unwrap(), b"/storage/head".to_vec());
-        assert_eq!(*p.select_index(0).unwrap(), b"/storage/0".to_vec());
-        assert_eq!(*p.select_index(17).unwrap(), b"/storage/17".to_vec());
-        assert_eq!(
-            *p.next_key(2).unwrap(),
-            b"/storage/next\x02\x00\x00\x00".to_vec()
-        );
-        assert_eq!(*p.keyword("/x").unwrap(), b"/storage/x".to_vec());
-        assert_eq!(*p.prefix("/pre").unwrap(), b"/pre/storage".to_vec());
-        assert_eq!(
-            *p.select_value::<u32>(0x0102_0304).unwrap(),
-            b"/storage\x04\x03\x02\x01".to_vec()
-        );
-        assert_eq!(*p.select(&vec![0xff]).unwrap(), b"/storage\xff".to_vec());
-    }
-
-    #[test]
-    fn append_writes_length_as_u32_le_and_decimal_elements() {
-        let mut p = MapPointer::from_keyword("/storage");
-        for i in 0..12u8 {
-            p.append(Arc::new(vec![i]));
-        }
-        let stored = dump(&p);
-        assert!(stored.contains(&(b"/storage/length".to_vec(), vec![12, 0, 0, 0])));
-        assert!(stored.contains(&(b"/storage/11".to_vec(), vec![11])));
-        assert!(stored.contains(&(b"/storage/0".to_vec(), vec![0])));
-        assert_eq!(p.length(), 12);
-        assert_eq!(p.get_list().len(), 12);
-    }
-
-    #[test]
-    fn nullify_stores_a_zero_byte() {
-        let mut p = MapPointer::from_keyword("/k");
-        p.set_value::<u64>(5);
-        p.nullify();
-        assert_eq!(*p.get(), vec![0]);
-        p.set_or_nullify(Arc::new(vec![0, 0, 0, 0]));
-        assert_eq!(*p.get(), vec![0]);
-        p.set_or_nullify(Arc::new(vec![1, 0, 0, 0]));
-        assert_eq!(*p.get(), vec![1, 0, 0, 0]);
-        let list = MapPointer::from_keyword("/l");
-        list.drop_index(3);
-        assert_eq!(*list.select_index(3).get(), vec![0]);
-    }
-
-    #[test]
-    fn get_value_of_absent_key_is_zero() {
-        let p = MapPointer::from_keyword("/absent");
-        assert_eq!(p.get_value::<u64>(), 0);
-    }
-
-    #[test]
-    fn pop_and_pop_value() {
-        let mut p = MapPointer::from_keyword("/s");
-        assert_eq!(p.pop_value::<u32>(), 0, "empty list pops zero, not a panic");
-        assert!(p.pop().is_empty());
-        p.append_value::<u32>(7);
-        p.append_value::<u32>(9);
-        assert_eq!(p.pop_value::<u32>(), 9);
-        assert_eq!(p.length(), 1);
-        assert_eq!(p.pop_value::<u32>(), 7);
-        assert_eq!(p.length(), 0);
-    }
-
-    #[test]
-    fn linked_list_delete_tracks_the_real_predecessor() {
-        let mut p = MapPointer::from_keyword("/ll");
-        for i in 0..4u8 {
-            p.append_ll(Arc::new(vec![10 + i]));
-        }
-        assert_eq!(*p.next_key(0).get(), vec![1, 0, 0, 0]);
-        let walk = |p: &mut MapPointer| p.map_ll(|item, _| item.get()[0]);
-        assert_eq!(walk(&mut p), vec![10, 11, 12, 13]);
-        p.delete_value(1);
-        assert_eq!(walk(&mut p), vec![10, 12, 13]);
-        // Metashrew would link 1 -> 3 here (assuming 1 precedes 2); the real predecessor is 0.
-        p.delete_value(2);
-        assert_eq!(walk(&mut p), vec![10, 13]);
-        p.delete_value(0);
-        assert_eq!(walk(&mut p), vec![13]);
-    }
-}
+mod tests;

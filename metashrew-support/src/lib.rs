@@ -1,13 +1,16 @@
 //! Code shared by Metashrew guests (wasm32) and hosts.
 //!
+//! Metashrew's modules, at Metashrew's paths and with its signatures: [`address`], [`block`],
+//! [`byte_view`], [`compat`], [`index_pointer`], [`proto`], [`utils`]. Our additions:
+//!
 //! * [`region`]: the preallocated memory region ([`ensure_preallocated_memory`]) and its heap;
 //! * [`region_alloc`]: the global allocator that puts chosen allocations into the region;
 //! * [`lru_cache`]: the memory-bounded LRU cache (and Metashrew's cache API);
-//! * [`index_pointer`], [`byte_view`]: Metashrew-compatible key building and integer encodings;
-//! * [`compat`]: the ArrayBuffer layout and pointer helpers of the ABI;
-//! * [`proto`]: the `KeyValueFlush` protobuf;
-//! * [`utils`]: cursor and consensus decoding helpers over the `bitcoin` crate.
+//!
+//! This crate builds on Rust 1.86 (the toolchain alkanes-rs pins), for wasm32 and natively.
 
+pub mod address;
+pub mod block;
 pub mod byte_view;
 pub mod compat;
 pub mod index_pointer;
