@@ -1,17 +1,18 @@
-//! The boundary to the host: the `env` imports in a wasm32 guest, an in-process mock elsewhere.
+//! The boundary to the host: the `env` imports in a wasm32 guest, the in-process mock natively
+//! and with the `test-utils` feature.
 //!
 //! Every function here takes and fills buffers in the ArrayBuffer layout
 //! (`[u32 LE length][bytes]`) and hands the host the data pointer (base + 4).
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "test-utils")))]
 pub use wasm::*;
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "test-utils"))]
 pub use crate::mock::{
     host_flush, host_get, host_get_len, host_input_len, host_load_input, host_log,
 };
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(feature = "test-utils")))]
 mod wasm {
     use crate::imports;
     use metashrew_support::compat::to_passback_ptr;

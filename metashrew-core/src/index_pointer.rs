@@ -27,7 +27,8 @@ impl KeyValuePointer for IndexPointer {
 }
 
 /// One level of pending writes. Ordered by key, so committing it writes in a deterministic order
-/// (Metashrew used a `HashMap`, whose order depends on the guest's heap history).
+/// (Metashrew used a `HashMap`; the order of a flush never changes the state, so the persisted
+/// bytes are the same).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexCheckpoint(pub BTreeMap<Arc<Vec<u8>>, Arc<Vec<u8>>>);
 
@@ -39,8 +40,8 @@ impl IndexCheckpoint {
     }
 }
 
-/// A stack of checkpoints shared by every pointer derived from one [`AtomicPointer`]. Never
-/// empty: it always holds at least the base checkpoint.
+/// A stack of checkpoints shared by every pointer derived from one [`AtomicPointer`]. A new
+/// stack holds one base checkpoint.
 #[derive(Debug, Clone)]
 pub struct IndexCheckpointStack(pub Arc<Mutex<Vec<IndexCheckpoint>>>);
 
@@ -58,12 +59,21 @@ impl IndexCheckpointStack {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The number of checkpoints, the base one included.
     pub fn depth(&self) -> usize {
         self.lock().len()
     }
 }
 
-/// A pointer whose writes stay in checkpoints until committed.
+/// A pointer whose writes stay in checkpoints until committed: how an indexer applies one
+/// transaction (or message) all or nothing.
+///
+/// Behaviour is Metashrew's, byte for byte: a new pointer's stack holds one base checkpoint;
+/// [`AtomicPointer::checkpoint`] pushes one; [`AtomicPointer::commit`] folds the top one into
+/// the one below, or at depth 1 writes every entry of the base checkpoint to the store
+/// (which stays filled, so a later commit writes those entries again); and
+/// [`AtomicPointer::rollback`] pops the top one, the base one included. At depth 0 (after the
+/// base was rolled back) `set` and `commit` panic, which fails the block, as in Metashrew.
 #[derive(Debug, Clone, Default)]
 pub struct AtomicPointer {
     pointer: IndexPointer,
@@ -80,15 +90,17 @@ impl KeyValuePointer for AtomicPointer {
     fn unwrap(&self) -> Arc<Vec<u8>> {
         self.pointer.unwrap()
     }
-    /// Writes into the top checkpoint only.
+    /// Writes into the top checkpoint.
+    ///
+    /// # Panics
+    /// At depth 0 (as Metashrew).
     fn set(&mut self, v: Arc<Vec<u8>>) {
         let key = self.unwrap();
-        let mut stack = self.store.lock();
-        if stack.is_empty() {
-            stack.push(IndexCheckpoint::default());
-        }
-        if let Some(top) = stack.last_mut() {
-            top.0.insert(key, v);
+        match self.store.lock().last_mut() {
+            Some(top) => {
+                top.0.insert(key, v);
+            }
+            None => panic!("AtomicPointer::set with no checkpoint (the base one was rolled back)"),
         }
     }
     /// Reads the newest pending write, else the store.
@@ -115,37 +127,39 @@ impl AtomicPointer {
         self.store.lock().push(IndexCheckpoint::default());
     }
 
-    /// Merges the top checkpoint into the one below; at the base, writes the base's entries to
-    /// the store (in key order) and empties it.
+    /// Above the base, merges the top checkpoint into the one below. At the base, writes each of
+    /// its entries to the store with [`crate::set`], in key order, and keeps them.
+    ///
+    /// # Panics
+    /// At depth 0 (as Metashrew).
     pub fn commit(&mut self) {
         let mut stack = self.store.lock();
-        if stack.len() > 1 {
-            if let Some(top) = stack.pop()
-                && let Some(below) = stack.last_mut()
-            {
-                top.pipe_to(below);
+        match stack.len() {
+            0 => panic!("AtomicPointer::commit with no checkpoint (the base one was rolled back)"),
+            1 => {
+                let entries = stack[0].0.clone();
+                drop(stack);
+                for (k, v) in entries {
+                    crate::set(k, v);
+                }
             }
-        } else if let Some(base) = stack.last_mut() {
-            let entries = std::mem::take(&mut base.0);
-            drop(stack);
-            for (k, v) in entries {
-                crate::set(k, v);
+            _ => {
+                if let Some(top) = stack.pop() {
+                    if let Some(below) = stack.last_mut() {
+                        top.pipe_to(below);
+                    }
+                }
             }
         }
     }
 
-    /// Discards the top checkpoint's writes. At the base this empties the base checkpoint (it is
-    /// never removed, so later writes keep working; Metashrew panicked on them).
+    /// Drops the top checkpoint and its writes; at depth 1 that is the base checkpoint (depth 0
+    /// afterwards); at depth 0 it does nothing.
     pub fn rollback(&mut self) {
-        let mut stack = self.store.lock();
-        if stack.len() > 1 {
-            stack.pop();
-        } else if let Some(base) = stack.last_mut() {
-            base.0.clear();
-        }
+        self.store.lock().pop();
     }
 
-    /// A pointer at `pointer`'s key sharing this transaction.
+    /// A pointer at `pointer`'s key sharing this pointer's checkpoints.
     pub fn derive(&self, pointer: &IndexPointer) -> Self {
         AtomicPointer {
             pointer: pointer.clone(),
@@ -153,10 +167,12 @@ impl AtomicPointer {
         }
     }
 
+    /// The plain pointer at this key (its writes bypass the checkpoints).
     pub fn get_pointer(&self) -> IndexPointer {
         self.pointer.clone()
     }
 
+    /// The number of checkpoints, the base one included.
     pub fn checkpoint_depth(&self) -> usize {
         self.store.depth()
     }

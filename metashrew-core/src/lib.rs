@@ -27,12 +27,16 @@ use metashrew_support::region::ensure_preallocated_memory;
 mod allocator;
 pub mod compat;
 mod host;
-#[cfg(target_arch = "wasm32")]
 pub mod imports;
 pub mod index_pointer;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(any(not(target_arch = "wasm32"), feature = "test-utils"))]
 pub mod mock;
 pub mod stdio;
+
+/// Metashrew's protobuf messages, at its path `metashrew_core::proto::metashrew`.
+pub mod proto {
+    pub use metashrew_support::proto::metashrew;
+}
 
 pub use compat::export_bytes;
 pub use metashrew_support;
@@ -60,6 +64,11 @@ thread_local! {
     /// The last flushed block's reads and writes, moved into the cache when (if) this instance
     /// runs another block. An instance used for one block only never pays for filling the cache.
     static PREVIOUS: RefCell<Option<BlockCache>> = const { RefCell::new(None) };
+    /// Bumped on every change of [`BLOCK`].
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// The last [`get_cache`] snapshot and the generation it was taken at.
+    static SNAPSHOT: Cell<Option<(u64, &'static HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>>)>> =
+        const { Cell::new(None) };
 }
 
 /// Entry of every SDK call that touches state: initialises, then settles the previous block.
@@ -81,6 +90,12 @@ fn enter() {
 
 fn with_block<R>(f: impl FnOnce(&mut BlockState) -> R) -> R {
     BLOCK.with(|b| f(b.borrow_mut().get_or_insert_with(BlockState::default)))
+}
+
+/// Takes the block state out, leaving none.
+fn take_block() -> Option<BlockState> {
+    changed();
+    BLOCK.with(|b| b.borrow_mut().take())
 }
 
 /// Whether the guest cache may be used: only where its memory cannot touch the general heap
@@ -125,6 +140,7 @@ pub fn get(key: Arc<Vec<u8>>) -> Arc<Vec<u8>> {
         return value;
     }
     let value = fetch(&key);
+    changed();
     with_block(|b| b.cache.insert(key, value.clone()));
     value
 }
@@ -165,6 +181,7 @@ fn fetch(key: &[u8]) -> Arc<Vec<u8>> {
 /// Writes `value` at `key` for this block; visible to later [`get`]s at once, sent at [`flush`].
 pub fn set(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
     enter();
+    changed();
     with_block(|b| {
         if b.written.insert(key.clone()) {
             b.to_flush.push(key.clone());
@@ -179,12 +196,17 @@ pub fn set(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
 /// as soon as this instance starts another block.
 pub fn flush() {
     enter();
-    let state = BLOCK.with(|b| b.borrow_mut().take()).unwrap_or_default();
+    let state = take_block().unwrap_or_default();
     let pairs: Vec<(&[u8], &[u8])> = state
         .to_flush
         .iter()
         .filter_map(|k| state.cache.get(k).map(|v| (&k[..], &v[..])))
         .collect();
+    debug_log!(
+        "metashrew-core: flushing {} keys ({} values read or written this block)",
+        pairs.len(),
+        state.cache.len()
+    );
     let mut buffer = encode_flush_arraybuffer(pairs.iter().flat_map(|(k, v)| [*k, *v]));
     drop(pairs);
     host::host_flush(&mut buffer);
@@ -207,21 +229,44 @@ pub fn reset() {
 
 /// Forgets this block's state and empties the cache.
 pub fn clear() {
-    BLOCK.with(|b| b.borrow_mut().take());
+    take_block();
     PREVIOUS.with(|p| p.borrow_mut().take());
     lru_cache::clear_lru_cache();
 }
 
-/// Called when the host state changed behind the guest's back (the native mock): cached reads
-/// may be stale.
-#[cfg(not(target_arch = "wasm32"))]
+/// Called when the host state changed behind the guest's back (the mock): cached reads may be
+/// stale.
+#[cfg(any(not(target_arch = "wasm32"), feature = "test-utils"))]
 pub(crate) fn forget_cached_reads() {
     clear();
 }
 
-/// A copy of this block's reads and writes.
-pub fn get_cache() -> BlockCache {
-    with_block(|b| b.cache.clone())
+/// This block's reads and writes so far (Metashrew's signature). The map is a snapshot taken at
+/// the call: later reads and writes do not change it. Snapshots live for the rest of the
+/// instance (that is what `'static` asks for); calls without a state change in between share
+/// one, so the cost is one copy per change between calls. For inspection and tests, not for a
+/// loop.
+pub fn get_cache() -> &'static HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>> {
+    let generation = GENERATION.with(Cell::get);
+    if let Some((taken, snapshot)) = SNAPSHOT.with(Cell::get) {
+        if taken == generation {
+            return snapshot;
+        }
+    }
+    let copy: HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>> = with_block(|b| {
+        b.cache
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    });
+    let snapshot: &'static HashMap<_, _> = Box::leak(Box::new(copy));
+    SNAPSHOT.with(|s| s.set(Some((generation, snapshot))));
+    snapshot
+}
+
+/// Counts changes of the block state, so [`get_cache`] knows when its last snapshot is stale.
+fn changed() {
+    GENERATION.with(|g| g.set(g.get().wrapping_add(1)));
 }
 
 fn split_height(input: &[u8]) -> (u32, &[u8]) {
@@ -257,7 +302,7 @@ pub fn view_bytes<E>(view: impl FnOnce(u32, &[u8]) -> Result<Vec<u8>, E>) -> Res
     lru_cache::set_view_height(height);
     let result = view(height, request);
     lru_cache::clear_view_height();
-    BLOCK.with(|b| b.borrow_mut().take());
+    take_block();
     result
 }
 

@@ -1,4 +1,5 @@
-//! An in-process host for native builds, so guest logic can be unit-tested with `cargo test`.
+//! An in-process host for native builds (and wasm32 builds with the `test-utils` feature), so
+//! guest logic can be unit-tested with `cargo test` or `wasm-bindgen-test`.
 //!
 //! Each thread has its own mock host: an input, a key/value state, the flushes received and the
 //! log text. `flush()` applies its pairs to the state, so a test can run many blocks in a row:
@@ -43,6 +44,11 @@ fn with_host<R>(f: impl FnOnce(&mut MockHost) -> R) -> R {
 pub fn set_input(height: u32, payload: &[u8]) {
     let mut input = height.to_le_bytes().to_vec();
     input.extend_from_slice(payload);
+    set_raw_input(input);
+}
+
+/// Sets the whole input (`u32 LE height ++ payload`), as Metashrew's `__set_input` does.
+pub fn set_raw_input(input: Vec<u8>) {
     with_host(|h| h.input = input);
 }
 

@@ -2,6 +2,9 @@
 
 use std::sync::Arc;
 
+/// Metashrew's re-exports: `writeln!(stdout(), ..)` needs `Write` in scope.
+pub use std::fmt::{Error, Write};
+
 use metashrew_support::compat::to_arraybuffer_layout;
 
 /// Sends `text` to the host log as one `__log` call.
@@ -19,8 +22,8 @@ pub fn log(v: Arc<Vec<u8>>) {
 /// A `std::fmt::Write` sink over `__log` (Metashrew's `stdout()`).
 pub struct Stdout(());
 
-impl std::fmt::Write for Stdout {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+impl Write for Stdout {
+    fn write_str(&mut self, s: &str) -> Result<(), Error> {
         log_str(s);
         Ok(())
     }
@@ -45,4 +48,20 @@ macro_rules! println {
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::stdio::log_str(&::std::format!($($arg)*)) };
+}
+
+/// Like [`println!`], but only with the `debug-log` feature (otherwise the arguments are not
+/// even evaluated): for diagnostics that production builds should not pay for.
+#[cfg(feature = "debug-log")]
+#[macro_export]
+macro_rules! debug_log {
+    ($($arg:tt)*) => { $crate::println!($($arg)*) };
+}
+
+/// Like [`println!`], but only with the `debug-log` feature (otherwise the arguments are not
+/// even evaluated): for diagnostics that production builds should not pay for.
+#[cfg(not(feature = "debug-log"))]
+#[macro_export]
+macro_rules! debug_log {
+    ($($arg:tt)*) => {{}};
 }

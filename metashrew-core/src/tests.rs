@@ -74,7 +74,7 @@ fn state_carries_across_blocks_through_the_cache() {
 #[test]
 fn index_pointer_writes_metashrew_keys() {
     mock::reset();
-    let mut list = IndexPointer::from_keyword("/storage");
+    let list = IndexPointer::from_keyword("/storage");
     list.append(Arc::new(vec![1]));
     list.append(Arc::new(vec![2]));
     flush();
@@ -84,26 +84,151 @@ fn index_pointer_writes_metashrew_keys() {
     assert_eq!(state.get(&b"/storage/1"[..]), Some(&vec![2]));
 }
 
+/// The pairs of each flush, sorted by key (the order of a flush never changes the state).
+fn flushed_sorted() -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
+    mock::take_flushes()
+        .into_iter()
+        .map(|mut pairs| {
+            pairs.sort();
+            pairs
+        })
+        .collect()
+}
+
+fn pair(key: &[u8], value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (key.to_vec(), value.to_vec())
+}
+
 #[test]
-fn atomic_pointer_commits_and_rolls_back() {
+fn atomic_pointer_commit_and_rollback_write_metashrew_bytes() {
     mock::reset();
-    let mut root = AtomicPointer::default();
-    let mut x = root.derive(&IndexPointer::from_keyword("/x"));
-    x.set_value::<u32>(1);
-    root.checkpoint();
+    // As indexers write it: one base pointer, a checkpoint per transaction.
+    let mut atomic = AtomicPointer::default();
+    assert_eq!(atomic.checkpoint_depth(), 1);
+    let balances = atomic.derive(&IndexPointer::from_keyword("/balances/"));
+    let mut alice = balances.keyword("alice");
+    // Transaction 1 commits.
+    atomic.checkpoint();
+    alice.set_value::<u64>(50);
+    balances.keyword("list").append(k("alice"));
+    atomic.commit();
+    assert_eq!(atomic.checkpoint_depth(), 1);
+    // Transaction 2 fails and rolls back.
+    atomic.checkpoint();
+    alice.set_value::<u64>(0);
+    balances.keyword("bob").set_value::<u64>(7);
+    atomic.rollback();
+    assert_eq!(alice.get_value::<u64>(), 50);
+    assert!(
+        get(k("/balances/bob")).is_empty(),
+        "nothing before the base commit"
+    );
+    // The base commit writes the base checkpoint's entries and keeps them.
+    atomic.commit();
+    flush();
+    let expected = vec![
+        pair(b"/balances/alice", &50u64.to_le_bytes()),
+        pair(b"/balances/list/0", b"alice"),
+        pair(b"/balances/list/length", &[1, 0, 0, 0]),
+    ];
+    assert_eq!(flushed_sorted(), vec![expected.clone()]);
+    // A direct write, then a second base commit: the kept entries are written again and win.
+    IndexPointer::from_keyword("/balances/alice").set_value::<u64>(1);
+    atomic.commit();
+    flush();
+    assert_eq!(flushed_sorted(), vec![expected]);
+    assert_eq!(
+        mock::get_state(b"/balances/alice"),
+        50u64.to_le_bytes().to_vec()
+    );
+}
+
+#[test]
+fn atomic_pointer_nested_checkpoints_fold_down() {
+    mock::reset();
+    let mut atomic = AtomicPointer::default();
+    let mut x = atomic.derive(&IndexPointer::from_keyword("/x"));
+    atomic.checkpoint();
+    atomic.checkpoint();
     x.set_value::<u32>(2);
+    assert_eq!(atomic.checkpoint_depth(), 3);
+    atomic.commit();
+    atomic.commit();
+    assert_eq!(atomic.checkpoint_depth(), 1);
     assert_eq!(x.get_value::<u32>(), 2);
-    root.rollback();
-    assert_eq!(x.get_value::<u32>(), 1);
-    // Nothing reaches the store until the base commits.
-    assert!(get(k("/x")).is_empty());
-    root.commit();
-    assert_eq!(*get(k("/x")), 1u32.to_le_bytes().to_vec());
-    // Rolling back the base keeps the pointer usable.
-    root.rollback();
-    x.set_value::<u32>(9);
-    assert_eq!(root.checkpoint_depth(), 1);
-    assert_eq!(x.get_value::<u32>(), 9);
+    assert_eq!(
+        x.get_pointer().get_value::<u32>(),
+        0,
+        "not in the store yet"
+    );
+    atomic.commit();
+    assert_eq!(x.get_pointer().get_value::<u32>(), 2);
+}
+
+#[test]
+fn atomic_pointer_at_depth_zero_behaves_as_metashrew() {
+    mock::reset();
+    let mut atomic = AtomicPointer::default();
+    let mut x = atomic.derive(&IndexPointer::from_keyword("/x"));
+    x.set_value::<u32>(1);
+    atomic.rollback();
+    assert_eq!(atomic.checkpoint_depth(), 0);
+    atomic.rollback();
+    assert_eq!(
+        atomic.checkpoint_depth(),
+        0,
+        "rollback at depth 0 does nothing"
+    );
+    assert_eq!(
+        x.get_value::<u32>(),
+        0,
+        "the base checkpoint's writes are gone"
+    );
+    let set = std::panic::catch_unwind(move || x.set_value::<u32>(2));
+    assert!(set.is_err(), "a write at depth 0 panics");
+    let mut again = atomic.clone();
+    assert!(std::panic::catch_unwind(move || again.commit()).is_err());
+    // A new checkpoint makes the pointer usable again.
+    atomic.checkpoint();
+    atomic
+        .derive(&IndexPointer::from_keyword("/x"))
+        .set_value::<u32>(3);
+    atomic.commit();
+    assert_eq!(*get(k("/x")), 3u32.to_le_bytes().to_vec());
+}
+
+#[test]
+fn get_cache_is_a_static_snapshot() {
+    mock::reset();
+    set(k("/a"), k("1"));
+    let first: &'static HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>> = get_cache();
+    assert_eq!(first.get(&k("/a")), Some(&k("1")));
+    assert!(std::ptr::eq(first, get_cache()), "no change, same snapshot");
+    set(k("/b"), k("2"));
+    let second = get_cache();
+    assert_eq!(first.len(), 1, "a snapshot never changes");
+    assert_eq!(second.len(), 2);
+}
+
+#[test]
+fn writeln_to_stdout_as_indexers_write_it() {
+    use crate::stdio::{Write, stdout};
+    mock::reset();
+    writeln!(stdout(), "block {}", 840_000).unwrap();
+    assert_eq!(mock::log_text(), "block 840000\n");
+    let _: Option<crate::stdio::Error> = None;
+}
+
+#[test]
+fn import_stand_ins_serve_tests() {
+    mock::reset();
+    crate::imports::__set_input([7u32.to_le_bytes().to_vec(), b"abc".to_vec()].concat());
+    assert_eq!(crate::imports::__host_len(), 7);
+    assert_eq!(
+        input(),
+        [7u32.to_le_bytes().to_vec(), b"abc".to_vec()].concat()
+    );
+    assert!(crate::imports::__now() > 1_600_000_000_000);
 }
 
 #[test]

@@ -90,7 +90,10 @@ mod tests {
 
     impl ByteView for Pair {
         fn from_bytes(v: Vec<u8>) -> Self {
-            Pair(u16::from_le_bytes([v[0], v[1]]), u16::from_le_bytes([v[2], v[3]]))
+            Pair(
+                u16::from_le_bytes([v[0], v[1]]),
+                u16::from_le_bytes([v[2], v[3]]),
+            )
         }
         fn to_bytes(&self) -> Vec<u8> {
             [self.0.to_le_bytes(), self.1.to_le_bytes()].concat()
@@ -107,7 +110,10 @@ mod tests {
     fn third_party_implementations_need_four_methods() {
         assert_eq!(Pair::try_from_bytes(&[1, 0, 2, 0]), Some(Pair(1, 2)));
         assert_eq!(Pair::try_from_bytes(&[1, 0, 2]), None);
-        assert_eq!(Pair::from_bytes(Pair::maximum().to_bytes()), Pair::maximum());
+        assert_eq!(
+            Pair::from_bytes(Pair::maximum().to_bytes()),
+            Pair::maximum()
+        );
     }
 
     #[test]

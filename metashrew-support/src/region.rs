@@ -233,9 +233,10 @@ impl RegionHeap {
         let cell = talc::TalcCell::new(talc::source::Manual);
         // SAFETY: guaranteed by the caller.
         let claimed = unsafe { cell.claim(region.base as *mut u8, region.size) };
-        if claimed.is_some()
-            && let Ok(mut guard) = self.talc.lock()
-        {
+        if claimed.is_none() {
+            return;
+        }
+        if let Ok(mut guard) = self.talc.lock() {
             *guard = Some(Talc(cell));
         }
     }
@@ -274,9 +275,7 @@ impl RegionHeap {
     /// # Safety
     /// `ptr` must come from this heap with this `layout`.
     pub unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Ok(guard) = self.talc.lock()
-            && let Some(talc) = guard.as_ref()
-        {
+        if let Some(talc) = self.talc.lock().ok().as_ref().and_then(|g| g.as_ref()) {
             // SAFETY: forwarded contract.
             unsafe { talc.0.dealloc(ptr, layout) }
         }

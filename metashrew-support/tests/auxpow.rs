@@ -9,8 +9,7 @@ use std::io::Cursor;
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{BlockHash, Target};
 use metashrew_support::block::{
-    AuxpowBlock, AuxpowHeader, AuxpowMerkleBranch, AuxpowVersion, VERSION_AUXPOW,
-    VERSION_CHAIN_ID,
+    AuxpowBlock, AuxpowHeader, AuxpowMerkleBranch, AuxpowVersion, VERSION_AUXPOW, VERSION_CHAIN_ID,
 };
 
 const CROWN_1671882: &str = include_str!("fixtures/crown-1671882.hex");

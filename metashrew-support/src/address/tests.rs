@@ -114,7 +114,10 @@ fn constructors_give_the_standard_scripts() {
     let p2pkh = Payload::p2pkh(&pk);
     assert_eq!(mainnet(&p2pkh), "1BgGZ9tcN4rm9KBzDn7KprQz87SZ26SAMH");
     let p2wpkh = Payload::p2wpkh(&pk).unwrap();
-    assert_eq!(mainnet(&p2wpkh), "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4");
+    assert_eq!(
+        mainnet(&p2wpkh),
+        "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4"
+    );
     let p2shwpkh = Payload::p2shwpkh(&pk).unwrap();
     let redeem = script("0014751e76e8199196d454941c45d1b3a323f1433bd6");
     assert_eq!(p2shwpkh, Payload::p2sh(&redeem).unwrap());
@@ -136,7 +139,10 @@ fn constructors_give_the_standard_scripts() {
         mainnet(&p2tr),
         "bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr"
     );
-    assert!(Payload::from_script(&script("6a0100")).is_err(), "OP_RETURN");
+    assert!(
+        Payload::from_script(&script("6a0100")).is_err(),
+        "OP_RETURN"
+    );
 }
 
 #[test]
@@ -167,7 +173,9 @@ fn every_output_of_a_real_block_matches_the_bitcoin_crate() {
                 assert_eq!(mainnet(&payload), address.to_string());
                 assert!(payload.matches_script_pubkey(spk));
                 assert_eq!(&payload.script_pubkey(), spk);
-                let kind = address.address_type().map_or("other".into(), |t| t.to_string());
+                let kind = address
+                    .address_type()
+                    .map_or("other".into(), |t| t.to_string());
                 *checked.entry(kind).or_default() += 1;
             }
             (Err(_), Err(_)) => {}
@@ -175,6 +183,9 @@ fn every_output_of_a_real_block_matches_the_bitcoin_crate() {
         }
     }
     for kind in ["p2pkh", "p2sh", "p2wpkh", "p2wsh", "p2tr"] {
-        assert!(checked.get(kind).copied().unwrap_or(0) > 0, "{kind} in {checked:?}");
+        assert!(
+            checked.get(kind).copied().unwrap_or(0) > 0,
+            "{kind} in {checked:?}"
+        );
     }
 }

@@ -70,7 +70,10 @@ fn derived_keys_are_byte_exact() {
     assert_eq!(*p.head_key().unwrap(), b"/storage/head".to_vec());
     assert_eq!(*p.select_index(0).unwrap(), b"/storage/0".to_vec());
     assert_eq!(*p.select_index(17).unwrap(), b"/storage/17".to_vec());
-    assert_eq!(*p.next_key(2).unwrap(), b"/storage/next\x02\x00\x00\x00".to_vec());
+    assert_eq!(
+        *p.next_key(2).unwrap(),
+        b"/storage/next\x02\x00\x00\x00".to_vec()
+    );
     assert_eq!(*p.keyword("/x").unwrap(), b"/storage/x".to_vec());
     assert_eq!(*p.prefix("/pre").unwrap(), b"/pre/storage".to_vec());
     assert_eq!(
@@ -152,8 +155,15 @@ fn extend_append_and_append_value() {
 fn pop_and_pop_value() {
     let list = Recorder::from_keyword("/s");
     assert!(list.pop().is_empty());
-    assert_eq!(list.pop_value::<u32>(), 0, "empty list pops zero, not a panic");
-    assert!(list.take().is_empty(), "popping an empty list writes nothing");
+    assert_eq!(
+        list.pop_value::<u32>(),
+        0,
+        "empty list pops zero, not a panic"
+    );
+    assert!(
+        list.take().is_empty(),
+        "popping an empty list writes nothing"
+    );
     list.append_value::<u32>(7);
     list.append_value::<u32>(9);
     list.take();
