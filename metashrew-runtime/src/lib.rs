@@ -19,12 +19,14 @@ pub mod config;
 pub mod context;
 pub mod error;
 mod gate;
+pub mod memory_limits;
 pub mod runtime;
 pub mod state_root;
 pub mod storage;
 
 pub use config::{InstanceMode, RuntimeConfig};
 pub use error::RuntimeError;
+pub use memory_limits::memory_ceiling;
 pub use runtime::{BlockReport, MetashrewRuntime};
 pub use storage::{
     BlockCommit, CachedStore, KeyValues, MemStore, PipelinedStore, Storage, StorageError,

@@ -260,8 +260,10 @@ impl<S: Storage> MetashrewRuntime<S> {
     }
 
     /// Loads an indexer from its wasm bytes: reserves the preallocated region (first thing),
-    /// compiles the module twice in parallel (for blocks, and with interruption checks for
-    /// views), checks its exports, links the ABI and reserves the instance memory slots.
+    /// lowers the memory ceiling to the module's declared maximum ([`crate::memory_ceiling`];
+    /// [`MetashrewRuntime::config`] then reports the effective ceiling), compiles the module
+    /// twice in parallel (for blocks, and with interruption checks for views), checks its
+    /// exports, links the ABI and reserves the instance memory slots.
     pub fn from_bytes(
         wasm: &[u8],
         store: Arc<S>,
@@ -270,6 +272,18 @@ impl<S: Storage> MetashrewRuntime<S> {
         if let Err(err) = metashrew_support::region::ensure_preallocated_memory() {
             log::warn!("no preallocated region on the host: {err}");
         }
+        let ceiling = crate::memory_ceiling(wasm, config.max_memory_bytes)?;
+        if ceiling < config.max_memory_bytes {
+            log::info!(
+                "guest memory ceiling: {} MiB, the module's declared maximum (configured: {} MiB)",
+                ceiling >> 20,
+                config.max_memory_bytes >> 20
+            );
+        }
+        let config = RuntimeConfig {
+            max_memory_bytes: ceiling,
+            ..config
+        };
         let (blocks, views) = std::thread::scope(|scope| {
             let views = scope.spawn(|| compile(wasm, &config, Use::Views));
             let blocks = compile(wasm, &config, Use::Blocks);

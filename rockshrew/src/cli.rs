@@ -67,8 +67,9 @@ pub struct Args {
     /// a guest memory slot reserved at start).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub max_concurrent_views: u16,
-    /// Most linear memory a guest may use, in MiB (at most 4096). Part of the index's identity:
-    /// every node of one index must use the same value.
+    /// Most linear memory a guest may use, in MiB (at most 4096); a module that declares a
+    /// smaller maximum (AssemblyScript guests: 2048) runs under its own. The effective value is
+    /// part of the index's identity: every node of one index must use the same.
     #[arg(long, default_value_t = 4096)]
     pub max_guest_memory_mib: u64,
     /// Host read cache in front of RocksDB, in MiB (0: off). It only ever answers what the

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use metashrew_runtime::state_root::sha256;
 use metashrew_runtime::{
-    CachedStore, InstanceMode, MetashrewRuntime, PipelinedStore, RuntimeConfig,
+    CachedStore, InstanceMode, MetashrewRuntime, PipelinedStore, RuntimeConfig, memory_ceiling,
 };
 
 use crate::cli::{Args, Mode};
@@ -70,7 +70,11 @@ fn block_source(args: &Args, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn Block
 pub fn run(args: Args) -> Result<()> {
     let wasm = std::fs::read(&args.indexer)
         .with_context(|| format!("reading the indexer {}", args.indexer.display()))?;
-    let config = runtime_config(&args)?;
+    let mut config = runtime_config(&args)?;
+    // A module's declared memory maximum lowers the ceiling; the identity records what it
+    // really runs under.
+    config.max_memory_bytes = memory_ceiling(&wasm, config.max_memory_bytes)
+        .with_context(|| format!("loading {}", args.indexer.display()))?;
     let identity = IndexIdentity {
         module_hash: sha256(&wasm),
         max_memory_bytes: config.max_memory_bytes,

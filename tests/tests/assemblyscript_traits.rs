@@ -1,0 +1,118 @@
+//! Guests with the traits of shipped AssemblyScript indexers (metashrew-spendables,
+//! metashrew-runes): a declared memory maximum of 32,768 pages (2 GiB), only part of the ABI
+//! imported (`abort` and no `__log`), AssemblyScript's runtime exports, memory grown per block.
+//! They must run under the default configuration (a 4 GiB ceiling), under their own maximum.
+
+use std::sync::Arc;
+
+use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_tests::fixtures::{heavy_block, mainnet_blocks};
+
+/// Counts blocks under `/count` (u32 LE), growing memory by 16 pages per block; calls `abort`
+/// on an input above 100,000 bytes. View `count` returns the
+/// counter at the view height.
+fn assemblyscript_like(memory: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+  (import "env" "abort" (func $abort (param i32 i32 i32 i32)))
+  (import "env" "__host_len" (func $host_len (result i32)))
+  (import "env" "__load_input" (func $load_input (param i32)))
+  (import "env" "__get_len" (func $get_len (param i32) (result i32)))
+  (import "env" "__get" (func $get (param i32 i32)))
+  (import "env" "__flush" (func $flush (param i32)))
+  {memory}
+  (global $rtti i32 (i32.const 0x500))
+  (export "__rtti_base" (global $rtti))
+  ;; "/count" with its length header at 0x1FFC
+  (data (i32.const 0x1FFC) "\06\00\00\00/count")
+  ;; the flush: header (14) at 0x3FFC, then 0a 06 "/count" 0a 04 <u32>
+  (data (i32.const 0x3FFC) "\0e\00\00\00\0a\06/count\0a\04")
+  (func $read_count (result i32)
+    (local $len i32)
+    (local.set $len (call $get_len (i32.const 0x2000)))
+    (i32.store (i32.const 0x2FFC) (local.get $len))
+    (if (result i32) (i32.eq (local.get $len) (i32.const 4))
+      (then (call $get (i32.const 0x2000) (i32.const 0x3000)) (i32.load (i32.const 0x3000)))
+      (else (i32.const 0))))
+  (func (export "_start")
+    (local $n i32)
+    (local.set $n (call $host_len))
+    (if (i32.gt_u (local.get $n) (i32.const 0x8000)) (then (drop (memory.grow (i32.const 32)))))
+    (i32.store (i32.const 0x4FFC) (local.get $n))
+    (call $load_input (i32.const 0x5000))
+    (if (i32.gt_u (local.get $n) (i32.const 100000))
+      (then (call $abort (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 1)) (unreachable)))
+    (drop (memory.grow (i32.const 16)))
+    (i32.store (i32.const 0x400A) (i32.add (call $read_count) (i32.const 1)))
+    (call $flush (i32.const 0x4000)))
+  (func (export "count") (result i32)
+    (drop (call $read_count))
+    (i32.const 0x3000))
+  ;; AssemblyScript's runtime interface, as shipped guests export it.
+  (func (export "__new") (param i32 i32) (result i32) (i32.const 0x6000))
+  (func (export "__pin") (param i32) (result i32) (local.get 0))
+  (func (export "__unpin") (param i32))
+  (func (export "__collect")))"#
+    ))
+    .unwrap()
+}
+
+fn load(wasm: &[u8], config: RuntimeConfig) -> Result<MetashrewRuntime<MemStore>, RuntimeError> {
+    MetashrewRuntime::from_bytes(wasm, Arc::new(MemStore::new()), config)
+}
+
+#[test]
+fn a_declared_2_gib_maximum_runs_with_default_flags() {
+    let wasm = assemblyscript_like(r#"(memory (export "memory") 1 32768)"#);
+    let runtime = load(&wasm, RuntimeConfig::default()).unwrap();
+    assert_eq!(runtime.config().max_memory_bytes, 2 << 30);
+    for (height, block) in mainnet_blocks().iter().enumerate().take(12) {
+        runtime.process_block(height as u32, block).unwrap();
+    }
+    let count = |height| {
+        let out = runtime.view("count", &[], height).unwrap();
+        u32::from_le_bytes(out.try_into().unwrap())
+    };
+    assert_eq!(count(11), 12);
+    assert_eq!(count(4), 5);
+    // A lower configured ceiling still wins.
+    let lower = RuntimeConfig {
+        max_memory_bytes: 1 << 30,
+        ..RuntimeConfig::default()
+    };
+    assert_eq!(
+        load(&wasm, lower).unwrap().config().max_memory_bytes,
+        1 << 30
+    );
+}
+
+#[test]
+fn abort_fails_the_block_and_commits_nothing() {
+    let wasm = assemblyscript_like(r#"(memory (export "memory") 1 32768)"#);
+    let runtime = load(&wasm, RuntimeConfig::default()).unwrap();
+    let blocks = mainnet_blocks();
+    runtime.process_block(0, &blocks[0]).unwrap();
+    let root = runtime.state_root(0).unwrap();
+    match runtime.process_block(1, &heavy_block()) {
+        Err(RuntimeError::BlockFailed { height: 1, reason }) => {
+            assert!(reason.contains("abort"), "{reason}")
+        }
+        other => panic!("expected the block to fail, got {other:?}"),
+    }
+    assert_eq!(runtime.tip().unwrap(), Some(0));
+    assert_eq!(runtime.state_root(0).unwrap(), root);
+    runtime.process_block(1, &blocks[1]).unwrap();
+}
+
+#[test]
+fn a_minimum_above_the_ceiling_is_refused_at_load() {
+    let wasm = assemblyscript_like(r#"(memory (export "memory") 20000 32768)"#);
+    let config = RuntimeConfig {
+        max_memory_bytes: 1 << 30,
+        ..RuntimeConfig::default()
+    };
+    let err = load(&wasm, config).err().expect("refused").to_string();
+    assert!(err.contains("starts at 20000 pages"), "{err}");
+    // Under the default ceiling the same module loads (its minimum fits in 2 GiB).
+    assert!(load(&wasm, RuntimeConfig::default()).is_ok());
+}
