@@ -2,7 +2,9 @@
 # Installs what the build needs on a fresh Debian machine (idempotent, quiet when all is there):
 #  - clang: secp256k1-sys (pulled in by the `bitcoin` crate) compiles C code for wasm32, which
 #    gcc cannot target; libclang is for RocksDB's bindings (bindgen);
-#  - the Rust toolchain and wasm32 target pinned in rust-toolchain.toml.
+#  - the Rust toolchain and wasm32 target pinned in rust-toolchain.toml;
+#  - Rust 1.86 with its wasm32 target: the toolchain Metashrew indexers pin (alkanes-rs), with
+#    which scripts/test.sh builds the guest SDK and the `compat` guest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +28,9 @@ if command -v rustup >/dev/null 2>&1; then
     || rustup target add wasm32-unknown-unknown --toolchain "$toolchain"
   rustup component list --installed --toolchain "$toolchain" | grep -q '^clippy' \
     || rustup component add clippy rustfmt --toolchain "$toolchain"
+  msrv=1.86.0
+  rustup toolchain list | grep -q "^${msrv}" \
+    || rustup toolchain install "$msrv" --profile minimal --target wasm32-unknown-unknown
+  rustup target list --installed --toolchain "$msrv" | grep -q '^wasm32-unknown-unknown$' \
+    || rustup target add wasm32-unknown-unknown --toolchain "$msrv"
 fi

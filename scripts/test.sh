@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the build needs, checks formatting, builds the
-# example guests to wasm32 (tests/build.rs) and runs every test of the workspace.
+# The project's test command: installs what the build needs, checks formatting, checks that the
+# guest SDK and a guest written against it build and pass their tests with Rust 1.86 (the
+# toolchain Metashrew indexers pin), builds the example guests to wasm32 (tests/build.rs) and
+# runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
+msrv=(--locked --target-dir target/msrv)
+cargo +1.86.0 build "${msrv[@]}" --target wasm32-unknown-unknown \
+  -p metashrew-support -p metashrew-core -p compat
+cargo +1.86.0 check "${msrv[@]}" --target wasm32-unknown-unknown -p metashrew-core \
+  --features test-utils,debug-log
+cargo +1.86.0 test "${msrv[@]}" -p metashrew-support -p metashrew-core
 cargo test --workspace --locked

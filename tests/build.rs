@@ -1,6 +1,6 @@
 //! Builds the example guests (`guests/*`) to `wasm32-unknown-unknown` with the `guest` profile
 //! and tells the tests where the `.wasm` files are (`MINIMAL_WASM`, `SPENDABLES_WASM`,
-//! `PROBE_WASM`). It also builds `spendables` and `probe` with other preallocated-region sizes
+//! `PROBE_WASM`, `COMPAT_WASM`). It also builds `spendables` and `probe` with other preallocated-region sizes
 //! (`METASHREW_REGION_SIZE`): 0 (no guest cache) and 65,536 bytes (a cache so small that it
 //! evicts on every block), as `SPENDABLES_NOCACHE_WASM` and `SPENDABLES_TINYCACHE_WASM`. The nested cargo uses its own target directory,
 //! so it never waits on the outer build's lock.
@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: [&str; 3] = ["minimal", "spendables", "probe"];
+const GUESTS: [&str; 4] = ["minimal", "spendables", "probe", "compat"];
 const VARIANTS: [(&str, &str); 2] = [("NOCACHE", "0"), ("TINYCACHE", "65536")];
 const VARIANT_GUESTS: [&str; 1] = ["spendables"];
 

@@ -46,6 +46,9 @@ pub use stdio::stdout;
 /// addresses or on the process.
 pub use metashrew_support::lru_cache::FixedState;
 
+/// The map type of Metashrew's `get_cache()`.
+pub type MetashrewCache = HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>>;
+
 /// This block's reads and writes, by key.
 pub type BlockCache = HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>, FixedState>;
 
@@ -67,8 +70,7 @@ thread_local! {
     /// Bumped on every change of [`BLOCK`].
     static GENERATION: Cell<u64> = const { Cell::new(0) };
     /// The last [`get_cache`] snapshot and the generation it was taken at.
-    static SNAPSHOT: Cell<Option<(u64, &'static HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>>)>> =
-        const { Cell::new(None) };
+    static SNAPSHOT: Cell<Option<(u64, &'static MetashrewCache)>> = const { Cell::new(None) };
 }
 
 /// Entry of every SDK call that touches state: initialises, then settles the previous block.
@@ -246,14 +248,14 @@ pub(crate) fn forget_cached_reads() {
 /// instance (that is what `'static` asks for); calls without a state change in between share
 /// one, so the cost is one copy per change between calls. For inspection and tests, not for a
 /// loop.
-pub fn get_cache() -> &'static HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>> {
+pub fn get_cache() -> &'static MetashrewCache {
     let generation = GENERATION.with(Cell::get);
     if let Some((taken, snapshot)) = SNAPSHOT.with(Cell::get) {
         if taken == generation {
             return snapshot;
         }
     }
-    let copy: HashMap<Arc<Vec<u8>>, Arc<Vec<u8>>> = with_block(|b| {
+    let copy: MetashrewCache = with_block(|b| {
         b.cache
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))

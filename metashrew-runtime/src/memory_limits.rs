@@ -24,14 +24,14 @@ pub struct DeclaredMemory {
 pub fn declared_memory(wasm: &[u8]) -> Result<Option<DeclaredMemory>, RuntimeError> {
     let invalid = |e: wasmparser::BinaryReaderError| RuntimeError::InvalidModule(e.to_string());
     for payload in Parser::new(0).parse_all(wasm) {
-        if let Payload::MemorySection(reader) = payload.map_err(invalid)? {
-            if let Some(memory) = reader.into_iter().next() {
-                let memory = memory.map_err(invalid)?;
-                return Ok(Some(DeclaredMemory {
-                    minimum_pages: memory.initial,
-                    maximum_pages: memory.maximum,
-                }));
-            }
+        if let Payload::MemorySection(reader) = payload.map_err(invalid)?
+            && let Some(memory) = reader.into_iter().next()
+        {
+            let memory = memory.map_err(invalid)?;
+            return Ok(Some(DeclaredMemory {
+                minimum_pages: memory.initial,
+                maximum_pages: memory.maximum,
+            }));
         }
     }
     Ok(None)

@@ -6,6 +6,8 @@ pub mod guests {
     pub const MINIMAL: &str = env!("MINIMAL_WASM");
     pub const SPENDABLES: &str = env!("SPENDABLES_WASM");
     pub const PROBE: &str = env!("PROBE_WASM");
+    /// `compat`: written against Metashrew's public API only.
+    pub const COMPAT: &str = env!("COMPAT_WASM");
     /// `spendables` built with `METASHREW_REGION_SIZE=0`: no guest cache.
     pub const SPENDABLES_NOCACHE: &str = env!("SPENDABLES_NOCACHE_WASM");
     /// `spendables` built with a 64 KiB region: a cache that evicts on every block.
