@@ -116,6 +116,17 @@ pub(crate) fn provides(module: &str, name: &str) -> bool {
     module == "env" && PROVIDED.contains(&name)
 }
 
+/// Runs a host function's body, adding its duration to the call's host time.
+fn timed<S: Storage, R>(
+    caller: &mut Ctx<'_, S>,
+    body: impl FnOnce(&mut Ctx<'_, S>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    let started = std::time::Instant::now();
+    let result = body(caller);
+    caller.data_mut().host_time += started.elapsed();
+    result
+}
+
 /// Adds the `env` functions to `linker`.
 pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "__host_len", |caller: Ctx<'_, S>| {
@@ -123,10 +134,12 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     })?;
 
     linker.func_wrap("env", "__load_input", |mut caller: Ctx<'_, S>, ptr: i32| {
-        let input = std::mem::take(&mut caller.data_mut().input);
-        let result = write_into_buffer(&mut caller, ptr, &input, "__load_input");
-        caller.data_mut().input = input;
-        result
+        timed(&mut caller, |caller| {
+            let input = std::mem::take(&mut caller.data_mut().input);
+            let result = write_into_buffer(caller, ptr, &input, "__load_input");
+            caller.data_mut().input = input;
+            result
+        })
     })?;
 
     linker.func_wrap("env", "__log", |mut caller: Ctx<'_, S>, ptr: i32| {
@@ -138,35 +151,41 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     })?;
 
     linker.func_wrap("env", "__get_len", |mut caller: Ctx<'_, S>, key: i32| {
-        let key = read_arg(&mut caller, key)?;
-        let value = caller.data_mut().read(key).map_err(wasmtime::Error::new)?;
-        len_as_i32(value.len(), "a value")
+        timed(&mut caller, |caller| {
+            let key = read_arg(caller, key)?;
+            let value = caller.data_mut().read(key).map_err(wasmtime::Error::new)?;
+            len_as_i32(value.len(), "a value")
+        })
     })?;
 
     linker.func_wrap(
         "env",
         "__get",
         |mut caller: Ctx<'_, S>, key: i32, value_ptr: i32| {
-            let key = read_arg(&mut caller, key)?;
-            let value = caller
-                .data_mut()
-                .read(key)
-                .map_err(wasmtime::Error::new)?
-                .to_vec();
-            write_into_buffer(&mut caller, value_ptr, &value, "__get")
+            timed(&mut caller, |caller| {
+                let key = read_arg(caller, key)?;
+                let value = caller
+                    .data_mut()
+                    .read(key)
+                    .map_err(wasmtime::Error::new)?
+                    .to_vec();
+                write_into_buffer(caller, value_ptr, &value, "__get")
+            })
         },
     )?;
 
     linker.func_wrap("env", "__flush", |mut caller: Ctx<'_, S>, ptr: i32| {
-        let memory = memory_of(&mut caller)?;
-        // Decoded straight from guest memory: a block's flush can be megabytes.
-        let pairs = decode_flush(buffer(memory.data(&caller), ptr)?)
-            .map_err(|e| format_err!("__flush: {e}"))?;
-        let ctx = caller.data_mut();
-        if ctx.kind == CallKind::Block {
-            ctx.flushed.get_or_insert_with(Vec::new).extend(pairs);
-        }
-        Ok(())
+        timed(&mut caller, |caller| {
+            let memory = memory_of(caller)?;
+            // Decoded straight from guest memory: a block's flush can be megabytes.
+            let pairs = decode_flush(buffer(memory.data(&*caller), ptr)?)
+                .map_err(|e| format_err!("__flush: {e}"))?;
+            let ctx = caller.data_mut();
+            if ctx.kind == CallKind::Block {
+                ctx.flushed.get_or_insert_with(Vec::new).extend(pairs);
+            }
+            Ok(())
+        })
     })?;
 
     linker.func_wrap(

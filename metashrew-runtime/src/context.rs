@@ -61,6 +61,8 @@ pub struct CallContext<S> {
     pub(crate) memory: Option<wasmtime::Memory>,
     /// Reads that went to the store (a `__get` answered from `last_read` is not counted).
     pub(crate) store_reads: usize,
+    /// Time spent in host functions during this call.
+    pub(crate) host_time: std::time::Duration,
     /// Where the guest's `__log` output goes (`log` target).
     pub(crate) log_target: &'static str,
     /// The last text the guest logged (bounded), quoted in failure reasons: a Rust guest's panic
@@ -91,6 +93,7 @@ impl<S: Storage> CallContext<S> {
             last_read: None,
             memory: None,
             store_reads: 0,
+            host_time: std::time::Duration::ZERO,
             last_log: String::new(),
             log_target: match kind {
                 CallKind::Block => "metashrew::guest",

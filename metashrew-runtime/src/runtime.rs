@@ -28,14 +28,30 @@ pub struct BlockReport {
     pub writes: usize,
     /// Reads the guest made of the store (`__get_len`/`__get`, the pair counting once).
     pub reads: usize,
-    /// Time spent instantiating and running the guest.
+    /// Time spent instantiating and running the guest (everything before hashing the writes).
     pub execute_time: std::time::Duration,
+    /// Part of `execute_time`: creating the instance (zero for a kept instance).
+    pub instantiate_time: std::time::Duration,
+    /// Part of `execute_time`: the call of `_start`, host functions included.
+    pub start_time: std::time::Duration,
+    /// Part of `start_time`: inside host functions (`__get`, `__flush`, ...). `start_time -
+    /// host_call_time` is the guest's own code (with the page faults its memory use causes).
+    pub host_call_time: std::time::Duration,
     /// Time spent hashing the writes and committing them (with a [`crate::PipelinedStore`]:
     /// waiting for the previous block's background write, then handing this one over).
     pub commit_time: std::time::Duration,
 }
 
 use crate::storage::KeyValues as Pairs;
+
+/// What a successful `_start` left behind.
+struct StartOutcome {
+    pairs: Pairs,
+    reads: usize,
+    instantiate_time: std::time::Duration,
+    start_time: std::time::Duration,
+    host_call_time: std::time::Duration,
+}
 
 /// Advances the engine's epoch every [`EPOCH_TICK`], which is what bounds view calls in time.
 struct EpochTicker {
@@ -392,17 +408,20 @@ impl<S: Storage> MetashrewRuntime<S> {
         CallContext::new(limits, kind, height, payload, state)
     }
 
-    /// Runs `_start` in `store`/`instance` and returns what it flushed and how many store reads
-    /// it made.
+    /// Runs `_start` in `store`/`instance` and returns what it flushed, how many store reads it
+    /// made, and how long the call and its host functions took.
     fn run_start(
         store: &mut Store<CallContext<S>>,
         instance: &Instance,
         timeout: Option<std::time::Duration>,
-    ) -> Result<(Pairs, usize), String> {
+    ) -> Result<StartOutcome, String> {
         let start = instance
             .get_typed_func::<(), ()>(&mut *store, "_start")
             .map_err(|e| format!("{e:#}"))?;
-        if let Err(err) = start.call(&mut *store, ()) {
+        let started = std::time::Instant::now();
+        let called = start.call(&mut *store, ());
+        let start_time = started.elapsed();
+        if let Err(err) = called {
             let mut why = reason(&err, timeout);
             let last_log = &store.data().last_log;
             if !last_log.is_empty() {
@@ -415,7 +434,13 @@ impl<S: Storage> MetashrewRuntime<S> {
             .flushed
             .take()
             .ok_or_else(|| "_start returned without calling __flush".to_string())?;
-        Ok((pairs, context.store_reads))
+        Ok(StartOutcome {
+            pairs,
+            reads: context.store_reads,
+            start_time,
+            host_call_time: context.host_time,
+            instantiate_time: std::time::Duration::ZERO,
+        })
     }
 
     /// Runs block `height` and commits its writes, touched keys, hash, state root and the new
@@ -450,7 +475,11 @@ impl<S: Storage> MetashrewRuntime<S> {
             InstanceMode::Fresh => {
                 let mut store = Self::new_store(&self.blocks, context);
                 let instance = Self::instantiate(&self.blocks, &mut store)?;
-                Self::run_start(&mut store, &instance, None)
+                let instantiate_time = started.elapsed();
+                Self::run_start(&mut store, &instance, None).map(|outcome| StartOutcome {
+                    instantiate_time,
+                    ..outcome
+                })
             }
             InstanceMode::Persistent => {
                 let (mut store, instance) = match kept.take() {
@@ -473,10 +502,9 @@ impl<S: Storage> MetashrewRuntime<S> {
                 outcome
             }
         };
-        let (pairs, reads) =
-            outcome.map_err(|reason| RuntimeError::BlockFailed { height, reason })?;
+        let outcome = outcome.map_err(|reason| RuntimeError::BlockFailed { height, reason })?;
         let execute_time = started.elapsed();
-        let writes = canonical_writes(pairs);
+        let writes = canonical_writes(outcome.pairs);
         let state_root = next_root(&parent_root, height, &hash, &writes);
         let writes_count = writes.len();
         let commit = Arc::new(BlockCommit {
@@ -495,8 +523,11 @@ impl<S: Storage> MetashrewRuntime<S> {
             block_hash: hash,
             state_root,
             writes: writes_count,
-            reads,
+            reads: outcome.reads,
             execute_time,
+            instantiate_time: outcome.instantiate_time,
+            start_time: outcome.start_time,
+            host_call_time: outcome.host_call_time,
             commit_time: started.elapsed() - execute_time,
         })
     }
@@ -589,11 +620,13 @@ impl<S: Storage> MetashrewRuntime<S> {
         store.set_epoch_deadline(self.view_deadline_ticks());
         store.epoch_deadline_trap();
         let instance = Self::instantiate(&self.views, &mut store)?;
-        let (pairs, _) = Self::run_start(&mut store, &instance, Some(self.config.view_timeout))
-            .map_err(|reason| RuntimeError::BlockFailed {
-                height: next,
-                reason: format!("(preview) {reason}"),
-            })?;
+        let StartOutcome { pairs, .. } =
+            Self::run_start(&mut store, &instance, Some(self.config.view_timeout)).map_err(
+                |reason| RuntimeError::BlockFailed {
+                    height: next,
+                    reason: format!("(preview) {reason}"),
+                },
+            )?;
         drop(store);
         let writes: HashMap<Vec<u8>, Vec<u8>> = pairs.into_iter().collect();
         let overlay = StateView::Overlay {

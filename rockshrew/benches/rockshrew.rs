@@ -1,6 +1,7 @@
 //! The project's benchmark: `cargo bench -p rockshrew --bench rockshrew [-- SECTION...]`.
 //!
-//! Sections (all by default): `overhead`, `heavy`, `daemon`, `views`, `history`, `rollback`.
+//! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`, `history`,
+//! `rollback`.
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
@@ -149,6 +150,63 @@ fn heavy() {
         native.0[0],
         native.show(1)
     );
+}
+
+/// Where the time of a heavy block goes, for guests that allocate as AssemblyScript guests do:
+/// our `spendables` without the preallocated region (its heap grows from nothing in every fresh
+/// instance, as an AssemblyScript guest's does), and any guests named in
+/// `METASHREW_BENCH_GUESTS` (comma-separated paths, e.g. the shipped metashrew-spendables
+/// `build/release.wasm`), each with the default configuration. The host's share is everything
+/// but the guest's own code: instantiation, host functions, commit, instance teardown.
+fn assemblyscript() {
+    println!(
+        "\n## Block {HEAVY_HEIGHT}, guests that grow their heap per block, default flags, {REPLAYS} heights on RocksDB"
+    );
+    let block = heavy_block();
+    let mut guests_to_run = vec![guests::SPENDABLES_NOCACHE.to_string()];
+    if let Ok(extra) = std::env::var("METASHREW_BENCH_GUESTS") {
+        guests_to_run.extend(extra.split(',').filter(|p| !p.is_empty()).map(String::from));
+    }
+    for path in guests_to_run {
+        let dir = tempdir();
+        let rt = runtime(&path, dir.path(), InstanceMode::Fresh);
+        let mut parts: [Vec<f64>; 6] = Default::default();
+        for i in 0..REPLAYS {
+            let started = Instant::now();
+            let report = rt.process_block(HEAVY_HEIGHT + i, &block).expect("block");
+            let total = ms(started.elapsed());
+            let guest = ms(report.start_time) - ms(report.host_call_time);
+            let teardown =
+                ms(report.execute_time) - ms(report.instantiate_time) - ms(report.start_time);
+            for (part, value) in parts.iter_mut().zip([
+                total,
+                guest,
+                ms(report.instantiate_time),
+                ms(report.host_call_time),
+                ms(report.commit_time),
+                teardown,
+            ]) {
+                part.push(value);
+            }
+        }
+        let share: Vec<f64> = parts[0]
+            .iter()
+            .zip(&parts[1])
+            .map(|(total, guest)| 100.0 * (total - guest) / total)
+            .collect();
+        let [total, guest, instantiate, host_calls, commit, teardown] = parts.map(Samples);
+        println!(
+            "{}: {} ms/block = guest code {} + instantiate {} + host calls {} + commit {} + teardown {}; host share {} %",
+            guest_name(&path),
+            total.show(1),
+            guest.show(1),
+            instantiate.show(2),
+            host_calls.show(1),
+            commit.show(1),
+            teardown.show(2),
+            Samples(share).show(1)
+        );
+    }
 }
 
 /// Runs `spendables` compiled natively against a RocksDB store through the mock host, committing
@@ -488,6 +546,9 @@ fn main() {
     }
     if run("heavy") {
         heavy();
+    }
+    if run("assemblyscript") {
+        assemblyscript();
     }
     if run("daemon") {
         daemon(&blocks);
