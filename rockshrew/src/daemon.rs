@@ -73,8 +73,15 @@ pub fn run(args: Args) -> Result<()> {
     let mut config = runtime_config(&args)?;
     // A module's declared memory maximum lowers the ceiling; the identity records what it
     // really runs under.
-    config.max_memory_bytes = memory_ceiling(&wasm, config.max_memory_bytes)
+    let ceiling = memory_ceiling(&wasm, config.max_memory_bytes)
         .with_context(|| format!("loading {}", args.indexer.display()))?;
+    if ceiling < config.max_memory_bytes {
+        log::info!(
+            "guest memory ceiling {} MiB: the module's declared maximum",
+            ceiling >> 20
+        );
+    }
+    config.max_memory_bytes = ceiling;
     let identity = IndexIdentity {
         module_hash: sha256(&wasm),
         max_memory_bytes: config.max_memory_bytes,

@@ -103,6 +103,9 @@ fn run() -> Result<()> {
     index_block(height, &block)
 }
 
+// As Metashrew indexers do: the export would clash with the C runtime's `_start` in a native
+// test binary.
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn _start() {
     if let Err(e) = run() {
@@ -132,4 +135,36 @@ pub extern "C" fn heights() -> i32 {
         .map_ll(|item, _| item.get().as_ref().clone())
         .concat();
     export_bytes(walked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metashrew_core::get;
+    use metashrew_core::imports::__set_input;
+
+    fn key(k: &[u8]) -> Arc<Vec<u8>> {
+        Arc::new(k.to_vec())
+    }
+
+    /// Native test through Metashrew's `test-utils` stand-ins, as alkanes' tests run.
+    #[test]
+    fn indexes_genesis_through_the_test_utils_stand_ins() {
+        let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin);
+        let mut input = 0u32.to_le_bytes().to_vec();
+        input.extend(bitcoin::consensus::serialize(&genesis));
+        __set_input(input);
+        run().unwrap();
+        assert_eq!(
+            *get(key(b"/blockhash/\x00\x00\x00\x00")),
+            genesis.block_hash().to_byte_array().to_vec()
+        );
+        assert_eq!(*get(key(b"/heights/length")), vec![1, 0, 0, 0]);
+        // The genesis coinbase's txid starts with 0x3b (internal order): rolled back.
+        assert!(!commits(&genesis.txdata[0]));
+        let who = payee(&genesis.txdata[0].output[0].script_pubkey);
+        assert!(who.starts_with("script:4104678afdb0"), "{who}");
+        assert!(get(Arc::new(format!("/received/{who}").into_bytes())).is_empty());
+        flush();
+    }
 }
