@@ -5,24 +5,22 @@ use super::*;
 use bitcoin::Network;
 use bitcoin::secp256k1::XOnlyPublicKey;
 
-fn mainnet(payload: &Payload) -> String {
+fn encode(payload: &Payload, p2pkh_prefix: u8, p2sh_prefix: u8, hrp: &str) -> String {
     AddressEncoding {
         payload,
-        p2pkh_prefix: 0x00,
-        p2sh_prefix: 0x05,
-        hrp: Hrp::parse("bc").unwrap(),
+        p2pkh_prefix,
+        p2sh_prefix,
+        hrp: Hrp::parse(hrp).unwrap(),
     }
     .to_string()
 }
 
+fn mainnet(payload: &Payload) -> String {
+    encode(payload, 0x00, 0x05, "bc")
+}
+
 fn testnet(payload: &Payload) -> String {
-    AddressEncoding {
-        payload,
-        p2pkh_prefix: 0x6f,
-        p2sh_prefix: 0xc4,
-        hrp: Hrp::parse("tb").unwrap(),
-    }
-    .to_string()
+    encode(payload, 0x6f, 0xc4, "tb")
 }
 
 fn script(hex_script: &str) -> ScriptBuf {
