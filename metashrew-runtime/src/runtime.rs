@@ -128,6 +128,9 @@ struct Compiled<S: Storage> {
     pre: InstancePre<CallContext<S>>,
 }
 
+/// Bytes of a block instance's memory kept resident between blocks (per slot; two slots).
+const BLOCK_MEMORY_KEEP_RESIDENT: usize = 256 << 20;
+
 /// Which calls a compilation serves.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Use {
@@ -162,6 +165,15 @@ fn engine_for(config: &RuntimeConfig, usage: Use) -> Result<Engine, RuntimeError
         .total_memories(slots)
         .total_tables(slots)
         .max_memory_size(config.max_memory_bytes as usize);
+    if usage == Use::Blocks {
+        // A fresh instance per block faults in (and the kernel zeroes) every page its heap
+        // touches; AssemblyScript guests grow tens of MB per heavy block. Keeping the touched
+        // pages of a slot resident and resetting them to zero in place (only those the last
+        // instance touched, found with PAGEMAP_SCAN where the kernel has it) avoids the faults.
+        // Every instance still starts from all-zero memory.
+        pool.linear_memory_keep_resident(BLOCK_MEMORY_KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+    }
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&c).map_err(|e| {
         RuntimeError::Instantiate(format!(
