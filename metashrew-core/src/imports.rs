@@ -71,31 +71,35 @@ mod stand_ins {
         unsafe { std::ptr::copy_nonoverlapping(buffer[4..].as_ptr(), data, len) };
     }
 
+    /// A copy of the caller's ArrayBuffer at `ptr`, in the layout the mock host takes.
+    fn copy_of_buffer(ptr: i32) -> Vec<u8> {
+        metashrew_support::compat::to_arraybuffer_layout(ptr_to_vec(ptr))
+    }
+
     pub fn __load_input(ptr: i32) {
         with_buffer_at(ptr, mock::host_input_len(), mock::host_load_input);
     }
 
     pub fn __get_len(ptr: i32) -> i32 {
-        let mut key = metashrew_support::compat::to_arraybuffer_layout(ptr_to_vec(ptr));
+        let mut key = copy_of_buffer(ptr);
         mock::host_get_len(&mut key) as i32
     }
 
     pub fn __get(ptr: i32, result: i32) {
-        let mut key = metashrew_support::compat::to_arraybuffer_layout(ptr_to_vec(ptr));
+        let mut key = copy_of_buffer(ptr);
         let len = mock::host_get_len(&mut key);
         with_buffer_at(result, len, |value| mock::host_get(&mut key, value));
     }
 
     pub fn __flush(ptr: i32) {
-        let mut buffer = metashrew_support::compat::to_arraybuffer_layout(ptr_to_vec(ptr));
+        let mut buffer = copy_of_buffer(ptr);
         mock::host_flush(&mut buffer);
     }
 
     pub fn __log(ptr: i32) {
-        let text = ptr_to_vec(ptr);
+        let mut buffer = copy_of_buffer(ptr);
         #[cfg(all(target_arch = "wasm32", feature = "test-utils"))]
-        js::write(&String::from_utf8_lossy(&text));
-        let mut buffer = metashrew_support::compat::to_arraybuffer_layout(text);
+        js::write(&String::from_utf8_lossy(&buffer[4..]));
         mock::host_log(&mut buffer);
     }
 
