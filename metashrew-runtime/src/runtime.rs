@@ -86,6 +86,57 @@ impl Drop for EpochTicker {
     }
 }
 
+/// Guest memory from which a finished block instance is torn down on a background thread.
+/// Tearing down resets every page the instance touched (milliseconds for the tens of MB an
+/// AssemblyScript guest grows per heavy block); below this, a thread hand-off costs more.
+const BACKGROUND_TEARDOWN_BYTES: usize = 16 << 20;
+
+/// Tears finished block instances down off the block's critical path: while one is being torn
+/// down, the next block already commits and instantiates in the pool's other slot. At most one
+/// teardown is in flight, so a block never finds the pool exhausted; dropping waits for it.
+#[derive(Default)]
+struct Teardown {
+    in_flight: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Teardown {
+    /// Waits for the teardown in flight, if any.
+    fn wait(&self) {
+        if let Some(thread) = lock(&self.in_flight).take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Drops `store` (whose guest memory is `memory_bytes`), in the background when large.
+    fn retire<T: Send + 'static>(&self, store: Store<T>, memory_bytes: usize) {
+        if memory_bytes < BACKGROUND_TEARDOWN_BYTES {
+            return drop(store);
+        }
+        self.wait();
+        let spawned = std::thread::Builder::new()
+            .name("metashrew-teardown".into())
+            .spawn(move || drop(store));
+        match spawned {
+            Ok(thread) => *lock(&self.in_flight) = Some(thread),
+            // The store went down with the closure, on this thread.
+            Err(err) => log::debug!("instance torn down inline: no thread ({err})"),
+        }
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        self.wait();
+    }
+}
+
+/// Bytes of `instance`'s exported memory.
+fn memory_bytes<T>(store: &mut Store<T>, instance: &Instance) -> usize {
+    instance
+        .get_memory(&mut *store, "memory")
+        .map_or(0, |memory| memory.data_size(&*store))
+}
+
 /// The instance kept across blocks in [`InstanceMode::Persistent`].
 type Kept<S> = Option<(Store<CallContext<S>>, Instance)>;
 
@@ -104,6 +155,8 @@ pub struct MetashrewRuntime<S: Storage> {
     indexer: Mutex<Kept<S>>,
     /// Bounds views and previews running at once to the view engine's memory slots.
     view_gate: Gate,
+    /// Finished fresh block instances being torn down.
+    teardown: Teardown,
     _ticker: EpochTicker,
 }
 
@@ -332,6 +385,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             module_hash,
             indexer: Mutex::new(None),
             view_gate,
+            teardown: Teardown::default(),
             _ticker: ticker,
         };
         runtime.check_resources()?;
@@ -485,13 +539,18 @@ impl<S: Storage> MetashrewRuntime<S> {
         let started = std::time::Instant::now();
         let outcome = match self.config.instance_mode {
             InstanceMode::Fresh => {
+                self.teardown.wait();
                 let mut store = Self::new_store(&self.blocks, context);
                 let instance = Self::instantiate(&self.blocks, &mut store)?;
                 let instantiate_time = started.elapsed();
-                Self::run_start(&mut store, &instance, None).map(|outcome| StartOutcome {
-                    instantiate_time,
-                    ..outcome
-                })
+                let outcome =
+                    Self::run_start(&mut store, &instance, None).map(|outcome| StartOutcome {
+                        instantiate_time,
+                        ..outcome
+                    });
+                let memory = memory_bytes(&mut store, &instance);
+                self.teardown.retire(store, memory);
+                outcome
             }
             InstanceMode::Persistent => {
                 let (mut store, instance) = match kept.take() {

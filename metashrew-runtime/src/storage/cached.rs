@@ -5,16 +5,22 @@
 //! the store. Commits write through: each written key gets its new value with `w` = the block's
 //! height, before the store commits; meanwhile the block itself answers reads of its keys at its
 //! height. A read that misses caches what it read only when it read at the tip, with `w` = that
-//! tip, and only if no commit or rollback happened or is happening meanwhile (a generation
-//! counter and the block being committed); a rollback empties the cache. So the cache can only
+//! tip, and only if no commit or rollback happened meanwhile (a generation counter) and no
+//! block above the tip is being committed; a rollback empties the cache. So the cache can only
 //! answer what the store would answer: it is invisible to the guest and to the state roots. Its
 //! memory is bounded by `metashrew-support`'s [`MemoryBoundedLru`].
+//!
+//! A block of at least [`PIPELINE_MIN_WRITES`] writes is put into the cache on a background
+//! thread, after the store has it (tens of thousands of cache insertions cost a heavy block
+//! ~10 ms): until that is done the block stays the one being committed, so it answers its own
+//! keys, and the next commit or a rollback first waits for it.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use metashrew_support::MemoryBoundedLru;
 
-use super::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
+use super::background::Background;
+use super::{BlockCommit, BlockHash, PIPELINE_MIN_WRITES, StateRoot, Storage, StorageError};
 
 struct Cache {
     entries: MemoryBoundedLru,
@@ -26,12 +32,45 @@ struct Cache {
 }
 
 /// Cache writes done per hold of the lock during a commit, so reads are never held up long.
-const WRITES_PER_LOCK: usize = 512;
+const WRITES_PER_LOCK: usize = 64;
 
 /// See the module documentation.
 pub struct CachedStore<S> {
     inner: S,
-    cache: Option<Mutex<Cache>>,
+    cache: Option<Arc<Mutex<Cache>>>,
+    /// Puts large blocks into the cache in the background (none without a cache, or when no
+    /// thread could be started: then it happens inline).
+    filler: Option<Background>,
+}
+
+fn lock_cache(cache: &Mutex<Cache>) -> MutexGuard<'_, Cache> {
+    cache.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Puts `commit`'s writes into the cache, a chunk per hold of the lock (entries encoded
+/// before taking it).
+fn fill(cache: &Mutex<Cache>, commit: &BlockCommit) {
+    for chunk in commit.writes.chunks(WRITES_PER_LOCK) {
+        let entries: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|(_, v)| encode(commit.height, Some(v)))
+            .collect();
+        let mut cache = lock_cache(cache);
+        for ((k, _), entry) in chunk.iter().zip(&entries) {
+            cache.entries.put(k, entry);
+        }
+    }
+}
+
+/// Ends the commit in progress; `failed`: the store does not have the block, so no entry of
+/// it may answer a retry.
+fn finish(cache: &Mutex<Cache>, failed: bool) {
+    let mut cache = lock_cache(cache);
+    if failed {
+        cache.entries.clear();
+    }
+    cache.generation += 1;
+    cache.committing = None;
 }
 
 /// `u32 BE w ++ present (0/1) ++ value`.
@@ -56,13 +95,27 @@ impl<S: Storage> CachedStore<S> {
     /// Wraps `inner` with a cache of at most `budget_bytes` (0: no cache).
     pub fn new(inner: S, budget_bytes: usize) -> Self {
         let cache = (budget_bytes > 0).then(|| {
-            Mutex::new(Cache {
+            Arc::new(Mutex::new(Cache {
                 entries: MemoryBoundedLru::new(budget_bytes),
                 generation: 0,
                 committing: None,
-            })
+            }))
         });
-        Self { inner, cache }
+        let filler = cache.clone().and_then(|cache| {
+            let job = move |commit: Arc<BlockCommit>| {
+                fill(&cache, &commit);
+                finish(&cache, false);
+                Ok(())
+            };
+            Background::spawn("metashrew-cache", "filling the read cache", job)
+                .inspect_err(|err| log::warn!("no cache filler thread ({err}): fills are inline"))
+                .ok()
+        });
+        Self {
+            inner,
+            cache,
+            filler,
+        }
     }
 
     pub fn inner(&self) -> &S {
@@ -70,9 +123,12 @@ impl<S: Storage> CachedStore<S> {
     }
 
     fn lock(&self) -> Option<MutexGuard<'_, Cache>> {
-        self.cache
-            .as_ref()
-            .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()))
+        self.cache.as_deref().map(lock_cache)
+    }
+
+    /// Waits until the block being put into the cache in the background (if any) is in.
+    fn settle(&self) -> Result<(), StorageError> {
+        self.filler.as_ref().map_or(Ok(()), Background::settle)
     }
 
     /// Hits, misses, inserts, evictions and bytes of the cache.
@@ -82,35 +138,39 @@ impl<S: Storage> CachedStore<S> {
 }
 
 impl<S: Storage> CachedStore<S> {
-    /// Puts the block's writes into the cache, then commits them to the store. The entries have
+    /// Puts the block's writes into the cache and commits them to the store. The entries have
     /// `w` = the block's height, so they answer nothing below it; at its height, the block
-    /// itself answers its keys until the store has it. So writing the cache first is safe,
-    /// and reads never wait for (or bypass the cache during) a commit.
+    /// itself answers its keys until they are all in. So filling the cache before, or (large
+    /// blocks) after and in the background, is safe, and reads never wait for a commit.
     fn write_through(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
-        match self.lock() {
-            None => return self.inner.commit_shared(commit),
-            Some(mut cache) => {
-                cache.generation += 1;
-                cache.committing = Some(commit.clone());
-            }
-        }
-        for chunk in commit.writes.chunks(WRITES_PER_LOCK) {
-            if let Some(mut cache) = self.lock() {
-                for (k, v) in chunk {
-                    cache.entries.put(k, &encode(commit.height, Some(v)));
-                }
-            }
-        }
-        let result = self.inner.commit_shared(commit);
-        if let Some(mut cache) = self.lock() {
-            if result.is_err() {
-                // Entries of a block that is not in the store must not answer a retry.
-                cache.entries.clear();
-            }
+        let Some(cache) = self.cache.as_deref() else {
+            return self.inner.commit_shared(commit);
+        };
+        self.settle()?;
+        {
+            let mut cache = lock_cache(cache);
             cache.generation += 1;
-            cache.committing = None;
+            cache.committing = Some(commit.clone());
         }
-        result
+        let filler = self
+            .filler
+            .as_ref()
+            .filter(|_| commit.writes.len() >= PIPELINE_MIN_WRITES);
+        let Some(filler) = filler else {
+            fill(cache, &commit);
+            let result = self.inner.commit_shared(commit);
+            finish(cache, result.is_err());
+            return result;
+        };
+        if let Err(err) = self.inner.commit_shared(commit.clone()) {
+            finish(cache, true);
+            return Err(err);
+        }
+        if filler.hand_over(commit.clone()).is_err() {
+            fill(cache, &commit);
+            finish(cache, false);
+        }
+        Ok(())
     }
 }
 
@@ -134,10 +194,13 @@ impl<S: Storage> Storage for CachedStore<S> {
         let generation = cache.generation;
         drop(cache);
         let value = self.inner.get_at(key, height)?;
+        // Cached only at the tip, with no commit or rollback since the lookup. While a block is
+        // being committed, only a read at its own height once the store has it (then the key is
+        // not the block's: the block would have answered it).
         if self.inner.tip()? == Some(height)
             && let Some(mut cache) = self.lock()
             && cache.generation == generation
-            && cache.committing.is_none()
+            && cache.committing.as_ref().is_none_or(|c| c.height == height)
         {
             cache.entries.put(key, &encode(height, value.as_deref()));
         }
@@ -173,6 +236,7 @@ impl<S: Storage> Storage for CachedStore<S> {
     }
 
     fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
+        self.settle()?;
         // Held across the rollback, so that no read caches a value being removed.
         let cache = self.lock();
         let result = self.inner.rollback_to(height);
@@ -226,5 +290,40 @@ mod tests {
         s.commit_block(&commit(0, &[(b"k", b"v")])).unwrap();
         s.get_at(b"k", 0).unwrap();
         assert!(s.stats().unwrap().hits >= 1);
+    }
+
+    /// A block of `n` keys `k00000..`, each written to `value`.
+    fn large(height: u32, n: usize, value: &[u8]) -> BlockCommit {
+        let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("k{i:05}").into_bytes()).collect();
+        let writes: Vec<(&[u8], &[u8])> = keys.iter().map(|k| (k.as_slice(), value)).collect();
+        commit(height, &writes)
+    }
+
+    #[test]
+    fn large_blocks_filled_in_the_background_answer_the_same() {
+        let n = PIPELINE_MIN_WRITES * 3;
+        let s = CachedStore::new(MemStore::new(), 1 << 20);
+        s.commit_block(&large(0, n, b"a")).unwrap();
+        for round in 0..3u32 {
+            // Reads at the tip cache old values; the next block must shadow every one of them,
+            // whether its own fill has finished or not.
+            for i in (0..n).step_by(7) {
+                let key = format!("k{i:05}").into_bytes();
+                assert_eq!(s.get_at(&key, 0).unwrap(), Some(b"a".to_vec()));
+            }
+            let value = [b'b' + round as u8];
+            s.commit_block(&large(1, n, &value)).unwrap();
+            for i in (0..n).rev().step_by(5) {
+                let key = format!("k{i:05}").into_bytes();
+                assert_eq!(s.get_at(&key, 1).unwrap(), Some(value.to_vec()), "{i}");
+                assert_eq!(s.get_at(&key, 0).unwrap(), Some(b"a".to_vec()), "{i}");
+            }
+            // A rollback right after the commit waits for the fill, then empties the cache.
+            s.rollback_to(0).unwrap();
+            assert_eq!(s.get_at(b"k00001", 0).unwrap(), Some(b"a".to_vec()));
+            assert_eq!(s.tip().unwrap(), Some(0));
+        }
+        s.settle().unwrap();
+        assert!(s.stats().unwrap().inserts >= n as u64);
     }
 }

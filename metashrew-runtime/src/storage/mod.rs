@@ -11,6 +11,7 @@
 //! [`CachedStore`] (a read cache) and [`PipelinedStore`] (background writes of large blocks)
 //! wrap any of them without changing what a read answers.
 
+mod background;
 mod cached;
 mod memory;
 mod pipelined;

@@ -13,132 +13,57 @@
 //! every later call fails with that error: the caller stops cleanly, with the store holding
 //! exactly the blocks before it.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
+use super::background::Background;
 use super::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 
 /// Commits with at least this many writes are written in the background.
 pub const PIPELINE_MIN_WRITES: usize = 1024;
 
-#[derive(Default)]
-struct Pipeline {
-    pending: Option<Arc<BlockCommit>>,
-    /// Why a background write failed; every later call reports it.
-    failed: Option<String>,
-}
-
-struct Shared<S> {
-    inner: S,
-    pipeline: Mutex<Pipeline>,
-    settled: Condvar,
-}
-
-impl<S> Shared<S> {
-    fn lock(&self) -> MutexGuard<'_, Pipeline> {
-        self.pipeline.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// See the module documentation.
 pub struct PipelinedStore<S: Storage> {
-    shared: Arc<Shared<S>>,
-    jobs: Option<SyncSender<Arc<BlockCommit>>>,
-    writer: Option<JoinHandle<()>>,
-}
-
-fn failure(why: &str) -> StorageError {
-    StorageError::Backend {
-        action: "writing an earlier block in the background",
-        cause: why.into(),
-    }
-}
-
-fn write_loop<S: Storage>(shared: &Shared<S>, jobs: &Receiver<Arc<BlockCommit>>) {
-    for commit in jobs {
-        let height = commit.height;
-        let result = shared.inner.commit_shared(commit);
-        let mut pipeline = shared.lock();
-        if let Err(err) = result {
-            log::error!("committing block {height} failed: {err}");
-            pipeline.failed = Some(err.to_string());
-        }
-        pipeline.pending = None;
-        shared.settled.notify_all();
-    }
+    /// Dropped first: waits for the pending block.
+    writer: Option<Background>,
+    inner: Arc<S>,
 }
 
 impl<S: Storage> PipelinedStore<S> {
     pub fn new(inner: S) -> Self {
-        let shared = Arc::new(Shared {
-            inner,
-            pipeline: Mutex::new(Pipeline::default()),
-            settled: Condvar::new(),
-        });
-        let (jobs, queue) = sync_channel::<Arc<BlockCommit>>(1);
-        let worker = shared.clone();
-        let writer = std::thread::Builder::new()
-            .name("metashrew-commit".into())
-            .spawn(move || write_loop(&worker, &queue));
-        match writer {
-            Ok(writer) => Self {
-                shared,
-                jobs: Some(jobs),
-                writer: Some(writer),
-            },
+        let inner = Arc::new(inner);
+        let store = inner.clone();
+        let writer = Background::spawn(
+            "metashrew-commit",
+            "writing an earlier block in the background",
+            move |commit| store.commit_shared(commit),
+        );
+        let writer = match writer {
+            Ok(writer) => Some(writer),
             // Without a writer thread every commit is written directly.
             Err(err) => {
                 log::warn!("no background commit thread ({err}): commits are synchronous");
-                Self {
-                    shared,
-                    jobs: None,
-                    writer: None,
-                }
+                None
             }
-        }
+        };
+        Self { writer, inner }
     }
 
     pub fn inner(&self) -> &S {
-        &self.shared.inner
+        &self.inner
     }
 
     /// Waits until no block is pending; fails if a background write failed.
     pub fn settle(&self) -> Result<(), StorageError> {
-        let mut pipeline = self.shared.lock();
-        while pipeline.pending.is_some() {
-            pipeline = self
-                .shared
-                .settled
-                .wait(pipeline)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        match &pipeline.failed {
-            Some(why) => Err(failure(why)),
-            None => Ok(()),
-        }
+        self.writer.as_ref().map_or(Ok(()), Background::settle)
     }
 
     /// The pending block, if any (fails if a background write failed).
     fn pending(&self) -> Result<Option<Arc<BlockCommit>>, StorageError> {
-        let pipeline = self.shared.lock();
-        match &pipeline.failed {
-            Some(why) => Err(failure(why)),
-            None => Ok(pipeline.pending.clone()),
-        }
+        self.writer.as_ref().map_or(Ok(None), Background::pending)
     }
 
     fn pending_at(&self, height: u32) -> Result<Option<Arc<BlockCommit>>, StorageError> {
         Ok(self.pending()?.filter(|p| p.height == height))
-    }
-}
-
-impl<S: Storage> Drop for PipelinedStore<S> {
-    fn drop(&mut self) {
-        drop(self.jobs.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
     }
 }
 
@@ -151,83 +76,74 @@ impl<S: Storage> Storage for PipelinedStore<S> {
             return Ok(Some(value.to_vec()));
         }
         // Not written by the pending block: its value then equals the store's at the tip below.
-        self.shared.inner.get_at(key, height)
+        self.inner.get_at(key, height)
     }
 
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
-        if commit.writes.len() >= PIPELINE_MIN_WRITES && self.jobs.is_some() {
+        if commit.writes.len() >= PIPELINE_MIN_WRITES && self.writer.is_some() {
             self.commit_shared(Arc::new(commit.clone()))
         } else {
             self.settle()?;
-            self.shared.inner.commit_block(commit)
+            self.inner.commit_block(commit)
         }
     }
 
     fn commit_shared(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
-        let Some(jobs) = self
-            .jobs
+        let Some(writer) = self
+            .writer
             .as_ref()
             .filter(|_| commit.writes.len() >= PIPELINE_MIN_WRITES)
         else {
             self.settle()?;
-            return self.shared.inner.commit_block(&commit);
+            return self.inner.commit_block(&commit);
         };
         self.settle()?;
-        let tip = self.shared.inner.tip()?;
+        let tip = self.inner.tip()?;
         if tip.is_some() && Some(commit.height) != tip.and_then(|t| t.checked_add(1)) {
             return Err(StorageError::NotNextHeight {
                 height: commit.height,
                 tip,
             });
         }
-        self.shared.lock().pending = Some(commit.clone());
-        if jobs.send(commit).is_err() {
-            self.shared.lock().pending = None;
-            return Err(failure("the background writer has stopped"));
-        }
-        Ok(())
+        writer.hand_over(commit)
     }
 
     fn tip(&self) -> Result<Option<u32>, StorageError> {
         match self.pending()? {
             Some(p) => Ok(Some(p.height)),
-            None => self.shared.inner.tip(),
+            None => self.inner.tip(),
         }
     }
 
     fn first_height(&self) -> Result<Option<u32>, StorageError> {
         let pending = self.pending()?;
-        Ok(self
-            .shared
-            .inner
-            .first_height()?
-            .or(pending.map(|p| p.height)))
+        Ok(self.inner.first_height()?.or(pending.map(|p| p.height)))
     }
 
     fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
         match self.pending_at(height)? {
             Some(p) => Ok(Some(p.block_hash)),
-            None => self.shared.inner.block_hash(height),
+            None => self.inner.block_hash(height),
         }
     }
 
     fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
         match self.pending_at(height)? {
             Some(p) => Ok(Some(p.state_root)),
-            None => self.shared.inner.state_root(height),
+            None => self.inner.state_root(height),
         }
     }
 
     fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
         match self.pending_at(height)? {
             Some(p) => Ok(p.writes.iter().map(|(k, _)| k.clone()).collect()),
-            None => self.shared.inner.touched_keys(height),
+            None => self.inner.touched_keys(height),
         }
     }
 
     fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
         self.settle()?;
-        self.shared.inner.rollback_to(height)
+        self.inner.rollback_to(height)
     }
 }
 
