@@ -67,8 +67,8 @@ impl BlkWriter {
             self.file = BufWriter::new(File::create(blk_path(&self.dir, self.index))?);
             self.written = 0;
         }
-        let len = u32::try_from(block.len())
-            .map_err(|_| std::io::Error::other("a block above 4 GiB"))?;
+        let len =
+            u32::try_from(block.len()).map_err(|_| std::io::Error::other("a block above 4 GiB"))?;
         let mut bytes = Vec::with_capacity(record as usize);
         bytes.extend_from_slice(&self.magic);
         bytes.extend_from_slice(&len.to_le_bytes());

@@ -104,9 +104,10 @@ impl Generator {
     /// The next block of the chain, consensus-serialised.
     pub fn next_block(&mut self) -> Vec<u8> {
         let height = self.height;
-        let txs = self
-            .rng
-            .range(u64::from(self.settings.min_txs), u64::from(self.settings.max_txs));
+        let txs = self.rng.range(
+            u64::from(self.settings.min_txs),
+            u64::from(self.settings.max_txs),
+        );
         self.coins.push(Vec::new());
         // The first blocks have little to spend: their coinbases fund the chain.
         let funding = if height < 10 { 2_000 } else { 1 };
@@ -166,9 +167,7 @@ impl Generator {
             };
             input.push(spend(coin, &mut self.rng));
         }
-        let output = (0..outputs)
-            .map(|_| self.output())
-            .collect::<Vec<TxOut>>();
+        let output = (0..outputs).map(|_| self.output()).collect::<Vec<TxOut>>();
         let tx = Transaction {
             version: TxVersion::TWO,
             lock_time: LockTime::ZERO,
@@ -233,7 +232,8 @@ impl Generator {
         };
         // Walk to older blocks (then wrap to the newest) until one has a coin left.
         for step in 0..=tip {
-            let at = (tip + self.coins.len() - ((age + step) % self.coins.len())) % self.coins.len();
+            let at =
+                (tip + self.coins.len() - ((age + step) % self.coins.len())) % self.coins.len();
             let coins = &mut self.coins[at];
             if !coins.is_empty() {
                 let i = self.rng.below(coins.len() as u64) as usize;
@@ -315,9 +315,10 @@ fn finish_block(
         },
         txdata: Vec::new(),
     };
-    let has_witness = txdata.iter().skip(1).any(|tx| {
-        tx.input.iter().any(|input| !input.witness.is_empty())
-    });
+    let has_witness = txdata
+        .iter()
+        .skip(1)
+        .any(|tx| tx.input.iter().any(|input| !input.witness.is_empty()));
     if has_witness {
         let probe = Block {
             header: block.header,
@@ -377,7 +378,7 @@ pub fn small_block(prev: [u8; 32], height: u32, bits: u32, tag: u32) -> Vec<u8> 
 /// have one.
 pub fn hash_of(block: &[u8]) -> [u8; 32] {
     use bitcoin::hashes::sha256d;
-    block
-        .get(..80)
-        .map_or([0; 32], |header| sha256d::Hash::hash(header).to_byte_array())
+    block.get(..80).map_or([0; 32], |header| {
+        sha256d::Hash::hash(header).to_byte_array()
+    })
 }

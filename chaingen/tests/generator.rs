@@ -32,7 +32,10 @@ fn blocks_are_linked_committed_mined_and_carry_their_height() {
             Some(p) => assert_eq!(block.header.prev_blockhash, p),
         }
         assert!(block.check_merkle_root(), "merkle root at {height}");
-        assert!(block.check_witness_commitment(), "witness commitment at {height}");
+        assert!(
+            block.check_witness_commitment(),
+            "witness commitment at {height}"
+        );
         block
             .header
             .validate_pow(block.header.target())
@@ -108,12 +111,26 @@ fn spends_are_mostly_young_with_a_long_tail_and_scripts_are_mixed() {
     assert!(young > 0.3, "share of spends at most 6 blocks old: {young}");
     assert!(old > 0.02, "share of spends at least a day old: {old}");
     assert!(ages[n - 1] > 250, "oldest spend: {} blocks", ages[n - 1]);
-    for kind in ["p2wpkh", "p2tr", "p2pkh", "p2sh", "p2wsh", "op_return", "other"] {
-        assert!(kinds.get(kind).copied().unwrap_or(0) > 100, "{kind}: {kinds:?}");
+    for kind in [
+        "p2wpkh",
+        "p2tr",
+        "p2pkh",
+        "p2sh",
+        "p2wsh",
+        "op_return",
+        "other",
+    ] {
+        assert!(
+            kinds.get(kind).copied().unwrap_or(0) > 100,
+            "{kind}: {kinds:?}"
+        );
     }
     assert!(kinds["p2wpkh"] > kinds["p2tr"] && kinds["p2tr"] > kinds["p2wsh"]);
     let reused = scripts.values().filter(|&&c| c > 1).count();
     let hottest = scripts.values().max().copied().unwrap_or(0);
     assert!(reused > 1_000, "{reused} scripts paid more than once");
-    assert!(hottest > 1_000, "the hottest script was paid {hottest} times");
+    assert!(
+        hottest > 1_000,
+        "the hottest script was paid {hottest} times"
+    );
 }

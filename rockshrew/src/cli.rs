@@ -32,11 +32,13 @@ pub struct Args {
     /// The node's cookie file (default: ~/.bitcoin/.cookie).
     #[arg(long)]
     pub cookie_file: Option<PathBuf>,
-    /// Read blocks from this file instead of a node: hex, one block per line (line i is height
-    /// --start-block + i), or Bitcoin Core `blk*.dat` file(s) (a file or a directory).
+    /// Read blocks from files instead of a node: Bitcoin Core's `blocks` directory (`blk*.dat`,
+    /// `xor.dat` applied when present, polled for new blocks), one `blk*.dat` file, or a hex file
+    /// (one block per line). Heights come from the chain (genesis, else BIP34 heights).
     #[arg(long)]
     pub blocks_file: Option<PathBuf>,
-    /// First height to index when the database is empty (later runs resume after the tip).
+    /// First height to index when the database is empty (later runs resume after the tip). With
+    /// block files, also the height of a fragment's first block when it states none (pre-BIP34).
     #[arg(long, default_value_t = 0)]
     pub start_block: u32,
     /// Stop (and exit) once this height is committed.

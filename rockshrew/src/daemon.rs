@@ -15,7 +15,7 @@ use crate::cli::{Args, Mode};
 use crate::metrics::Metrics;
 use crate::rpc::{AppState, ServerConfig};
 use crate::source::BlockSource;
-use crate::source::file::FileSource;
+use crate::source::files::FileSource;
 use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
 use crate::store::{IndexIdentity, RocksStore};
 use crate::sync::{SyncConfig, SyncStop, Syncer};
@@ -39,12 +39,14 @@ fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
 
 fn block_source(args: &Args, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn BlockSource>> {
     if let Some(path) = &args.blocks_file {
-        let source = FileSource::open(path, args.start_block)
+        let poll = Duration::from_millis(args.poll_interval_ms);
+        let source = FileSource::open(path, args.start_block, poll)
             .with_context(|| format!("reading blocks from {}", path.display()))?;
         log::info!(
-            "reading {} blocks from {} (heights {}..)",
+            "{} blocks on the chain in {} (heights {}..), indexing from {}",
             source.len(),
             path.display(),
+            source.first_height(),
             args.start_block
         );
         return Ok(Arc::new(source));

@@ -1,7 +1,7 @@
 //! Where blocks come from: Bitcoin Core's JSON-RPC ([`rpc::RpcSource`]) or a file of blocks
-//! ([`file::FileSource`]). Hashes are 32 bytes in internal byte order (as `sha256d(header)`).
+//! ([`files::FileSource`]). Hashes are 32 bytes in internal byte order (as `sha256d(header)`).
 
-pub mod file;
+pub mod files;
 pub mod rpc;
 
 /// Why a block source could not answer.
