@@ -1,13 +1,14 @@
 //! The project's benchmark: `cargo bench -p rockshrew --bench rockshrew [-- SECTION...]`.
 //!
 //! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`, `history`,
-//! `rollback`.
+//! `rollback`; and `scale` (minutes long: only when named; see `scale/mod.rs`).
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod scale;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -561,5 +562,9 @@ fn main() {
     }
     if run("rollback") {
         rollback();
+    }
+    // Minutes long: only when named.
+    if wanted.iter().any(|w| w == "scale") {
+        scale::scale();
     }
 }

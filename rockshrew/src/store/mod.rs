@@ -25,7 +25,7 @@ use metashrew_runtime::storage::{
 };
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
-    WriteBatch, WriteOptions,
+    ReadOptions, SliceTransform, WriteBatch, WriteOptions,
 };
 
 /// What an index is: the module and the settings that change its results. Two runs with
@@ -110,14 +110,20 @@ pub fn db_options() -> Options {
     o
 }
 
-/// RocksDB options of one column family: a shared LRU block cache, bloom filters, LZ4.
-pub fn cf_options(cache: &Cache) -> Options {
+/// Block-based table options: the shared LRU block cache, bloom filters, 16 KiB blocks.
+fn table_options(cache: &Cache) -> BlockBasedOptions {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_bloom_filter(10.0, false);
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     table.set_block_size(16 << 10);
+    table
+}
+
+/// RocksDB options of one column family: [`table_options`], LZ4, 64 MiB write buffers.
+pub fn cf_options(cache: &Cache) -> Options {
+    let table = table_options(cache);
     let mut o = Options::default();
     o.set_block_based_table_factory(&table);
     o.set_compression_type(DBCompressionType::Lz4);
@@ -126,8 +132,79 @@ pub fn cf_options(cache: &Cache) -> Options {
     o
 }
 
+/// The options of a `history` column family: those of [`cf_options`], plus a prefix extractor
+/// (a history key without its 4-byte height: every entry of one indexer key shares it) whose
+/// bloom filters let a read skip every SST file that holds no entry of its key. Without them a
+/// read seeks into every level, and reads slow down as the database grows.
+pub fn history_cf_options(cache: &Cache) -> Options {
+    let mut o = cf_options(cache);
+    let mut table = table_options(cache);
+    table.set_whole_key_filtering(false);
+    o.set_block_based_table_factory(&table);
+    o.set_prefix_extractor(SliceTransform::create(
+        "metashrew.history-key",
+        |key| &key[..key.len().saturating_sub(4)],
+        Some(|key| key.len() >= 4),
+    ));
+    o.set_memtable_prefix_bloom_ratio(0.05);
+    o
+}
+
 /// Size of the block cache shared by all column families.
 pub const BLOCK_CACHE_BYTES: usize = 256 << 20;
+
+/// RocksDB's figures, from its properties (byte counts RocksDB reports in GB with two
+/// decimals are accurate to 10 MB).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineStats {
+    /// Size of the live SST files.
+    pub live_sst_bytes: u64,
+    /// RocksDB's estimate of the bytes compaction still has to rewrite (compaction debt).
+    pub pending_compaction_bytes: u64,
+    pub memtable_bytes: u64,
+    /// Since the database was opened: bytes written by the indexer (keys and values), to the
+    /// WAL, by flushes, and by compactions.
+    pub ingest_bytes: u64,
+    pub wal_bytes: u64,
+    pub flush_bytes: u64,
+    pub compaction_write_bytes: u64,
+    /// Since the database was opened: time writes were stalled or slowed by RocksDB.
+    pub stall_seconds: f64,
+}
+
+impl EngineStats {
+    /// Bytes written to disk (WAL, flushes, compactions) per byte ingested.
+    pub fn write_amplification(&self) -> f64 {
+        let written = self.wal_bytes + self.flush_bytes + self.compaction_write_bytes;
+        written as f64 / self.ingest_bytes.max(1) as f64
+    }
+}
+
+/// The first "<number> GB" after `label` in a RocksDB statistics text, in bytes.
+fn gigabytes_after(text: &str, label: &str) -> u64 {
+    let Some(rest) = text.find(label).map(|i| &text[i + label.len()..]) else {
+        return 0;
+    };
+    let line = rest.lines().next().unwrap_or_default();
+    let Some(gb) = line.find(" GB") else { return 0 };
+    let number = line[..gb].rsplit([' ', ':']).next().unwrap_or_default();
+    number
+        .parse::<f64>()
+        .map_or(0, |g| (g * 1024.0 * 1024.0 * 1024.0) as u64)
+}
+
+/// "Cumulative stall: HH:MM:SS.mmm H:M:S" of RocksDB's database statistics, in seconds.
+fn stall_seconds(text: &str) -> f64 {
+    let label = "Cumulative stall: ";
+    let Some(rest) = text.find(label).map(|i| &text[i + label.len()..]) else {
+        return 0.0;
+    };
+    let clock = rest.split_whitespace().next().unwrap_or_default();
+    clock
+        .split(':')
+        .map(|part| part.trim_end_matches(',').parse::<f64>().unwrap_or(0.0))
+        .fold(0.0, |acc, v| acc * 60.0 + v)
+}
 
 /// See the module documentation.
 pub struct RocksStore {
@@ -174,9 +251,14 @@ impl RocksStore {
                 names.push(name);
             }
         }
-        let descriptors = names
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(n, cf_options(&cache)));
+        let descriptors = names.iter().map(|n| {
+            let options = if n.ends_with("/history") {
+                history_cf_options(&cache)
+            } else {
+                cf_options(&cache)
+            };
+            ColumnFamilyDescriptor::new(n, options)
+        });
         let db = DB::open_cf_descriptors(&opts, path, descriptors).map_err(|source| {
             OpenError::Rocks {
                 path: path.display().to_string(),
@@ -315,7 +397,9 @@ impl RocksStore {
     /// comparisons and `rockshrew diff`.
     pub fn dump_at(&self, height: u32) -> Result<KeyValues, StorageError> {
         let mut out = KeyValues::new();
-        let mut it = self.db.raw_iterator_cf(self.cf("history")?);
+        let mut read = ReadOptions::default();
+        read.set_total_order_seek(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf("history")?, read);
         it.seek_to_first();
         let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
         while it.valid() {
@@ -337,6 +421,35 @@ impl RocksStore {
         Ok(out)
     }
 
+    /// RocksDB's own figures for this namespace (summed over its column families) and for the
+    /// database: what an operator watches as the database grows.
+    pub fn engine_stats(&self) -> EngineStats {
+        let mut stats = EngineStats::default();
+        for name in ["history", "blocks", "touched", "meta"] {
+            let Ok(cf) = self.cf(name) else { continue };
+            let int = |property: &str| {
+                self.db
+                    .property_int_value_cf(cf, property)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            };
+            stats.live_sst_bytes += int("rocksdb.live-sst-files-size");
+            stats.pending_compaction_bytes += int("rocksdb.estimate-pending-compaction-bytes");
+            stats.memtable_bytes += int("rocksdb.cur-size-all-mem-tables");
+            if let Ok(Some(text)) = self.db.property_value_cf(cf, "rocksdb.cfstats") {
+                stats.flush_bytes += gigabytes_after(&text, "Flush(GB): cumulative ");
+                stats.compaction_write_bytes += gigabytes_after(&text, "Cumulative compaction: ");
+            }
+        }
+        if let Ok(Some(text)) = self.db.property_value("rocksdb.dbstats") {
+            stats.ingest_bytes = gigabytes_after(&text, "Cumulative writes:");
+            stats.wal_bytes = gigabytes_after(&text, "Cumulative WAL:");
+            stats.stall_seconds = stall_seconds(&text);
+        }
+        stats
+    }
+
     /// Flushes memtables and the WAL to disk.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.db
@@ -351,7 +464,10 @@ impl Storage for RocksStore {
         let prefix = keys::history_prefix(key);
         let mut seek = prefix.clone();
         seek.extend_from_slice(&height.to_be_bytes());
-        let mut it = self.db.raw_iterator_cf(self.cf("history")?);
+        // Within the key's own entries, so that the prefix filters apply.
+        let mut read = ReadOptions::default();
+        read.set_prefix_same_as_start(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf("history")?, read);
         it.seek_for_prev(&seek);
         if !it.valid() {
             it.status().map_err(|e| backend("reading history", e))?;

@@ -1,0 +1,334 @@
+//! The `scale` section: indexing speed, storage and memory as the database grows, on a
+//! generated mainnet-shaped chain (`chaingen`) read from `blk*.dat` files, with `spendables`.
+//!
+//! `METASHREW_SCALE_BLOCKS` (default 450: a database of about 5 GB) sets the chain's length,
+//! `METASHREW_SCALE_DIR` where the chain and the database go (default: a temporary directory,
+//! removed afterwards). The series goes to `target/scale/scale.csv` and is drawn in
+//! `target/scale/scale.svg`.
+
+use std::fmt::Write as _;
+
+use bitcoin::consensus::deserialize;
+use chaingen::blk::{BlkWriter, MAINNET_MAGIC, MAX_FILE_BYTES};
+use chaingen::{Generator, Settings};
+use plotters::prelude::*;
+use rockshrew::source::BlockSource;
+use rockshrew::source::files::FileSource;
+
+use super::*;
+
+/// Blocks per row of the series.
+const WINDOW: u32 = 25;
+/// View calls per (script, height) combination.
+const VIEW_CALLS: usize = 200;
+/// The "old" height of the views.
+const OLD_HEIGHT: u32 = 10;
+
+struct Row {
+    height: u32,
+    blocks_per_s: f64,
+    ms_per_block: f64,
+    guest_ms: f64,
+    host_calls_ms: f64,
+    commit_ms: f64,
+    reads: f64,
+    writes: f64,
+    db_bytes: u64,
+    stats: rockshrew::store::EngineStats,
+    rss_mib: f64,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn generate(dir: &Path, blocks: u32) {
+    let started = Instant::now();
+    let mut generator = Generator::new(Settings::default());
+    let mut out = BlkWriter::create(dir, MAINNET_MAGIC, None, MAX_FILE_BYTES).expect("blk files");
+    let mut bytes = 0u64;
+    for _ in 0..blocks {
+        let block = generator.next_block();
+        bytes += block.len() as u64;
+        out.write(&block).expect("write block");
+    }
+    out.flush().expect("flush");
+    println!(
+        "generated {blocks} blocks ({:.0} MB of blk files) in {:.1} s",
+        bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The output scripts of `block`'s first transactions (up to `n`), skipping OP_RETURN.
+fn scripts_of(block: &[u8], n: usize) -> Vec<Vec<u8>> {
+    let block: bitcoin::Block = deserialize(block).expect("block decodes");
+    block
+        .txdata
+        .iter()
+        .skip(1)
+        .flat_map(|tx| tx.output.iter())
+        .filter(|out| !out.script_pubkey.is_op_return())
+        .map(|out| out.script_pubkey.to_bytes())
+        .take(n)
+        .collect()
+}
+
+/// p50 and p99 of `balance` views, in µs, per (script age, height) combination.
+fn views(rt: &MetashrewRuntime<Store>, old: &[Vec<u8>], new: &[Vec<u8>], tip: u32) -> String {
+    let mut line = String::new();
+    for (label, scripts, height) in [
+        ("old script @ old height", old, OLD_HEIGHT),
+        ("old script @ tip", old, tip),
+        ("new script @ tip", new, tip),
+    ] {
+        let mut samples = Vec::with_capacity(VIEW_CALLS);
+        for i in 0..VIEW_CALLS {
+            let script = &scripts[i % scripts.len()];
+            let started = Instant::now();
+            rt.view("balance", script, height).expect("view");
+            samples.push(started.elapsed().as_secs_f64() * 1e6);
+        }
+        let s = Samples(samples);
+        let _ = write!(
+            line,
+            "{label}: p50 {:.0} µs, p99 {:.0} µs; ",
+            s.quantile(0.5),
+            s.quantile(0.99)
+        );
+    }
+    line
+}
+
+fn write_csv(path: &Path, rows: &[Row]) {
+    let mut csv = String::from(
+        "height,blocks_per_s,ms_per_block,guest_ms,host_calls_ms,commit_ms,reads,writes,db_bytes,live_sst_bytes,pending_compaction_bytes,write_amplification,stall_seconds,rss_mib\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            csv,
+            "{},{:.3},{:.1},{:.1},{:.1},{:.1},{:.0},{:.0},{},{},{},{:.2},{:.3},{:.0}",
+            r.height,
+            r.blocks_per_s,
+            r.ms_per_block,
+            r.guest_ms,
+            r.host_calls_ms,
+            r.commit_ms,
+            r.reads,
+            r.writes,
+            r.db_bytes,
+            r.stats.live_sst_bytes,
+            r.stats.pending_compaction_bytes,
+            r.stats.write_amplification(),
+            r.stats.stall_seconds,
+            r.rss_mib
+        );
+    }
+    std::fs::write(path, csv).expect("write CSV");
+}
+
+fn plot(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (900, 640)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(320);
+    let max_height = rows.last().map_or(1, |r| r.height).max(1);
+    let max_rate = rows.iter().map(|r| r.blocks_per_s).fold(0.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            "indexing speed (spendables, chaingen blocks)",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0u32..max_height, 0f64..max_rate.max(0.1))?;
+    chart
+        .configure_mesh()
+        .x_desc("height")
+        .y_desc("blocks/s")
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r.height, r.blocks_per_s)),
+        &BLUE,
+    ))?;
+    let max_gb = rows
+        .iter()
+        .map(|r| r.db_bytes as f64 / 1e9)
+        .fold(0.0, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&bottom)
+        .caption("database size", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0u32..max_height, 0f64..max_gb.max(0.1))?;
+    chart
+        .configure_mesh()
+        .x_desc("height")
+        .y_desc("GB")
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        rows.iter().map(|r| (r.height, r.db_bytes as f64 / 1e9)),
+        &RED,
+    ))?;
+    root.present()?;
+    Ok(())
+}
+
+/// Daemon start-up on the final database, until its RPC answers.
+fn startup_ms(db: &Path, files: &Path) -> f64 {
+    let started = Instant::now();
+    let files = files.to_str().expect("path");
+    let daemon = Daemon::start(guests::SPENDABLES, db, &["--blocks-file", files]);
+    loop {
+        if daemon.get("/metrics").0 == 200 {
+            return ms(started.elapsed());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "daemon did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn scale() {
+    let blocks: u32 = env_or("METASHREW_SCALE_BLOCKS", 450);
+    let temp = tempdir();
+    let dir =
+        std::env::var_os("METASHREW_SCALE_DIR").map_or(temp.path().to_path_buf(), PathBuf::from);
+    println!(
+        "\n## Scale: {blocks} generated mainnet-shaped blocks, `spendables`, RocksDB, rows of {WINDOW} blocks ({})",
+        dir.display()
+    );
+    let files = dir.join("blocks");
+    generate(&files, blocks);
+    let source = FileSource::open(&files, 0, Duration::from_secs(3600)).expect("block files");
+    let db = dir.join("db");
+    let rt = runtime(guests::SPENDABLES, &db, InstanceMode::Fresh);
+    let block_at = |h: u32| {
+        let hash = source.block_hash(h).expect("hash");
+        source.block(&hash).expect("block")
+    };
+    let old_scripts = scripts_of(&block_at(OLD_HEIGHT), 50);
+    let mut rows = Vec::new();
+    let mut start_views = String::new();
+    let (mut window_ms, mut guest, mut commit) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut host, mut reads, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut window_started = Instant::now();
+    for h in 0..blocks {
+        let block = block_at(h);
+        let started = Instant::now();
+        let report = rt.process_block(h, &block).expect("block");
+        window_ms.push(ms(started.elapsed()));
+        guest.push(ms(report.execute_time) - ms(report.host_call_time));
+        host.push(ms(report.host_call_time));
+        commit.push(ms(report.commit_time));
+        reads.push(report.reads as f64);
+        writes.push(report.writes as f64);
+        if (h + 1) % WINDOW != 0 && h + 1 != blocks {
+            continue;
+        }
+        let elapsed = window_started.elapsed().as_secs_f64();
+        rt.storage().inner().settle().expect("settled");
+        let row = Row {
+            height: h,
+            blocks_per_s: window_ms.len() as f64 / elapsed,
+            ms_per_block: Samples(std::mem::take(&mut window_ms)).median(),
+            guest_ms: Samples(std::mem::take(&mut guest)).median(),
+            host_calls_ms: Samples(std::mem::take(&mut host)).median(),
+            commit_ms: Samples(std::mem::take(&mut commit)).median(),
+            reads: Samples(std::mem::take(&mut reads)).median(),
+            writes: Samples(std::mem::take(&mut writes)).median(),
+            db_bytes: dir_bytes(&db),
+            stats: rt.storage().inner().inner().engine_stats(),
+            rss_mib: rss_mib(),
+        };
+        println!(
+            "height {:>6}: {:.2} blocks/s, {:.0} ms/block (guest {:.0} + host calls {:.0} + commit {:.0}; {:.0} reads, {:.0} writes), db {:.2} GB, compaction debt {:.2} GB, write amp {:.2}, stalls {:.1} s, RSS {:.0} MiB",
+            row.height,
+            row.blocks_per_s,
+            row.ms_per_block,
+            row.guest_ms,
+            row.host_calls_ms,
+            row.commit_ms,
+            row.reads,
+            row.writes,
+            row.db_bytes as f64 / 1e9,
+            row.stats.pending_compaction_bytes as f64 / 1e9,
+            row.stats.write_amplification(),
+            row.stats.stall_seconds,
+            row.rss_mib
+        );
+        rows.push(row);
+        if rows.len() == 2 {
+            start_views = views(&rt, &old_scripts, &scripts_of(&block, 50), h);
+        }
+        window_started = Instant::now();
+    }
+    let tip = blocks - 1;
+    let end_views = views(&rt, &old_scripts, &scripts_of(&block_at(tip), 50), tip);
+    println!("views at height {}: {start_views}", 2 * WINDOW - 1);
+    println!("views at height {tip}: {end_views}");
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        let tail: Vec<f64> = rows.iter().rev().take(3).map(|r| r.blocks_per_s).collect();
+        let head: Vec<f64> = rows
+            .iter()
+            .skip(1)
+            .take(3)
+            .map(|r| r.blocks_per_s)
+            .collect();
+        println!(
+            "speed: {:.2} blocks/s over rows 2-4, {:.2} over the last 3 rows; database {:.2} -> {:.2} GB; RSS {:.0} -> {:.0} MiB",
+            head.iter().sum::<f64>() / head.len().max(1) as f64,
+            tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+            first.db_bytes as f64 / 1e9,
+            last.db_bytes as f64 / 1e9,
+            first.rss_mib,
+            last.rss_mib
+        );
+    }
+    drop(rt);
+    println!(
+        "daemon start-up on the final database until RPC answers: {:.0} ms",
+        startup_ms(&db, &files)
+    );
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale");
+    std::fs::create_dir_all(&out).expect("output directory");
+    write_csv(&out.join("scale.csv"), &rows);
+    match plot(&out.join("scale.svg"), &rows) {
+        Ok(()) => println!(
+            "series: {}/scale.csv, plot: {}/scale.svg",
+            out.display(),
+            out.display()
+        ),
+        Err(e) => println!("series: {}/scale.csv; no plot: {e}", out.display()),
+    }
+}
