@@ -153,7 +153,7 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     linker.func_wrap("env", "__get_len", |mut caller: Ctx<'_, S>, key: i32| {
         timed(&mut caller, |caller| {
             let key = read_arg(caller, key)?;
-            let value = caller.data_mut().read(key).map_err(wasmtime::Error::new)?;
+            let value = caller.data_mut().read(key)?;
             len_as_i32(value.len(), "a value")
         })
     })?;
@@ -164,11 +164,7 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
         |mut caller: Ctx<'_, S>, key: i32, value_ptr: i32| {
             timed(&mut caller, |caller| {
                 let key = read_arg(caller, key)?;
-                let value = caller
-                    .data_mut()
-                    .read(key)
-                    .map_err(wasmtime::Error::new)?
-                    .to_vec();
+                let value = caller.data_mut().read(key)?.to_vec();
                 write_into_buffer(caller, value_ptr, &value, "__get")
             })
         },

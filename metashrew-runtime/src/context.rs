@@ -68,6 +68,9 @@ pub struct CallContext<S> {
     /// The last text the guest logged (bounded), quoted in failure reasons: a Rust guest's panic
     /// message arrives this way just before its trap.
     pub(crate) last_log: String,
+    /// A storage failure during a read: the call traps, and the caller reports this error (the
+    /// host's fault, worth retrying) instead of a guest failure (the same on every node).
+    pub(crate) storage_failure: Option<StorageError>,
 }
 
 /// The most of a guest log line kept for failure reasons.
@@ -95,6 +98,7 @@ impl<S: Storage> CallContext<S> {
             store_reads: 0,
             host_time: std::time::Duration::ZERO,
             last_log: String::new(),
+            storage_failure: None,
             log_target: match kind {
                 CallKind::Block => "metashrew::guest",
                 CallKind::View => "metashrew::view",
@@ -114,12 +118,20 @@ impl<S: Storage> CallContext<S> {
         self.last_log = text[..end].to_string();
     }
 
-    /// Reads `key`, remembering the value for the `__get` that usually follows `__get_len`.
-    pub(crate) fn read(&mut self, key: Vec<u8>) -> Result<&[u8], StorageError> {
+    /// Reads `key`, remembering the value for the `__get` that usually follows `__get_len`. A
+    /// storage failure is kept in [`CallContext::storage_failure`] and traps the guest.
+    pub(crate) fn read(&mut self, key: Vec<u8>) -> Result<&[u8], wasmtime::Error> {
         let cached = matches!(&self.last_read, Some((k, _)) if *k == key);
         if !cached {
             self.store_reads += 1;
-            let value = self.state.get(&key)?;
+            let value = match self.state.get(&key) {
+                Ok(value) => value,
+                Err(err) => {
+                    let trap = wasmtime::Error::msg(format!("the host's storage failed: {err}"));
+                    self.storage_failure = Some(err);
+                    return Err(trap);
+                }
+            };
             self.last_read = Some((key, value));
         }
         Ok(self

@@ -44,6 +44,22 @@ pub struct BlockReport {
 
 use crate::storage::KeyValues as Pairs;
 
+/// Why a call failed: the guest (the same on every node), or the host's storage under it.
+enum Failure {
+    Guest(String),
+    Storage(StorageError),
+}
+
+impl Failure {
+    /// The runtime error: a guest failure as `guest(reason)`, a storage failure as itself.
+    fn into_error(self, guest: impl FnOnce(String) -> RuntimeError) -> RuntimeError {
+        match self {
+            Failure::Guest(reason) => guest(reason),
+            Failure::Storage(err) => RuntimeError::Storage(err),
+        }
+    }
+}
+
 /// What a successful `_start` left behind.
 struct StartOutcome {
     pairs: Pairs,
@@ -60,7 +76,8 @@ struct EpochTicker {
 }
 
 impl EpochTicker {
-    fn start(engine: &Engine) -> Self {
+    /// Fails if the thread cannot be started: without it views would have no time limit.
+    fn start(engine: &Engine) -> Result<Self, RuntimeError> {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.clone();
         let flag = stop.clone();
@@ -72,8 +89,15 @@ impl EpochTicker {
                     engine.increment_epoch();
                 }
             })
-            .ok();
-        Self { stop, thread }
+            .map_err(|e| {
+                RuntimeError::Config(format!(
+                    "cannot start the thread that enforces view time limits: {e}"
+                ))
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -375,7 +399,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         });
         let (blocks, views) = (blocks?, views?);
         let module_hash = crate::state_root::sha256(wasm);
-        let ticker = EpochTicker::start(&views.engine);
+        let ticker = EpochTicker::start(&views.engine)?;
         let view_gate = Gate::new(config.max_concurrent_views);
         let runtime = Self {
             blocks,
@@ -480,26 +504,21 @@ impl<S: Storage> MetashrewRuntime<S> {
         store: &mut Store<CallContext<S>>,
         instance: &Instance,
         timeout: Option<std::time::Duration>,
-    ) -> Result<StartOutcome, String> {
+    ) -> Result<StartOutcome, Failure> {
         let start = instance
             .get_typed_func::<(), ()>(&mut *store, "_start")
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| Failure::Guest(format!("{e:#}")))?;
         let started = std::time::Instant::now();
         let called = start.call(&mut *store, ());
         let start_time = started.elapsed();
         if let Err(err) = called {
-            let mut why = reason(&err, timeout);
-            let last_log = &store.data().last_log;
-            if !last_log.is_empty() {
-                why.push_str(&format!("; last guest log: {last_log}"));
-            }
-            return Err(why);
+            return Err(Self::failure(store, &err, timeout));
         }
         let context = store.data_mut();
         let pairs = context
             .flushed
             .take()
-            .ok_or_else(|| "_start returned without calling __flush".to_string())?;
+            .ok_or_else(|| Failure::Guest("_start returned without calling __flush".to_string()))?;
         Ok(StartOutcome {
             pairs,
             reads: context.store_reads,
@@ -507,6 +526,24 @@ impl<S: Storage> MetashrewRuntime<S> {
             host_call_time: context.host_time,
             instantiate_time: std::time::Duration::ZERO,
         })
+    }
+
+    /// Why a call that trapped with `err` failed: the storage failure it hit, if any, else the
+    /// guest's fault with its last log line.
+    fn failure(
+        store: &mut Store<CallContext<S>>,
+        err: &wasmtime::Error,
+        timeout: Option<std::time::Duration>,
+    ) -> Failure {
+        if let Some(storage) = store.data_mut().storage_failure.take() {
+            return Failure::Storage(storage);
+        }
+        let mut why = reason(err, timeout);
+        let last_log = &store.data().last_log;
+        if !last_log.is_empty() {
+            why.push_str(&format!("; last guest log: {last_log}"));
+        }
+        Failure::Guest(why)
     }
 
     /// Runs block `height` and commits its writes, touched keys, hash, state root and the new
@@ -573,7 +610,9 @@ impl<S: Storage> MetashrewRuntime<S> {
                 outcome
             }
         };
-        let outcome = outcome.map_err(|reason| RuntimeError::BlockFailed { height, reason })?;
+        let outcome = outcome.map_err(|failure| {
+            failure.into_error(|reason| RuntimeError::BlockFailed { height, reason })
+        })?;
         let execute_time = started.elapsed();
         let writes = canonical_writes(outcome.pairs);
         let state_root = next_root(&parent_root, height, &hash, &writes);
@@ -655,11 +694,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             .get_typed_func::<(), i32>(&mut store, name)
             .map_err(|_| RuntimeError::MissingExport(format!("{name}: () -> i32")))?;
         let ptr = func.call(&mut store, ()).map_err(|e| {
-            let mut why = reason(&e, Some(self.config.view_timeout));
-            if !store.data().last_log.is_empty() {
-                why.push_str(&format!("; last guest log: {}", store.data().last_log));
-            }
-            failed(why)
+            Self::failure(&mut store, &e, Some(self.config.view_timeout)).into_error(failed)
         })?;
         let memory = instance
             .get_memory(&mut store, "memory")
@@ -693,9 +728,11 @@ impl<S: Storage> MetashrewRuntime<S> {
         let instance = Self::instantiate(&self.views, &mut store)?;
         let StartOutcome { pairs, .. } =
             Self::run_start(&mut store, &instance, Some(self.config.view_timeout)).map_err(
-                |reason| RuntimeError::BlockFailed {
-                    height: next,
-                    reason: format!("(preview) {reason}"),
+                |failure| {
+                    failure.into_error(|reason| RuntimeError::BlockFailed {
+                        height: next,
+                        reason: format!("(preview) {reason}"),
+                    })
                 },
             )?;
         drop(store);

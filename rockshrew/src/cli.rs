@@ -62,6 +62,16 @@ pub struct Args {
     /// Largest JSON-RPC request body, in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     pub max_request_bytes: usize,
+    /// Time a client has to send a request's headers, and an idle keep-alive connection to
+    /// start its next request, in milliseconds; then the connection is closed.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body, in milliseconds.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+    /// Open JSON-RPC connections at most; further ones wait in the kernel's accept queue.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_connections: u32,
     /// Time limit of one view or preview call, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub view_timeout_ms: u64,
@@ -84,9 +94,9 @@ pub struct Args {
     /// Continue a database written by a different indexer module or memory setting.
     #[arg(long)]
     pub allow_indexer_change: bool,
-    /// Blocks fetched from the node in parallel.
-    #[arg(long, default_value_t = 4)]
-    pub fetch_workers: usize,
+    /// Blocks fetched from the node in parallel (1-64).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub fetch_workers: u8,
     /// Wait between polls of the node when caught up, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_interval_ms: u64,

@@ -128,6 +128,9 @@ pub fn run(args: Args) -> Result<()> {
         addr,
         max_request_bytes: args.max_request_bytes,
         cors: args.cors.clone(),
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections as usize,
     };
     let syncer = Syncer {
         runtime: runtime.clone(),
@@ -137,7 +140,7 @@ pub fn run(args: Args) -> Result<()> {
             exit_at: args.exit_at,
             max_reorg_depth: args.max_reorg_depth,
             poll_interval: Duration::from_millis(args.poll_interval_ms),
-            fetch_workers: args.fetch_workers,
+            fetch_workers: usize::from(args.fetch_workers),
             ..SyncConfig::default()
         },
         metrics: metrics.clone(),
@@ -177,7 +180,9 @@ pub fn run(args: Args) -> Result<()> {
     if let Err(err) = store.inner().settle() {
         log::error!("{err}");
     }
-    store.inner().inner().flush().ok();
+    if let Err(err) = store.inner().inner().flush() {
+        log::error!("final flush: {err} (the next start replays the write-ahead log)");
+    }
     result
 }
 

@@ -50,15 +50,20 @@ fn produce(
             let handles: Vec<_> = (next..=last)
                 .map(|h| {
                     let source = source.as_ref();
-                    scope.spawn(move || fetch_one(source, h))
+                    std::thread::Builder::new()
+                        .name("rockshrew-fetch".into())
+                        .spawn_scoped(scope, move || fetch_one(source, h))
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
+                .map(|h| match h {
+                    Ok(thread) => thread.join().unwrap_or_else(|_| {
                         Err(SourceError::Node("a fetch thread panicked".into()))
-                    })
+                    }),
+                    Err(e) => Err(SourceError::Unavailable(format!(
+                        "cannot start a fetch thread: {e}"
+                    ))),
                 })
                 .collect()
         });
@@ -76,13 +81,14 @@ fn produce(
 }
 
 impl Prefetcher {
+    /// Starts fetching; fails only if the fetch thread cannot be started.
     pub fn start(
         source: Arc<dyn BlockSource>,
         from: u32,
         to: u32,
         workers: usize,
         depth: usize,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(depth.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -90,10 +96,8 @@ impl Prefetcher {
         let spawned = std::thread::Builder::new()
             .name("rockshrew-fetch".into())
             .spawn(move || produce(source, from, to, workers, tx, flag));
-        if let Err(e) = spawned {
-            log::error!("cannot start the fetch thread: {e}");
-        }
-        Self { rx, stop }
+        spawned?;
+        Ok(Self { rx, stop })
     }
 
     /// The next block in height order; `None` once the range is done (or fetching stopped).

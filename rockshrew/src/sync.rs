@@ -81,6 +81,8 @@ struct Progress {
     blocks: u64,
     /// Blocks indexed since the loop started.
     total: u64,
+    /// Time spent indexing (fetching, running and committing blocks), idle polls excluded.
+    active: Duration,
 }
 
 impl<S: Storage> Syncer<S> {
@@ -103,13 +105,15 @@ impl<S: Storage> Syncer<S> {
             since: started,
             blocks: 0,
             total: 0,
+            active: Duration::ZERO,
         };
         let outcome = self.follow(&mut progress);
-        let secs = started.elapsed().as_secs_f64();
+        let active = progress.active.as_secs_f64();
         log::info!(
-            "indexed {} blocks in {secs:.3} s ({:.1} blocks/s)",
+            "indexed {} blocks in {active:.3} s of indexing ({:.1} blocks/s); up {:.3} s",
             progress.total,
-            progress.total as f64 / secs.max(1e-9)
+            progress.total as f64 / active.max(1e-9),
+            started.elapsed().as_secs_f64()
         );
         outcome
     }
@@ -149,7 +153,16 @@ impl<S: Storage> Syncer<S> {
                 self.sleep(self.config.poll_interval);
                 continue;
             }
-            match self.index_range(next, last, node_tip, progress)? {
+            // A shutdown while waiting for the node (also inside a reorganisation's walk back)
+            // is a clean stop, not a failure.
+            let indexing = Instant::now();
+            let batch = self.index_range(next, last, node_tip, progress);
+            progress.active += indexing.elapsed();
+            let batch = match batch {
+                Err(e) if is_interrupted(&e) => return Ok(SyncStop::Shutdown),
+                other => other?,
+            };
+            match batch {
                 Batch::Done => {}
                 Batch::Refetch => self.sleep(self.config.poll_interval),
                 Batch::Stop(stop) => return Ok(stop),
@@ -230,7 +243,8 @@ impl<S: Storage> Syncer<S> {
             to,
             self.config.fetch_workers,
             self.config.fetch_depth,
-        );
+        )
+        .context("starting the block fetcher")?;
         while let Some(fetched) = prefetcher.next() {
             if self.stopping() {
                 return Ok(Batch::Stop(SyncStop::Shutdown));
@@ -267,6 +281,12 @@ impl<S: Storage> Syncer<S> {
                         display_hex(&fetched.hash)
                     )
                 }
+                Err(RuntimeError::Storage(err)) => {
+                    bail!(
+                        "the database failed while indexing block {h} ({}): {err}. This is this host's fault, not the indexer's: nothing of the block was committed, and a restart once the disk is fixed resumes from block {h}.",
+                        display_hex(&fetched.hash)
+                    )
+                }
                 Err(e) => return Err(e).with_context(|| format!("indexing block {h}")),
             };
             let phases = &self.metrics.block_phase_seconds;
@@ -279,6 +299,7 @@ impl<S: Storage> Syncer<S> {
             phases
                 .with_label_values(&["commit"])
                 .observe(report.commit_time.as_secs_f64());
+            log_block(h, &fetched.block, &report);
             self.metrics.indexed_height.set(i64::from(h));
             self.metrics.blocks_indexed.inc();
             progress.blocks += 1;
@@ -312,6 +333,37 @@ impl<S: Storage> Syncer<S> {
         progress.since = Instant::now();
         progress.blocks = 0;
     }
+}
+
+/// A block took longer than this: logged at info level ("slow block"), else at debug.
+const SLOW_BLOCK: Duration = Duration::from_secs(1);
+
+/// One line per block: height, transactions, reads, writes, guest and commit time.
+fn log_block(height: u32, block: &[u8], report: &metashrew_runtime::BlockReport) {
+    let took = report.execute_time + report.commit_time;
+    let level = if took > SLOW_BLOCK {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    };
+    if !log::log_enabled!(level) {
+        return;
+    }
+    let txs = transaction_count(block).map_or_else(|| "?".to_string(), |n| n.to_string());
+    log::log!(
+        level,
+        "{}block {height}: {txs} transactions, {} reads, {} writes, guest {:.1} ms, commit {:.1} ms",
+        if took > SLOW_BLOCK { "slow " } else { "" },
+        report.reads,
+        report.writes,
+        report.execute_time.as_secs_f64() * 1e3,
+        report.commit_time.as_secs_f64() * 1e3
+    );
+}
+
+/// The transaction count of a consensus-serialised block (the varint after its header).
+fn transaction_count(block: &[u8]) -> Option<u64> {
+    crate::source::varint(block.get(80..)?).map(|(n, _)| n)
 }
 
 fn is_interrupted(err: &anyhow::Error) -> bool {

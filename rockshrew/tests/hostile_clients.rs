@@ -319,3 +319,112 @@ fn many_concurrent_clients_while_indexing_get_correct_answers() {
     node.faults.delay_ms.store(0, Ordering::SeqCst);
     d.wait_for_height(255 + EXTRA, Duration::from_secs(300));
 }
+
+/// Opens `n` connections that each send half a request header and then nothing.
+fn half_open(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    use std::io::Write;
+    (0..n)
+        .filter_map(|_| {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+            stream
+                .write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Ty")
+                .ok()?;
+            Some(stream)
+        })
+        .collect()
+}
+
+/// Whether the server closed `stream` (EOF or reset) within `within`.
+fn closed_by_server(stream: &mut &std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).expect("timeout");
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            // A 408 or similar before closing is fine; keep reading until the close.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn half_open_and_idle_connections_are_dropped_and_bounded_while_clients_are_served() {
+    const CONNECTIONS: usize = 4_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("db");
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &[
+            "--blocks-file",
+            FIXTURE,
+            "--header-timeout-ms",
+            "20000",
+            "--max-connections",
+            "1000",
+        ],
+    );
+    d.wait_for_height(255, WAIT);
+    let rss_before = d.status_kib("VmRSS:");
+
+    // Thousands of strangers that never finish a header: at most 1,000 are accepted at once.
+    let started = Instant::now();
+    let strangers = half_open(d.port, CONNECTIONS);
+    assert_eq!(strangers.len(), CONNECTIONS, "connections opened");
+    let opened_after = started.elapsed();
+    let rss_loaded = d.status_kib("VmRSS:");
+    let open_fds = std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+        .map(|e| e.count())
+        .unwrap_or(0);
+    assert!(
+        open_fds < 1_000 + 100,
+        "the daemon holds {open_fds} descriptors"
+    );
+
+    // A normal client is served meanwhile: the server sheds the oldest silent connection for it
+    // (waiting for slots to time out would take longer than the client's 30 s limit).
+    let started = Instant::now();
+    let reply = d.post(&balance_request(1).to_string());
+    assert_eq!(reply["result"], FIFTY_BTC, "{reply}");
+    let served_after = started.elapsed();
+
+    // Every stranger is closed by the server: shed, or after the header timeout.
+    let deadline = Duration::from_secs(40);
+    let still_open = strangers
+        .iter()
+        .filter(|s| !closed_by_server(&mut &**s, deadline))
+        .count();
+    assert_eq!(still_open, 0, "half-open connections still held");
+
+    // An idle keep-alive connection is closed after the same timeout.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    {
+        use std::io::Write;
+        let body = balance_request(2).to_string();
+        write!(
+            idle,
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("request");
+    }
+    let keep_alive_started = Instant::now();
+    assert!(closed_by_server(&mut &idle, Duration::from_secs(40)));
+    let idle_closed_after = keep_alive_started.elapsed();
+
+    let rss_after = d.status_kib("VmRSS:");
+    eprintln!(
+        "{CONNECTIONS} half-open connections: RSS {rss_before} -> {rss_loaded} -> {rss_after} KiB, \
+         {open_fds} descriptors, all opened after {opened_after:?}, normal client served {served_after:?} later, idle keep-alive closed after {idle_closed_after:?}"
+    );
+    assert!(
+        rss_loaded < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} to {rss_loaded} KiB"
+    );
+    // Still serving.
+    assert_eq!(d.call("metashrew_height", json!([]))["result"], "255");
+}

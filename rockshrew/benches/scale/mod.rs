@@ -315,6 +315,9 @@ pub fn scale() {
             last.rss_mib
         );
     }
+    // As the daemon does when it stops.
+    rt.storage().inner().settle().expect("settled");
+    rt.storage().inner().inner().flush().expect("flush");
     drop(rt);
     println!(
         "daemon start-up on the final database until RPC answers: {:.0} ms",

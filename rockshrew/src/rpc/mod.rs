@@ -11,6 +11,7 @@ pub mod methods;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,8 +19,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use metashrew_runtime::{MetashrewRuntime, Storage};
 
@@ -82,6 +87,27 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// `None`: no CORS headers; `Some("*")`: any origin; otherwise a comma-separated list.
     pub cors: Option<String>,
+    /// Time to receive a request's headers; also how long an idle keep-alive connection is
+    /// kept waiting for its next request.
+    pub header_timeout: Duration,
+    /// Time to receive a request's body.
+    pub body_timeout: Duration,
+    /// Connections served at once; the next ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// The daemon's defaults at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            max_request_bytes: 32 << 20,
+            cors: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
 }
 
 fn response(id: Value, result: Result<Value, RpcError>) -> Value {
@@ -188,52 +214,173 @@ async fn metrics<S: Storage>(State(state): State<Arc<AppState<S>>>) -> Response 
         .into_response()
 }
 
-fn cors_layer(cors: &str) -> CorsLayer {
+/// The CORS layer of `--cors` (`*`, or a comma-separated list of origins); an origin that is
+/// not a valid header value is an error.
+fn cors_layer(cors: &str) -> anyhow::Result<CorsLayer> {
     let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
     if cors.trim() == "*" {
-        return layer.allow_origin(Any);
+        return Ok(layer.allow_origin(Any));
     }
-    let origins: Vec<HeaderValue> = cors
+    let origins = cors
         .split(',')
-        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-        .collect();
-    layer.allow_origin(AllowOrigin::list(origins))
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            HeaderValue::from_str(o).map_err(|_| anyhow::anyhow!("--cors: invalid origin {o:?}"))
+        })
+        .collect::<anyhow::Result<Vec<HeaderValue>>>()?;
+    anyhow::ensure!(!origins.is_empty(), "--cors names no origin");
+    Ok(layer.allow_origin(AllowOrigin::list(origins)))
 }
 
-/// The HTTP application.
-pub fn router<S: Storage>(state: Arc<AppState<S>>, config: &ServerConfig) -> Router {
+/// The HTTP application. Fails on an invalid `--cors`.
+pub fn router<S: Storage>(
+    state: Arc<AppState<S>>,
+    config: &ServerConfig,
+) -> anyhow::Result<Router> {
     let mut router = Router::new()
         .route("/", post(handle::<S>))
         .route("/metrics", get(metrics::<S>))
         .layer(DefaultBodyLimit::max(config.max_request_bytes))
+        .layer(RequestBodyTimeoutLayer::new(config.body_timeout))
         .with_state(state);
     if let Some(cors) = &config.cors {
-        router = router.layer(cors_layer(cors));
+        router = router.layer(cors_layer(cors)?);
     }
-    router
+    Ok(router)
 }
 
-/// Serves until `shutdown` resolves.
+/// The open connections, oldest first, so that a full server can shed the oldest one that
+/// has not sent a whole request yet.
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    open: std::collections::VecDeque<Connection>,
+}
+
+struct Connection {
+    id: u64,
+    task: tokio::task::AbortHandle,
+    /// Set once the connection has sent a whole request header.
+    requested: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Connections {
+    /// Closes the oldest connection that never sent a whole request header; false if none.
+    fn shed_oldest_silent(&mut self) -> bool {
+        let silent = self
+            .open
+            .iter()
+            .position(|c| !c.requested.load(std::sync::atomic::Ordering::Relaxed));
+        match silent.and_then(|i| self.open.remove(i)) {
+            Some(connection) => {
+                connection.task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(i) = self.open.iter().position(|c| c.id == id) {
+            self.open.remove(i);
+        }
+    }
+}
+
+fn lock_connections(
+    connections: &std::sync::Mutex<Connections>,
+) -> std::sync::MutexGuard<'_, Connections> {
+    connections.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Serves until `shutdown` resolves. Each connection is closed when a request's headers take
+/// longer than `header_timeout` (also the idle keep-alive limit) or its body longer than
+/// `body_timeout`. At most `max_connections` are open: when a new one arrives at the bound, the
+/// oldest connection that has not sent a whole request yet is closed to make room (a flood of
+/// silent connections cannot lock real clients out), and if every open connection is a real
+/// client, the new one waits for a free slot. On shutdown, connections finish their request in
+/// flight (at most 5 s).
 pub async fn serve<S: Storage>(
     state: Arc<AppState<S>>,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    use axum::serve::ListenerExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tower::ServiceExt;
+    let app = router(state, &config)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding the JSON-RPC server to {}", config.addr))?;
     log::info!("JSON-RPC listening on http://{}", listener.local_addr()?);
-    // Small answers go out at once (no Nagle delay waiting for the client's ACK).
-    let listener = listener.tap_io(|stream| {
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let connections = Arc::new(std::sync::Mutex::new(Connections::default()));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors, or a connection reset before it was accepted.
+                    log::warn!("accepting a JSON-RPC connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                lock_connections(&connections).shed_oldest_silent();
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    slot = slots.clone().acquire_owned() => slot.context("connection slots closed")?,
+                }
+            }
+        };
+        // Small answers go out at once (no Nagle delay waiting for the client's ACK).
         if let Err(err) = stream.set_nodelay(true) {
             log::debug!("cannot set TCP_NODELAY: {err}");
         }
-    });
-    axum::serve(listener, router(state, &config))
-        .with_graceful_shutdown(shutdown)
+        let requested = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (app, requested) = (app.clone(), requested.clone());
+            hyper::service::service_fn(move |request| {
+                requested.store(true, Ordering::Relaxed);
+                app.clone().oneshot(request)
+            })
+        };
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let mut open = lock_connections(&connections);
+        let id = open.next_id;
+        open.next_id += 1;
+        let registry = connections.clone();
+        let task = tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                log::debug!("JSON-RPC connection: {err}");
+            }
+            lock_connections(&registry).remove(id);
+            drop(slot);
+        });
+        open.open.push_back(Connection {
+            id,
+            task: task.abort_handle(),
+            requested,
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await
-        .context("JSON-RPC server")?;
+        .is_err()
+    {
+        log::warn!("JSON-RPC connections still open after 5 s; closing them");
+    }
     Ok(())
 }

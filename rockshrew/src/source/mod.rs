@@ -44,3 +44,10 @@ pub fn parse_display_hex(text: &str) -> Option<[u8; 32]> {
     bytes.reverse();
     Some(bytes)
 }
+
+/// A Bitcoin varint at the start of `bytes`: (value, bytes used).
+pub fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    bitcoin::consensus::deserialize_partial::<bitcoin::VarInt>(bytes)
+        .ok()
+        .map(|(n, used)| (n.0, used))
+}

@@ -450,11 +450,17 @@ impl RocksStore {
         stats
     }
 
-    /// Flushes memtables and the WAL to disk.
+    /// Syncs the WAL, then writes the namespace's memtables to SST files, so that the next
+    /// open has no WAL to replay (seconds on a large database). For a clean shutdown.
     pub fn flush(&self) -> Result<(), StorageError> {
         self.db
             .flush_wal(true)
             .map_err(|e| backend("flushing the WAL", e))?;
+        for name in ["history", "blocks", "touched", "meta"] {
+            self.db
+                .flush_cf(self.cf(name)?)
+                .map_err(|e| backend("flushing memtables", e))?;
+        }
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use bitcoin::pow::{CompactTarget, Target, Work};
 
 use super::FilesError;
+use crate::source::varint;
 
 /// Where a block's bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,20 +271,4 @@ pub fn coinbase_height(block: &[u8]) -> Option<u32> {
         }
         _ => None,
     }
-}
-
-/// A Bitcoin varint: (value, bytes used).
-fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    Some(match *bytes.first()? {
-        0xfd => (
-            u64::from(u16::from_le_bytes(bytes.get(1..3)?.try_into().ok()?)),
-            3,
-        ),
-        0xfe => (
-            u64::from(u32::from_le_bytes(bytes.get(1..5)?.try_into().ok()?)),
-            5,
-        ),
-        0xff => (u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?), 9),
-        n => (u64::from(n), 1),
-    })
 }
