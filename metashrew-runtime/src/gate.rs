@@ -49,19 +49,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn never_lets_more_than_its_places_through() {
+    fn lets_exactly_its_places_through_at_once() {
         let gate = Arc::new(Gate::new(3));
         let inside = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
+        // Whoever is inside waits until three are: the gate must let three in together (or
+        // this never finishes), and a fourth inside would show in `most`.
+        let together = Arc::new(std::sync::Barrier::new(3));
         let threads: Vec<_> = (0..12)
             .map(|_| {
                 let (gate, inside, most) = (gate.clone(), inside.clone(), most.clone());
+                let together = together.clone();
                 std::thread::spawn(move || {
-                    for _ in 0..50 {
+                    for _ in 0..20 {
                         let _pass = gate.enter();
                         let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
                         most.fetch_max(now, Ordering::SeqCst);
-                        std::thread::yield_now();
+                        together.wait();
                         inside.fetch_sub(1, Ordering::SeqCst);
                     }
                 })

@@ -7,27 +7,29 @@
 //! * [`storage`]: the [`Storage`] trait (versioned by height, atomic block commits, rollback
 //!   through touched-key lists) and the in-memory [`MemStore`].
 //! * [`state_root`]: the exact state-root function.
-//! * [`abi`]: the `env` host functions of Metashrew's guest ABI.
+//! * The `env` host functions of Metashrew's guest ABI are linked by the runtime (see the
+//!   repository's `../shared/reference` notes for the ABI).
 //!
 //! Determinism: NaN canonicalisation, deterministic relaxed SIMD, no threads, a bounded wasm
 //! stack and a configured memory ceiling that traps when exceeded ([`RuntimeConfig`]); by default
 //! every block runs in a fresh instance. Any trap, host fault or missing flush fails the block and
 //! commits nothing.
 
-pub mod abi;
-pub mod config;
-pub mod context;
-pub mod error;
+mod abi;
+mod config;
+mod context;
+mod error;
 mod gate;
-pub mod memory_limits;
-pub mod runtime;
-pub mod state_root;
-pub mod storage;
+mod memory_limits;
+mod runtime;
 
-pub use config::{InstanceMode, RuntimeConfig};
+pub use config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 pub use error::RuntimeError;
-pub use memory_limits::memory_ceiling;
-pub use runtime::{BlockReport, MetashrewRuntime};
-pub use storage::{
+pub use memory_limits::{DeclaredMemory, declared_memory, memory_ceiling};
+/// The storage the runtime reads and commits to (the `metashrew-storage` crate).
+pub use metashrew_storage as storage;
+pub use metashrew_storage::state_root;
+pub use metashrew_storage::{
     BlockCommit, CachedStore, KeyValues, MemStore, PipelinedStore, Storage, StorageError,
 };
+pub use runtime::{BlockReport, MetashrewRuntime};

@@ -15,7 +15,7 @@ use crate::config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 use crate::context::{CallContext, CallKind, StateView};
 use crate::error::RuntimeError;
 use crate::gate::Gate;
-use crate::state_root::{GENESIS_PARENT_ROOT, block_hash, next_root};
+use crate::state_root::{GENESIS_PARENT_ROOT, block_hash};
 use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 
 /// What committing a block produced.
@@ -184,21 +184,6 @@ pub struct MetashrewRuntime<S: Storage> {
     _ticker: EpochTicker,
 }
 
-/// A block's flushed pairs as its canonical write set: sorted by key, one entry per key holding
-/// the last value flushed for it.
-fn canonical_writes(mut pairs: Pairs) -> Pairs {
-    // Stable: pairs of one key keep their flush order, so the last of each run is the newest.
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut writes: Pairs = Vec::with_capacity(pairs.len());
-    for (key, value) in pairs {
-        match writes.last_mut() {
-            Some(last) if last.0 == key => last.1 = value,
-            _ => writes.push((key, value)),
-        }
-    }
-    writes
-}
-
 /// One compilation of the module, ready to instantiate.
 struct Compiled<S: Storage> {
     engine: Engine,
@@ -348,14 +333,24 @@ fn compile<S: Storage>(
     Ok(Compiled { engine, pre })
 }
 
+/// Reserves the process's preallocated region, once (later calls only check it): address space
+/// at a fixed place for code that allocates in it natively (see `metashrew_support::region`),
+/// no RAM. A failure is logged: nothing in the runtime itself needs the region.
+fn reserve_region() {
+    if let Err(err) = metashrew_support::region::ensure_preallocated_memory() {
+        log::warn!("no preallocated region on the host: {err}");
+    }
+}
+
 impl<S: Storage> MetashrewRuntime<S> {
-    /// Loads the indexer at `path`.
+    /// Loads the indexer at `path`: reserves the preallocated region first (see
+    /// [`reserve_region`]), then as [`MetashrewRuntime::from_bytes`].
     pub fn load(
         path: impl AsRef<Path>,
         store: Arc<S>,
         config: RuntimeConfig,
     ) -> Result<Self, RuntimeError> {
-        metashrew_support::region::ensure_preallocated_memory().ok();
+        reserve_region();
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| RuntimeError::ReadModule {
             path: path.display().to_string(),
@@ -374,9 +369,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         store: Arc<S>,
         config: RuntimeConfig,
     ) -> Result<Self, RuntimeError> {
-        if let Err(err) = metashrew_support::region::ensure_preallocated_memory() {
-            log::warn!("no preallocated region on the host: {err}");
-        }
+        reserve_region();
         let ceiling = crate::memory_ceiling(wasm, config.max_memory_bytes)?;
         if ceiling < config.max_memory_bytes {
             log::info!(
@@ -614,15 +607,13 @@ impl<S: Storage> MetashrewRuntime<S> {
             failure.into_error(|reason| RuntimeError::BlockFailed { height, reason })
         })?;
         let execute_time = started.elapsed();
-        let writes = canonical_writes(outcome.pairs);
-        let state_root = next_root(&parent_root, height, &hash, &writes);
-        let writes_count = writes.len();
-        let commit = Arc::new(BlockCommit {
+        let commit = Arc::new(BlockCommit::chained(
             height,
-            block_hash: hash,
-            state_root,
-            writes,
-        });
+            hash,
+            &parent_root,
+            outcome.pairs,
+        ));
+        let (state_root, writes_count) = (*commit.state_root(), commit.writes().len());
         if let Err(err) = self.store.commit_shared(commit) {
             // The kept instance has seen writes that are not in the store.
             *kept = None;

@@ -9,8 +9,12 @@
 //!   already zero), so the general heap's next allocation lands right after it. The region is
 //!   then managed by its own allocator ([`RegionHeap`]); the guest SDK routes the LRU cache's
 //!   allocations into it so that using the cache never moves an allocation of the general heap.
-//! * On a native host the region is an anonymous private mapping that the kernel backs lazily;
-//!   there its size is the memory budget of the host-side cache.
+//! * On a native host the region is an anonymous private mapping that the kernel backs lazily:
+//!   address space, no RAM until written. Only code running inside [`crate::region_alloc`]'s
+//!   `in_region` with the region allocator installed as the global allocator allocates there
+//!   (native builds of guests with the SDK's mock host, e.g. their unit tests). The daemon's
+//!   host-side read cache does not: its budget is its own (`CachedStore`), so in the runtime the
+//!   reservation only fixes the region's place for such code and costs no memory.
 //!
 //! The size defaults to [`DEFAULT_REGION_SIZE`] (1 GiB unless `METASHREW_REGION_SIZE` was set at
 //! build time). Change it at run time with [`set_region_size`]

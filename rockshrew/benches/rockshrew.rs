@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, FakeNode, fork};
 use metashrew_core::mock;
-use metashrew_runtime::state_root::{block_hash, next_root, sha256};
+use metashrew_runtime::state_root::{block_hash, sha256};
 use metashrew_runtime::{
     BlockCommit, CachedStore, InstanceMode, MetashrewRuntime, PipelinedStore, RuntimeConfig,
     Storage,
@@ -459,16 +459,9 @@ fn commit(
     hash: [u8; 32],
     writes: Vec<(Vec<u8>, Vec<u8>)>,
 ) -> [u8; 32] {
-    let state_root = next_root(parent, height, &hash, &writes);
-    store
-        .commit_block(&BlockCommit {
-            height,
-            block_hash: hash,
-            state_root,
-            writes,
-        })
-        .expect("commit");
-    state_root
+    let commit = BlockCommit::chained(height, hash, parent, writes);
+    store.commit_block(&commit).expect("commit");
+    *commit.state_root()
 }
 
 fn time_reads(store: &RocksStore, key: &[u8], height: u32, expect: &[u8]) -> Samples {

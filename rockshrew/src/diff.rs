@@ -84,8 +84,10 @@ impl Divergence {
     }
 }
 
-/// Compares `a` and `b` (see the module documentation). Cost: one root read per common height,
-/// then the touched keys of the first differing height.
+/// Compares `a` and `b` (see the module documentation). Roots are chained (each commits to the
+/// one before), so once they differ they differ at every later height: the first differing
+/// height is found by bisection, with ~log2(common heights) root reads, then the touched keys
+/// of that height are compared.
 pub fn diff(a: &impl Storage, b: &impl Storage) -> Result<Divergence, StorageError> {
     let (first_a, first_b) = (a.first_height()?, b.first_height()?);
     let (tip_a, tip_b) = (a.tip()?, b.tip()?);
@@ -102,10 +104,9 @@ pub fn diff(a: &impl Storage, b: &impl Storage) -> Result<Divergence, StorageErr
             Divergence::TipsDiffer { a: tip_a, b: tip_b }
         });
     };
-    for height in first..=common {
-        if a.state_root(height)? == b.state_root(height)? {
-            continue;
-        }
+    let same_at =
+        |h: u32| -> Result<bool, StorageError> { Ok(a.state_root(h)? == b.state_root(h)?) };
+    if let Some(height) = first_difference(first, common, same_at)? {
         let mut keys = a.touched_keys(height)?;
         keys.extend(b.touched_keys(height)?);
         keys.sort();
@@ -134,4 +135,56 @@ pub fn diff(a: &impl Storage, b: &impl Storage) -> Result<Divergence, StorageErr
     } else {
         Divergence::TipsDiffer { a: tip_a, b: tip_b }
     })
+}
+
+/// The lowest height in `first..=last` where `same` is false, given that once false it stays
+/// false (chained roots); `None` when it holds at `last`.
+fn first_difference(
+    first: u32,
+    last: u32,
+    same: impl Fn(u32) -> Result<bool, StorageError>,
+) -> Result<Option<u32>, StorageError> {
+    if same(last)? {
+        return Ok(None);
+    }
+    // Invariant: the first difference is in lo..=hi, and `same(hi)` is false.
+    let (mut lo, mut hi) = (first, last);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if same(mid)? {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(Some(lo))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn bisection_finds_the_first_differing_height_in_few_reads() {
+        for (first, last) in [(0u32, 0u32), (0, 1), (5, 5), (3, 1_000), (0, 70_000)] {
+            let mut cases: Vec<Option<u32>> = vec![None, Some(first), Some(last)];
+            cases.push(Some(first + (last - first) / 3));
+            for expected in cases {
+                let reads = Cell::new(0u32);
+                let same = |h: u32| {
+                    reads.set(reads.get() + 1);
+                    Ok(expected.is_none_or(|d| h < d))
+                };
+                assert_eq!(first_difference(first, last, same).unwrap(), expected);
+                let bound = 2 + (u32::BITS - (last - first).leading_zeros());
+                assert!(
+                    reads.get() <= bound,
+                    "{} reads for {first}..={last}",
+                    reads.get()
+                );
+            }
+        }
+    }
 }

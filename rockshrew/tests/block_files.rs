@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use chaingen::blk::{BlkWriter, MAINNET_MAGIC};
-use common::{Daemon, FIXTURE, fork};
+use common::{Daemon, fork, reference_roots};
 use metashrew_runtime::state_root::block_hash;
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
@@ -16,10 +15,9 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(120);
 const KEY: [u8; 8] = [0x5c, 0x10, 0xe2, 0x07, 0x91, 0x33, 0xab, 0x48];
 
+/// How the RPC shows a block hash.
 fn display(hash: [u8; 32]) -> String {
-    let mut h = hash;
-    h.reverse();
-    format!("0x{}", hex::encode(h))
+    format!("0x{}", rockshrew::source::display_hex(&hash))
 }
 
 /// Blocks in windows of five, each window reversed (children before parents).
@@ -44,13 +42,6 @@ fn write_all(out: &mut BlkWriter, blocks: &[Vec<u8>]) {
     out.flush().expect("flush");
 }
 
-fn reference_roots(dir: &Path, heights: &[u32]) -> Vec<String> {
-    let db = dir.join("reference");
-    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--blocks-file", FIXTURE]);
-    d.wait_for_height(255, WAIT);
-    heights.iter().map(|&h| root_at(&d, h)).collect()
-}
-
 #[test]
 fn mainnet_blocks_out_of_order_obfuscated_with_a_stale_branch_index_as_from_the_chain() {
     let dir = tempfile::tempdir().unwrap();
@@ -69,7 +60,8 @@ fn mainnet_blocks_out_of_order_obfuscated_with_a_stale_branch_index_as_from_the_
     );
 
     let heights = [0, 9, 120, 121, 170, 255];
-    let expected = reference_roots(dir.path(), &heights);
+    let reference = reference_roots();
+    let expected: Vec<&String> = heights.iter().map(|&h| &reference[h as usize]).collect();
     let db = dir.path().join("db");
     let files_arg = files.to_str().unwrap();
     let mut d = Daemon::start(guests::SPENDABLES, &db, &["--blocks-file", files_arg]);
@@ -80,7 +72,7 @@ fn mainnet_blocks_out_of_order_obfuscated_with_a_stale_branch_index_as_from_the_
             display(block_hash(&blocks[h as usize]).unwrap()),
             "hash at {h}"
         );
-        assert_eq!(&root_at(&d, h), root, "state root at {h}");
+        assert_eq!(&root_at(&d, h), *root, "state root at {h}");
     }
 }
 
@@ -107,9 +99,9 @@ fn a_followed_directory_is_polled_for_new_blocks_and_reorganisations() {
     );
     write_all(&mut out, &blocks[200..]);
     d.wait_for_height(255, WAIT);
-    let expected = reference_roots(dir.path(), &[196, 255]);
-    assert_eq!(root_at(&d, 196), expected[0]);
-    assert_eq!(root_at(&d, 255), expected[1]);
+    let expected = reference_roots();
+    assert_eq!(root_at(&d, 196), expected[196]);
+    assert_eq!(root_at(&d, 255), expected[255]);
     assert!(
         d.log_text().contains("chain reorganisation"),
         "{}",

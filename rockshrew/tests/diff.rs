@@ -4,7 +4,6 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use metashrew_runtime::state_root::next_root;
 use metashrew_runtime::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
 use metashrew_tests::fixtures::mainnet_blocks;
@@ -24,13 +23,16 @@ impl Storage for Diverging {
         self.inner.get_at(key, height)
     }
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
-        if commit.height != self.height {
+        if commit.height() != self.height {
             return self.inner.commit_block(commit);
         }
-        let mut c = commit.clone();
-        c.writes[self.index].1.push(0x42);
-        let parent = self.inner.state_root(c.height - 1)?.unwrap_or([0; 32]);
-        c.state_root = next_root(&parent, c.height, &c.block_hash, &c.writes);
+        let mut writes = commit.writes().to_vec();
+        writes[self.index].1.push(0x42);
+        let parent = self
+            .inner
+            .state_root(commit.height() - 1)?
+            .unwrap_or([0; 32]);
+        let c = BlockCommit::chained(commit.height(), *commit.block_hash(), &parent, writes);
         self.inner.commit_block(&c)
     }
     fn tip(&self) -> Result<Option<u32>, StorageError> {

@@ -30,11 +30,50 @@ pub mod fixtures {
         hex::decode(MAINNET_840243.trim()).unwrap_or_else(|e| panic!("bad fixture hex: {e}"))
     }
 
+    /// The output script of block 9's coinbase: 50 BTC unspent until block 170 spends 10 of it.
+    pub fn coinbase9_script() -> Vec<u8> {
+        let block9: bitcoin::Block = bitcoin::consensus::deserialize(&mainnet_blocks()[9])
+            .unwrap_or_else(|e| panic!("block 9: {e}"));
+        block9.txdata[0].output[0].script_pubkey.as_bytes().to_vec()
+    }
+
     /// Mainnet blocks 0..=255, raw consensus bytes, indexed by height.
     pub fn mainnet_blocks() -> Vec<Vec<u8>> {
         MAINNET_0_255
             .lines()
             .map(|line| hex::decode(line.trim()).unwrap_or_else(|e| panic!("bad fixture hex: {e}")))
+            .collect()
+    }
+}
+
+/// Runtimes over an in-memory store, as most tests use them.
+pub mod runtimes {
+    use std::sync::Arc;
+
+    use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig};
+
+    /// The guest at `wasm` over a fresh [`MemStore`], in `mode`, otherwise the defaults.
+    pub fn on_memory(wasm: &str, mode: InstanceMode) -> MetashrewRuntime<MemStore> {
+        let config = RuntimeConfig {
+            instance_mode: mode,
+            ..RuntimeConfig::default()
+        };
+        MetashrewRuntime::load(wasm, Arc::new(MemStore::new()), config)
+            .unwrap_or_else(|e| panic!("{wasm} loads: {e}"))
+    }
+
+    /// The state roots at `heights`.
+    pub fn roots<S: metashrew_runtime::Storage>(
+        rt: &MetashrewRuntime<S>,
+        heights: impl IntoIterator<Item = u32>,
+    ) -> Vec<[u8; 32]> {
+        heights
+            .into_iter()
+            .map(|h| {
+                rt.state_root(h)
+                    .unwrap_or_else(|e| panic!("root at {h}: {e}"))
+                    .unwrap_or_else(|| panic!("no root stored at {h}"))
+            })
             .collect()
     }
 }

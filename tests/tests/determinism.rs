@@ -9,22 +9,9 @@ use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig}
 use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
 use metashrew_tests::guests;
 
-type Runtime = MetashrewRuntime<MemStore>;
 type State = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
 
-fn runtime(wasm: &str, mode: InstanceMode) -> Runtime {
-    let config = RuntimeConfig {
-        instance_mode: mode,
-        ..RuntimeConfig::default()
-    };
-    MetashrewRuntime::load(wasm, Arc::new(MemStore::new()), config).expect("guest loads")
-}
-
-fn roots(rt: &Runtime, heights: impl Iterator<Item = u32>) -> Vec<[u8; 32]> {
-    heights
-        .map(|h| rt.state_root(h).expect("read").expect("root"))
-        .collect()
-}
+use metashrew_tests::runtimes::{on_memory as runtime, roots};
 
 /// Every (guest, instance mode) condition of the suite.
 fn conditions() -> Vec<(&'static str, &'static str, InstanceMode)> {

@@ -1,24 +1,16 @@
 //! The example guests built to wasm32, run block by block by the runtime over real mainnet
 //! blocks, compared with the same logic run natively.
 
-use std::sync::Arc;
-
 use bitcoin::Block;
 use bitcoin::hashes::Hash;
 use metashrew_core::mock;
-use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig, Storage};
+use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, Storage};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 
 type Runtime = MetashrewRuntime<MemStore>;
 
-fn runtime(wasm: &str, mode: InstanceMode) -> Runtime {
-    let config = RuntimeConfig {
-        instance_mode: mode,
-        ..RuntimeConfig::default()
-    };
-    MetashrewRuntime::load(wasm, Arc::new(MemStore::new()), config).expect("guest loads")
-}
+use metashrew_tests::runtimes::on_memory as runtime;
 
 fn run_all(wasm: &str, blocks: &[Vec<u8>], mode: InstanceMode) -> Runtime {
     let rt = runtime(wasm, mode);
@@ -63,8 +55,7 @@ fn minimal_stores_blocks_hashes_and_tracker() {
 #[test]
 fn spendables_in_wasm_matches_native_and_answers_balances() {
     let blocks = mainnet_blocks();
-    let block9: Block = bitcoin::consensus::deserialize(&blocks[9]).expect("block 9");
-    let script = block9.txdata[0].output[0].script_pubkey.as_bytes().to_vec();
+    let script = metashrew_tests::fixtures::coinbase9_script();
 
     let rt = run_all(guests::SPENDABLES, &blocks, InstanceMode::Fresh);
     for (height, btc) in [(169u32, 50u64), (170, 40)] {

@@ -4,19 +4,13 @@
 use std::sync::Arc;
 
 use bitcoin::Block;
-use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig, Storage};
+use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, Storage};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 
 const COIN: u64 = 100_000_000;
 
-fn runtime(wasm: &str, mode: InstanceMode) -> MetashrewRuntime<MemStore> {
-    let config = RuntimeConfig {
-        instance_mode: mode,
-        ..RuntimeConfig::default()
-    };
-    MetashrewRuntime::load(wasm, Arc::new(MemStore::new()), config).expect("guest loads")
-}
+use metashrew_tests::runtimes::on_memory as runtime;
 
 fn index(rt: &MetashrewRuntime<MemStore>, blocks: &[Vec<u8>], heights: std::ops::Range<u32>) {
     for h in heights {
@@ -26,14 +20,7 @@ fn index(rt: &MetashrewRuntime<MemStore>, blocks: &[Vec<u8>], heights: std::ops:
 }
 
 fn roots(rt: &MetashrewRuntime<MemStore>, upto: u32) -> Vec<[u8; 32]> {
-    (0..=upto)
-        .map(|h| rt.state_root(h).expect("read").expect("root stored"))
-        .collect()
-}
-
-fn coinbase9_script(blocks: &[Vec<u8>]) -> Vec<u8> {
-    let block9: Block = bitcoin::consensus::deserialize(&blocks[9]).expect("block 9");
-    block9.txdata[0].output[0].script_pubkey.as_bytes().to_vec()
+    metashrew_tests::runtimes::roots(rt, 0..=upto)
 }
 
 #[test]
@@ -67,7 +54,7 @@ fn minimal_indexes_mainnet_and_serves_historical_views() {
 #[test]
 fn spendables_balances_at_169_and_170() {
     let blocks = mainnet_blocks();
-    let script = coinbase9_script(&blocks);
+    let script = metashrew_tests::fixtures::coinbase9_script();
     let rt = runtime(guests::SPENDABLES, InstanceMode::Fresh);
     index(&rt, &blocks, 0..256);
     let balance =
@@ -136,30 +123,45 @@ fn preview_runs_in_an_overlay_and_writes_nothing() {
 fn views_run_concurrently_with_indexing() {
     let blocks = Arc::new(mainnet_blocks());
     let rt = Arc::new(runtime(guests::MINIMAL, InstanceMode::Fresh));
-    rt.process_block(0, &blocks[0]).unwrap();
+    index(&rt, &blocks, 0..128);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Each reader reports its first answer; indexing resumes only once all four have one, so
+    // every reader verifiably reads while blocks are still being added.
+    let (started, first_answers) = std::sync::mpsc::channel();
     let readers: Vec<_> = (0..4)
         .map(|i| {
             let (rt, blocks, done) = (rt.clone(), blocks.clone(), done.clone());
+            let started = started.clone();
             std::thread::spawn(move || {
+                let mut tips_seen = std::collections::BTreeSet::new();
                 let mut calls = 0u32;
                 while !done.load(std::sync::atomic::Ordering::Relaxed) || calls < 50 {
                     let tip = rt.tip().unwrap().expect("indexed");
+                    tips_seen.insert(tip);
                     let h = (calls * 7 + i) % (tip + 1);
                     assert_eq!(rt.view("getblock", &[], h).unwrap(), blocks[h as usize]);
                     let tracker = rt.view("blocktracker", &[], h).unwrap();
                     assert_eq!(tracker.len() as u32, h + 1);
+                    if calls == 0 {
+                        started.send(tip).expect("main thread waits");
+                    }
                     calls += 1;
                 }
-                calls
+                tips_seen
             })
         })
         .collect();
-    index(&rt, &blocks, 1..256);
+    for _ in 0..4 {
+        let tip = first_answers.recv().expect("a reader answered");
+        assert_eq!(tip, 127, "readers started before indexing resumed");
+    }
+    index(&rt, &blocks, 128..256);
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     for r in readers {
-        assert!(r.join().expect("reader") >= 50);
+        let tips = r.join().expect("reader");
+        assert!(tips.contains(&127), "{tips:?}");
     }
+    assert_eq!(rt.tip().unwrap(), Some(255));
 }
 
 #[test]

@@ -493,26 +493,26 @@ impl Storage for RocksStore {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tip = Self::cached(self.tip.load(Ordering::SeqCst));
         if let Some(t) = tip
-            && Some(commit.height) != t.checked_add(1)
+            && Some(commit.height()) != t.checked_add(1)
         {
             return Err(StorageError::NotNextHeight {
-                height: commit.height,
+                height: commit.height(),
                 tip,
             });
         }
         let (history, blocks, touched, meta) = self.column_families()?;
         let mut batch = WriteBatch::default();
-        for (k, v) in &commit.writes {
-            batch.put_cf(history, keys::history_key(k, commit.height), v);
+        for (k, v) in commit.writes() {
+            batch.put_cf(history, keys::history_key(k, commit.height()), v);
         }
-        let height = keys::height_key(commit.height);
+        let height = keys::height_key(commit.height());
         batch.put_cf(
             touched,
             height,
-            keys::encode_touched(commit.writes.iter().map(|(k, _)| k.as_slice())),
+            keys::encode_touched(commit.writes().iter().map(|(k, _)| k.as_slice())),
         );
-        let mut hash_root = commit.block_hash.to_vec();
-        hash_root.extend_from_slice(&commit.state_root);
+        let mut hash_root = commit.block_hash().to_vec();
+        hash_root.extend_from_slice(commit.state_root());
         batch.put_cf(blocks, height, hash_root);
         batch.put_cf(meta, TIP, height);
         if tip.is_none() {
@@ -521,9 +521,10 @@ impl Storage for RocksStore {
         self.db
             .write_opt(batch, &self.write_options)
             .map_err(|e| backend("committing a block", e))?;
-        self.tip.store(u64::from(commit.height), Ordering::SeqCst);
+        self.tip.store(u64::from(commit.height()), Ordering::SeqCst);
         if tip.is_none() {
-            self.first.store(u64::from(commit.height), Ordering::SeqCst);
+            self.first
+                .store(u64::from(commit.height()), Ordering::SeqCst);
         }
         Ok(())
     }
@@ -631,15 +632,15 @@ mod tests {
     }
 
     fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
-        BlockCommit {
+        BlockCommit::new(
             height,
-            block_hash: [height as u8; 32],
-            state_root: [height as u8 ^ 0xff; 32],
-            writes: writes
+            [height as u8; 32],
+            [height as u8 ^ 0xff; 32],
+            writes
                 .iter()
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .collect(),
-        }
+        )
     }
 
     #[test]
@@ -665,9 +666,10 @@ mod tests {
         assert_eq!(s.get_at(b"", 12).unwrap(), None);
         assert_eq!(s.block_hash(11).unwrap(), Some([11; 32]));
         assert_eq!(s.state_root(11).unwrap(), Some([11 ^ 0xff; 32]));
+        // Written as ("abc", "a"); a commit's writes, and so its touched keys, are sorted.
         assert_eq!(
             s.touched_keys(12).unwrap(),
-            vec![b"abc".to_vec(), b"a".to_vec()]
+            vec![b"a".to_vec(), b"abc".to_vec()]
         );
         assert_eq!(
             s.dump_at(11).unwrap(),

@@ -22,10 +22,7 @@ pub const FIXTURE: &str = concat!(
 
 /// The output script of block 9's coinbase (50 BTC at 169, 40 BTC at 170), hex.
 pub fn coinbase9_script_hex() -> String {
-    let block9: bitcoin::Block =
-        bitcoin::consensus::deserialize(&metashrew_tests::fixtures::mainnet_blocks()[9])
-            .expect("block 9");
-    hex::encode(block9.txdata[0].output[0].script_pubkey.as_bytes())
+    hex::encode(metashrew_tests::fixtures::coinbase9_script())
 }
 
 /// Runs `rockshrew` with `args` under a shell `prelude` (`ulimit ...`), to completion.
@@ -422,4 +419,22 @@ pub fn fork(blocks: &[Vec<u8>], from: usize, extra: usize) -> Vec<Vec<u8>> {
         chain.push(block);
     }
     chain
+}
+
+/// Roots of spendables over the bundled blocks, computed in-process (the reference).
+pub fn reference_roots() -> Vec<String> {
+    let rt = metashrew_tests::runtimes::on_memory(
+        metashrew_tests::guests::SPENDABLES,
+        metashrew_runtime::InstanceMode::Fresh,
+    );
+    metashrew_tests::fixtures::mainnet_blocks()
+        .iter()
+        .enumerate()
+        .map(|(h, b)| {
+            format!(
+                "0x{}",
+                hex::encode(rt.process_block(h as u32, b).expect("block").state_root)
+            )
+        })
+        .collect()
 }

@@ -16,7 +16,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::storage::{BlockHash, StateRoot};
+use crate::{BlockHash, StateRoot};
 
 /// Domain tag of the root function (its version).
 pub const ROOT_TAG: &[u8] = b"metashrew-root-v1";

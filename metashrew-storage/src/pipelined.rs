@@ -152,12 +152,21 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
-    use crate::storage::MemStore;
+    use crate::MemStore;
 
-    /// A store whose commits fail (after a delay) once `fail` is set.
+    /// A store whose commits wait while `held` is set, and fail once `fail` is set.
     struct Flaky {
         inner: MemStore,
         fail: AtomicBool,
+        held: std::sync::Mutex<bool>,
+        released: std::sync::Condvar,
+    }
+
+    impl Flaky {
+        fn hold(&self, held: bool) {
+            *self.held.lock().unwrap() = held;
+            self.released.notify_all();
+        }
     }
 
     impl Storage for Flaky {
@@ -165,7 +174,11 @@ mod tests {
             self.inner.get_at(key, height)
         }
         fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            let mut held = self.held.lock().unwrap();
+            while *held {
+                held = self.released.wait(held).unwrap();
+            }
+            drop(held);
             if self.fail.load(Ordering::SeqCst) {
                 return Err(StorageError::Backend {
                     action: "committing",
@@ -213,6 +226,8 @@ mod tests {
         PipelinedStore::new(Flaky {
             inner: MemStore::new(),
             fail: AtomicBool::new(false),
+            held: std::sync::Mutex::new(false),
+            released: std::sync::Condvar::new(),
         })
     }
 
@@ -220,9 +235,10 @@ mod tests {
     fn a_pending_block_reads_as_committed() {
         let s = flaky();
         s.commit_shared(block(0, 10, b"a")).unwrap();
+        s.inner().hold(true);
         s.commit_shared(block(1, PIPELINE_MIN_WRITES, b"b"))
             .unwrap();
-        // The writer sleeps 20 ms: block 1 is still pending here.
+        // The writer is held: block 1 is pending until released.
         assert_eq!(s.inner().tip().unwrap(), Some(0));
         assert_eq!(s.tip().unwrap(), Some(1));
         assert_eq!(s.first_height().unwrap(), Some(0));
@@ -233,6 +249,7 @@ mod tests {
         assert_eq!(s.get_at(b"k00003", 0).unwrap(), Some(b"a".to_vec()));
         assert_eq!(s.get_at(b"k01000", 0).unwrap(), None);
         assert_eq!(s.get_at(b"absent", 1).unwrap(), None);
+        s.inner().hold(false);
         s.settle().unwrap();
         assert_eq!(s.inner().tip().unwrap(), Some(1));
         assert_eq!(s.inner().get_at(b"k00003", 1).unwrap(), Some(b"b".to_vec()));

@@ -9,12 +9,14 @@
 //!
 //! [`MemStore`] implements it in memory; the daemon's RocksDB store is another implementation.
 //! [`CachedStore`] (a read cache) and [`PipelinedStore`] (background writes of large blocks)
-//! wrap any of them without changing what a read answers.
+//! wrap any of them without changing what a read answers. [`state_root`] defines the chained
+//! commitment to everything written.
 
 mod background;
 mod cached;
 mod memory;
 mod pipelined;
+pub mod state_root;
 
 pub use cached::CachedStore;
 pub use memory::MemStore;
@@ -31,17 +33,83 @@ pub type StateRoot = [u8; 32];
 /// Key/value pairs.
 pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Everything one block changes, committed atomically.
+/// Everything one block changes, committed atomically. Its writes are always canonical (one
+/// entry per key, sorted by key), which [`BlockCommit::written`] and every store rely on: the
+/// constructors make them so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockCommit {
-    pub height: u32,
-    pub block_hash: BlockHash,
-    pub state_root: StateRoot,
-    /// The block's canonical write set: one entry per key (its last value), sorted by key.
-    pub writes: KeyValues,
+    height: u32,
+    block_hash: BlockHash,
+    state_root: StateRoot,
+    writes: KeyValues,
+}
+
+/// `pairs` as a canonical write set: sorted by key, one entry per key holding the last value
+/// given for it.
+pub fn canonical_writes(mut pairs: KeyValues) -> KeyValues {
+    // Stable: pairs of one key keep their order, so the last of each run is the newest.
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut writes: KeyValues = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match writes.last_mut() {
+            Some(last) if last.0 == key => last.1 = value,
+            _ => writes.push((key, value)),
+        }
+    }
+    writes
 }
 
 impl BlockCommit {
+    /// A commit of `pairs` (in write order; made canonical here) with a given state root.
+    pub fn new(
+        height: u32,
+        block_hash: BlockHash,
+        state_root: StateRoot,
+        pairs: KeyValues,
+    ) -> Self {
+        Self {
+            height,
+            block_hash,
+            state_root,
+            writes: canonical_writes(pairs),
+        }
+    }
+
+    /// A commit of `pairs` whose state root is chained from `parent_root`
+    /// ([`state_root::next_root`]).
+    pub fn chained(
+        height: u32,
+        block_hash: BlockHash,
+        parent_root: &StateRoot,
+        pairs: KeyValues,
+    ) -> Self {
+        let writes = canonical_writes(pairs);
+        let state_root = state_root::next_root(parent_root, height, &block_hash, &writes);
+        Self {
+            height,
+            block_hash,
+            state_root,
+            writes,
+        }
+    }
+
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    pub fn block_hash(&self) -> &BlockHash {
+        &self.block_hash
+    }
+
+    pub fn state_root(&self) -> &StateRoot {
+        &self.state_root
+    }
+
+    /// The canonical write set: one entry per key (its last value), sorted by key.
+    pub fn writes(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.writes
+    }
+
     /// The value this block writes to `key`, if it writes it (a binary search: the writes are
     /// sorted).
     pub fn written(&self, key: &[u8]) -> Option<&[u8]> {

@@ -251,7 +251,7 @@ impl<S: Storage> Storage for CachedStore<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemStore;
+    use crate::MemStore;
 
     fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
         BlockCommit {
