@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the build needs, checks formatting, checks that the
+# The project's test command: installs what the build needs, checks formatting and clippy (with
+# the workspace lints, warnings denied), checks that the
 # guest SDK and a guest written against it build and pass their tests with Rust 1.86 (the
 # toolchain Metashrew indexers pin), builds the example guests to wasm32 (tests/build.rs) and
 # runs every test of the workspace.
@@ -7,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 msrv=(--locked --target-dir target/msrv)
 cargo +1.86.0 build "${msrv[@]}" --target wasm32-unknown-unknown \
   -p metashrew-support -p metashrew-core -p compat

@@ -6,6 +6,9 @@
 //! `SPENDABLES_TINYCACHE_WASM`. The nested cargo uses its own target directory, so it never
 //! waits on the outer build's lock.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -11,6 +11,8 @@
 //!
 //! [`blk`] writes blocks as Bitcoin Core does (`blk*.dat` records, optionally XOR-obfuscated).
 
+#![deny(missing_docs)]
+
 pub mod blk;
 mod rng;
 mod scripts;
@@ -35,9 +37,11 @@ pub const REGTEST_BITS: u32 = 0x207f_ffff;
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The seed: the same seed and settings give the same chain.
     pub seed: u64,
     /// Transactions per block (the coinbase included), drawn uniformly from this range.
     pub min_txs: u32,
+    /// See [`Settings::min_txs`].
     pub max_txs: u32,
     /// `nBits` of every block.
     pub bits: u32,
@@ -45,6 +49,7 @@ pub struct Settings {
     /// [`Settings::old_outputs_per_block`] per block (the rest stay unspent for ever, as lost
     /// coins do); this bounds the generator's memory on long chains.
     pub recent_blocks: u32,
+    /// See [`Settings::recent_blocks`].
     pub old_outputs_per_block: usize,
 }
 

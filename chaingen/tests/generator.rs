@@ -1,6 +1,9 @@
 //! The generator's chains are valid in shape (linked, committed, mined, BIP34 heights),
 //! deterministic, and mainnet-like in their spends and scripts.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 
 use bitcoin::consensus::deserialize;

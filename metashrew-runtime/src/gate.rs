@@ -53,27 +53,49 @@ mod tests {
         let gate = Arc::new(Gate::new(3));
         let inside = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
-        // Whoever is inside waits until three are: the gate must let three in together (or
-        // this never finishes), and a fourth inside would show in `most`.
-        let together = Arc::new(std::sync::Barrier::new(3));
-        let threads: Vec<_> = (0..12)
+        // Counts one more caller inside, keeping the most seen at once.
+        let arrived = {
+            let (inside, most) = (inside.clone(), most.clone());
+            move || {
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+            }
+        };
+        // Three callers get in together (or this test never finishes) and stay until told.
+        let (together, leave) = (
+            Arc::new(std::sync::Barrier::new(4)),
+            Arc::new(std::sync::Barrier::new(4)),
+        );
+        let holders: Vec<_> = (0..3)
             .map(|_| {
-                let (gate, inside, most) = (gate.clone(), inside.clone(), most.clone());
-                let together = together.clone();
+                let (gate, arrived, inside) = (gate.clone(), arrived.clone(), inside.clone());
+                let (together, leave) = (together.clone(), leave.clone());
                 std::thread::spawn(move || {
-                    for _ in 0..20 {
-                        let _pass = gate.enter();
-                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                        most.fetch_max(now, Ordering::SeqCst);
-                        together.wait();
-                        inside.fetch_sub(1, Ordering::SeqCst);
-                    }
+                    let _pass = gate.enter();
+                    arrived();
+                    together.wait();
+                    leave.wait();
+                    inside.fetch_sub(1, Ordering::SeqCst);
                 })
             })
             .collect();
-        for t in threads {
+        together.wait();
+        // A fourth caller while all places are taken: a gate that let it in shows in `most`.
+        let late = {
+            let (gate, inside) = (gate.clone(), inside.clone());
+            std::thread::spawn(move || {
+                let _pass = gate.enter();
+                arrived();
+                inside.fetch_sub(1, Ordering::SeqCst);
+            })
+        };
+        std::thread::yield_now();
+        leave.wait();
+        for t in holders {
             t.join().unwrap();
         }
+        late.join().unwrap();
         assert_eq!(most.load(Ordering::SeqCst), 3);
+        assert_eq!(inside.load(Ordering::SeqCst), 0);
     }
 }

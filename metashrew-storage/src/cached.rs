@@ -118,6 +118,7 @@ impl<S: Storage> CachedStore<S> {
         }
     }
 
+    /// The wrapped store.
     pub fn inner(&self) -> &S {
         &self.inner
     }

@@ -12,6 +12,8 @@
 //! wrap any of them without changing what a read answers. [`state_root`] defines the chained
 //! commitment to everything written.
 
+#![deny(missing_docs)]
+
 mod background;
 mod cached;
 mod memory;
@@ -93,14 +95,17 @@ impl BlockCommit {
         }
     }
 
+    /// The block's height.
     pub fn height(&self) -> u32 {
         self.height
     }
 
+    /// The block's hash (internal byte order).
     pub fn block_hash(&self) -> &BlockHash {
         &self.block_hash
     }
 
+    /// The state root after this block.
     pub fn state_root(&self) -> &StateRoot {
         &self.state_root
     }
@@ -123,17 +128,32 @@ impl BlockCommit {
 /// A storage failure: the backend's own error, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// The cause is part of the message (and not a `source`), so it is printed once however
-    /// the error is reported.
+    /// The backend (RocksDB, the disk) failed. The cause is part of the message (and not a
+    /// `source`), so it is printed once however the error is reported.
     #[error("storage backend failed while {action}: {cause}")]
     Backend {
+        /// What was being done ("reading history").
         action: &'static str,
+        /// The backend's error.
         cause: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A commit at a height other than the tip + 1.
     #[error("block {height} does not follow the tip {tip:?}")]
-    NotNextHeight { height: u32, tip: Option<u32> },
+    NotNextHeight {
+        /// The commit's height.
+        height: u32,
+        /// The store's tip.
+        tip: Option<u32>,
+    },
+    /// A rollback to a height above the tip.
     #[error("cannot roll back to {target}: the tip is {tip:?}")]
-    BadRollback { target: u32, tip: Option<u32> },
+    BadRollback {
+        /// The height asked for.
+        target: u32,
+        /// The store's tip.
+        tip: Option<u32>,
+    },
+    /// Stored bytes do not decode (a damaged or foreign database).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

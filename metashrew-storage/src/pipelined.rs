@@ -29,6 +29,7 @@ pub struct PipelinedStore<S: Storage> {
 }
 
 impl<S: Storage> PipelinedStore<S> {
+    /// Wraps `inner`, starting the writer thread (without one, commits are synchronous).
     pub fn new(inner: S) -> Self {
         let inner = Arc::new(inner);
         let store = inner.clone();
@@ -48,6 +49,7 @@ impl<S: Storage> PipelinedStore<S> {
         Self { writer, inner }
     }
 
+    /// The wrapped store.
     pub fn inner(&self) -> &S {
         &self.inner
     }

@@ -6,6 +6,9 @@
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod scale;

@@ -1,8 +1,8 @@
 //! Finds where two databases of the same indexer diverge: the first height whose state roots
 //! differ, and the first key (in byte order) whose value differs at that height.
 
-use metashrew_runtime::Storage;
-use metashrew_runtime::storage::StorageError;
+use metashrew_storage::Storage;
+use metashrew_storage::StorageError;
 
 use crate::source::display_hex;
 

@@ -1,6 +1,9 @@
 //! The daemon over real mainnet blocks written as Bitcoin Core writes them: out of order, in
 //! several obfuscated files, with a stale branch, and appended to while the daemon follows.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -6,6 +6,9 @@
 //! kills also land while a large block is being written in the background.
 //! `METASHREW_CRASH_CYCLES` sets the number of kills (default 12).
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

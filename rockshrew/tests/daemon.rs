@@ -1,6 +1,9 @@
 //! The daemon end to end: bundled mainnet blocks from a file, a fake Bitcoin Core that reorgs,
 //! lies and fails, the JSON-RPC surface, metrics, signals, restarts.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

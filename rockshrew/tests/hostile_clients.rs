@@ -5,6 +5,9 @@
 //!
 //! `METASHREW_FUZZ_CASES` sets the number of random mutations (default 2,000).
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -78,25 +78,66 @@ pub mod runtimes {
     }
 }
 
-/// A small deterministic generator (xorshift64*), so that every random case of the fuzz and
-/// crash tests can be replayed from its seed.
-pub struct Rng(u64);
+/// The small deterministic generator (xorshift64*) of `chaingen`, so that every random case
+/// of the fuzz and crash tests can be replayed from its seed.
+pub use chaingen::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+/// A store with faults injected, for tests.
+pub mod hooked {
+    use metashrew_runtime::storage::{BlockHash, StateRoot};
+    use metashrew_runtime::{BlockCommit, Storage, StorageError};
+
+    /// Called before each read; an error fails the read.
+    pub type ReadHook = Box<dyn Fn() -> Result<(), StorageError> + Send + Sync>;
+    /// Commits a block to the inner store, in its own way.
+    pub type CommitHook<S> =
+        Box<dyn Fn(&S, &BlockCommit) -> Result<(), StorageError> + Send + Sync>;
+
+    /// Passes every call to `inner`, except that reads go through `read` first and commits go
+    /// through `commit`.
+    pub struct Hooked<S> {
+        pub inner: S,
+        pub read: ReadHook,
+        pub commit: CommitHook<S>,
     }
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    impl<S: Storage> Hooked<S> {
+        /// No hooks yet: reads and commits as `inner`'s.
+        pub fn new(inner: S) -> Self {
+            Self {
+                inner,
+                read: Box::new(|| Ok(())),
+                commit: Box::new(|store, commit| store.commit_block(commit)),
+            }
+        }
     }
 
-    /// Uniform enough below `n` (> 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+    impl<S: Storage> Storage for Hooked<S> {
+        fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+            (self.read)()?;
+            self.inner.get_at(key, height)
+        }
+        fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
+            (self.commit)(&self.inner, commit)
+        }
+        fn tip(&self) -> Result<Option<u32>, StorageError> {
+            self.inner.tip()
+        }
+        fn first_height(&self) -> Result<Option<u32>, StorageError> {
+            self.inner.first_height()
+        }
+        fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
+            self.inner.block_hash(height)
+        }
+        fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
+            self.inner.state_root(height)
+        }
+        fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
+            self.inner.touched_keys(height)
+        }
+        fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
+            self.inner.rollback_to(height)
+        }
     }
 }
 

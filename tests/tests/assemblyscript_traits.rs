@@ -3,6 +3,9 @@
 //! imported (`abort` and no `__log`), AssemblyScript's runtime exports, memory grown per block.
 //! They must run under the default configuration (a 4 GiB ceiling), under their own maximum.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError};

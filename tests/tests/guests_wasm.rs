@@ -1,6 +1,9 @@
 //! The example guests built to wasm32, run block by block by the runtime over real mainnet
 //! blocks, compared with the same logic run natively.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bitcoin::Block;
 use bitcoin::hashes::Hash;
 use metashrew_core::mock;

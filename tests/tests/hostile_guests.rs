@@ -17,6 +17,9 @@
 //! `METASHREW_FUZZ_CASES` sets the number of programs (default 300, a few seconds);
 //! `METASHREW_FUZZ_SEED` the first seed. Long runs: see the README.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! The preallocated region: settable size, one reservation under concurrent first calls,
 //! idempotence, refusal of late size changes. (Own test binary: the region is process-wide.)
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use metashrew_support::region::{
     PAGE_SIZE, RegionError, configured_region_size, ensure_preallocated_memory, region,
     set_region_size,

@@ -2,6 +2,9 @@
 //! made in `in_region` land in the region, others do not, frees go back by address, and a full
 //! region fails instead of spilling into the general heap; the LRU cache then evicts.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use metashrew_support::MemoryBoundedLru;
 use metashrew_support::region::{HEAP, ensure_preallocated_memory, set_region_size};
 use metashrew_support::region_alloc::{RegionAwareAllocator, in_region};

@@ -1,6 +1,9 @@
 //! Reserving the 1 GiB region must cost address space, not memory: at most 16 MiB of resident
 //! memory, natively and inside a wasm guest. (Own test binary, one test: RSS is process-wide.)
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, Storage};

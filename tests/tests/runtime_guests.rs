@@ -1,6 +1,9 @@
 //! metashrew-runtime with the real example guests over real mainnet blocks: block execution,
 //! historical views, persistent vs fresh instances, rollback, preview isolation, concurrency.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use bitcoin::Block;

@@ -1,5 +1,8 @@
 //! The `spendables` indexer's logic, run natively (mock host) over mainnet blocks 0..=255.
 
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap};
 
 use bitcoin::{Block, OutPoint};

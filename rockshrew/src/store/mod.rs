@@ -20,9 +20,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use metashrew_runtime::storage::{
-    BlockCommit, BlockHash, KeyValues, StateRoot, Storage, StorageError,
-};
+use metashrew_storage::{BlockCommit, BlockHash, KeyValues, StateRoot, Storage, StorageError};
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
     ReadOptions, SliceTransform, WriteBatch, WriteOptions,
