@@ -221,18 +221,19 @@ impl FileSource {
         let Origin::Blk { dir, key } = &self.origin else {
             return Ok(false);
         };
+        let known = state.files.len();
         if let Some(dir) = dir {
-            let known = state.files.len();
             for path in list_blk_files(dir)?.into_iter().skip(known) {
                 state.files.push(Scanned { path, resume_at: 0 });
             }
         }
         let before = state.index.len();
-        // Core appends to its newest file only; the two newest are re-read to be safe.
+        // Core appends to its newest file only: the files known before this poll are re-read
+        // from the two newest on (to be safe), and every new file whole.
         let from = if before == 0 {
             0
         } else {
-            state.files.len().saturating_sub(2)
+            known.saturating_sub(2)
         };
         for file in from..state.files.len() {
             let scanned = &state.files[file];

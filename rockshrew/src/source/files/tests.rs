@@ -223,7 +223,22 @@ fn a_partial_last_record_waits_and_appended_blocks_and_reorgs_are_picked_up() {
     }
     out.flush().unwrap();
     let mut expected = chain[..8].to_vec();
-    expected.extend(fork);
+    expected.extend(fork.iter().cloned());
+    assert_chain(&source, 0, &expected);
+    drop(out);
+
+    // Several new files at once (a node downloading fast): every one of them is read.
+    let more = branch(hash_of(&fork[3]), 12, 30, REGTEST_BITS, 6, 0x2000_0000);
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), &more, MAINNET_MAGIC, Some(key), 1_000);
+    let mut moved = 0;
+    for file in list_blk_files(extra.path()).unwrap() {
+        let name = format!("blk{:05}.dat", 1 + moved);
+        std::fs::rename(&file, dir.path().join(name)).unwrap();
+        moved += 1;
+    }
+    assert!(moved >= 4, "{moved} new files");
+    expected.extend(more);
     assert_chain(&source, 0, &expected);
 }
 
