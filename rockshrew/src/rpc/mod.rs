@@ -92,22 +92,9 @@ pub struct ServerConfig {
     pub header_timeout: Duration,
     /// Time to receive a request's body.
     pub body_timeout: Duration,
-    /// Connections served at once; the next ones wait in the kernel's accept queue.
+    /// Connections open at once; at the bound a new one closes the oldest that has not sent a
+    /// whole request yet, or waits for a slot when every open one has (see [`serve`]).
     pub max_connections: usize,
-}
-
-impl ServerConfig {
-    /// The daemon's defaults at `addr`.
-    pub fn new(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            max_request_bytes: 32 << 20,
-            cors: None,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            max_connections: 1024,
-        }
-    }
 }
 
 fn response(id: Value, result: Result<Value, RpcError>) -> Value {
