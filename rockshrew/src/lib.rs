@@ -6,10 +6,12 @@
 
 pub mod cli;
 pub mod daemon;
-pub mod diff;
 pub mod metrics;
 pub mod prefetch;
 pub mod rpc;
 pub mod source;
-pub mod store;
 pub mod sync;
+
+/// The RocksDB store, a crate of its own (`rockshrew-store`) so that tools which only read
+/// databases do not build the wasm runtime.
+pub use rockshrew_store as store;

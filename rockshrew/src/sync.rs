@@ -18,7 +18,9 @@ use metashrew_runtime::{MetashrewRuntime, RuntimeError, Storage};
 
 use crate::metrics::Metrics;
 use crate::prefetch::Prefetcher;
-use crate::source::{BlockSource, SourceError, display_hex};
+use metashrew_storage::display_hex;
+
+use crate::source::{BlockSource, SourceError};
 
 /// Settings of the sync loop.
 #[derive(Debug, Clone)]

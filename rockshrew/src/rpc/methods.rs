@@ -10,7 +10,7 @@ use serde_json::Value;
 use metashrew_runtime::{RuntimeError, Storage};
 
 use super::{AppState, INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError, SERVER_ERROR};
-use crate::source::display_hex;
+use metashrew_storage::display_hex;
 
 const METHODS: [&str; 5] = [
     "metashrew_view",

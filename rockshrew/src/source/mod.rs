@@ -31,20 +31,6 @@ pub trait BlockSource: Send + Sync {
     fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError>;
 }
 
-/// Display (RPC) hex of an internal-order hash.
-pub fn display_hex(hash: &[u8; 32]) -> String {
-    let mut reversed = *hash;
-    reversed.reverse();
-    hex::encode(reversed)
-}
-
-/// Internal-order hash from display (RPC) hex.
-pub fn parse_display_hex(text: &str) -> Option<[u8; 32]> {
-    let mut bytes: [u8; 32] = hex::decode(text.trim()).ok()?.try_into().ok()?;
-    bytes.reverse();
-    Some(bytes)
-}
-
 /// A Bitcoin varint at the start of `bytes`: (value, bytes used).
 pub fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
     bitcoin::consensus::deserialize_partial::<bitcoin::VarInt>(bytes)

@@ -14,7 +14,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{BlockSource, SourceError, parse_display_hex};
+use metashrew_storage::parse_display_hex;
+
+use super::{BlockSource, SourceError};
 
 /// How to authenticate to the node.
 #[derive(Debug, Clone)]
@@ -217,7 +219,7 @@ impl BlockSource for RpcSource {
     }
 
     fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError> {
-        let hash_hex = super::display_hex(hash);
+        let hash_hex = metashrew_storage::display_hex(hash);
         let v = self.call("getblock", json!([hash_hex, 0]))?;
         let text = v
             .as_str()

@@ -20,7 +20,9 @@ use metashrew_runtime::state_root::block_hash;
 
 use self::chain::{Chain, Index, Location};
 use self::records::{MAGICS, XorKey};
-use super::{BlockSource, SourceError, display_hex};
+use metashrew_storage::display_hex;
+
+use super::{BlockSource, SourceError};
 
 /// Why block files cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use metashrew_tests::hooked::Hooked;
-use rockshrew::store::{IndexIdentity, RocksStore};
+use rockshrew_store::{IndexIdentity, RocksStore};
 
 /// A store that, at `height`, replaces the value of its `index`-th write and commits the root
 /// that value gives: a node whose execution diverged there.

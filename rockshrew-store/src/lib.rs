@@ -1,4 +1,4 @@
-//! The RocksDB store: implements the runtime's [`Storage`] trait.
+//! The RocksDB store of rockshrew: implements [`Storage`] over versioned history.
 //!
 //! One namespace (the `--label`, or `default`) is four column families:
 //!
@@ -14,6 +14,7 @@
 //! reverse seek. A rollback reads the touched lists of the blocks above the target and deletes
 //! exactly their entries, in one batch. All tuning is in [`db_options`] and [`cf_options`].
 
+pub mod diff;
 pub mod keys;
 
 use std::path::Path;

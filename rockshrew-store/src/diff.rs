@@ -4,7 +4,7 @@
 use metashrew_storage::Storage;
 use metashrew_storage::StorageError;
 
-use crate::source::display_hex;
+use metashrew_storage::display_hex;
 
 /// A key whose value differs, with both values (`None`: absent).
 #[derive(Debug, Clone, PartialEq, Eq)]

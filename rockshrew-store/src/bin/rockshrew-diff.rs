@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use rockshrew::diff::diff;
-use rockshrew::store::RocksStore;
+use rockshrew_store::RocksStore;
+use rockshrew_store::diff::diff;
 
 #[derive(Parser)]
 #[command(name = "rockshrew-diff", version)]
