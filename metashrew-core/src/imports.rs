@@ -55,6 +55,7 @@ mod stand_ins {
         }
     }
 
+    /// Native stand-in: the mock host's input length.
     pub fn __host_len() -> i32 {
         mock::host_input_len() as i32
     }
@@ -76,26 +77,31 @@ mod stand_ins {
         metashrew_support::compat::to_arraybuffer_layout(ptr_to_vec(ptr))
     }
 
+    /// Native stand-in: copies the mock host's input to `ptr`.
     pub fn __load_input(ptr: i32) {
         with_buffer_at(ptr, mock::host_input_len(), mock::host_load_input);
     }
 
+    /// Native stand-in: length of the mock host's value for the key at `ptr`.
     pub fn __get_len(ptr: i32) -> i32 {
         let mut key = copy_of_buffer(ptr);
         mock::host_get_len(&mut key) as i32
     }
 
+    /// Native stand-in: copies the mock host's value for the key at `ptr` to `result`.
     pub fn __get(ptr: i32, result: i32) {
         let mut key = copy_of_buffer(ptr);
         let len = mock::host_get_len(&mut key);
         with_buffer_at(result, len, |value| mock::host_get(&mut key, value));
     }
 
+    /// Native stand-in: applies the flush buffer at `ptr` to the mock host.
     pub fn __flush(ptr: i32) {
         let mut buffer = copy_of_buffer(ptr);
         mock::host_flush(&mut buffer);
     }
 
+    /// Native stand-in: appends the text at `ptr` to the mock host's log.
     pub fn __log(ptr: i32) {
         let mut buffer = copy_of_buffer(ptr);
         #[cfg(all(target_arch = "wasm32", feature = "test-utils"))]

@@ -14,6 +14,8 @@
 //! On a native target the host imports are replaced by [`mock`], so indexer logic can be tested
 //! with plain `cargo test`.
 
+#![deny(missing_docs)]
+
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -345,36 +347,44 @@ macro_rules! export_view {
 
 // Metashrew's cache wrappers.
 
+/// Counters of this instance's LRU cache (zero when it has none). Depends on the instance's history: do not let it change what a block writes.
 pub fn lru_cache_stats() -> CacheStats {
     lru_cache::get_cache_stats()
 }
 
+/// Bytes this instance's LRU cache holds. Depends on the instance's history.
 pub fn lru_cache_memory_usage() -> usize {
     lru_cache::get_total_memory_usage()
 }
 
+/// Whether this instance has an LRU cache (a region was reserved).
 pub fn is_lru_cache_available() -> bool {
     lru_cache::is_lru_cache_initialized()
 }
 
+/// Sets whether the cache is filled as an indexer or as a view ([`CacheAllocationMode`]).
 pub fn set_cache_mode(mode: CacheAllocationMode) {
     lru_cache::set_cache_allocation_mode(mode)
 }
 
+/// The current [`CacheAllocationMode`].
 pub fn get_cache_mode() -> CacheAllocationMode {
     lru_cache::get_cache_allocation_mode()
 }
 
+/// Caches an indexer-chosen value under `key`. Instance-local: a later block may or may not see it.
 pub fn cache_set(key: String, value: Arc<Vec<u8>>) {
     initialize();
     lru_cache::api_cache_set(key, value)
 }
 
+/// What [`cache_set`] stored under `key`, if it is still cached. Depends on the instance's history.
 pub fn cache_get(key: &str) -> Option<Arc<Vec<u8>>> {
     initialize();
     lru_cache::api_cache_get(key)
 }
 
+/// Removes and returns what [`cache_set`] stored under `key`.
 pub fn cache_remove(key: &str) -> Option<Arc<Vec<u8>>> {
     initialize();
     lru_cache::api_cache_remove(key)

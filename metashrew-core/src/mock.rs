@@ -102,10 +102,12 @@ fn data(buffer: &[u8]) -> &[u8] {
     buffer.get(4..).unwrap_or_default()
 }
 
+/// The mock host's `__host_len`: the input's length.
 pub fn host_input_len() -> usize {
     with_host(|h| h.input.len())
 }
 
+/// The mock host's `__load_input`: fills `buffer` (ArrayBuffer layout) with the input.
 pub fn host_load_input(buffer: &mut [u8]) {
     with_host(|h| {
         let n = h.input.len().min(buffer.len().saturating_sub(4));
@@ -113,10 +115,12 @@ pub fn host_load_input(buffer: &mut [u8]) {
     });
 }
 
+/// The mock host's `__get_len`: the length of the value of the key in `key` (ArrayBuffer layout).
 pub fn host_get_len(key: &mut [u8]) -> usize {
     with_host(|h| h.value(data(key)).map_or(0, |v| v.len()))
 }
 
+/// The mock host's `__get`: fills `value` (ArrayBuffer layout) with the key's value.
 pub fn host_get(key: &mut [u8], value: &mut [u8]) {
     with_host(|h| {
         if let Some(v) = h.value(data(key)) {
@@ -126,6 +130,10 @@ pub fn host_get(key: &mut [u8], value: &mut [u8]) {
     });
 }
 
+/// The mock host's `__flush`: applies the `KeyValueFlush` in `buffer` to the state.
+///
+/// # Panics
+/// If `buffer` is not a valid `KeyValueFlush` (the real host fails the block).
 pub fn host_flush(buffer: &mut [u8]) {
     let pairs = match decode_flush(data(buffer)) {
         Ok(pairs) => pairs,
@@ -139,6 +147,7 @@ pub fn host_flush(buffer: &mut [u8]) {
     });
 }
 
+/// The mock host's `__log`: appends the text in `buffer` to the log.
 pub fn host_log(buffer: &mut [u8]) {
     let text = String::from_utf8_lossy(data(buffer)).into_owned();
     with_host(|h| h.log.push_str(&text));

@@ -29,6 +29,7 @@ impl Write for Stdout {
     }
 }
 
+/// A writer to the host's log: `writeln!(stdout(), ...)`.
 pub fn stdout() -> Stdout {
     Stdout(())
 }

@@ -15,6 +15,8 @@
 //! every block runs in a fresh instance. Any trap, host fault or missing flush fails the block and
 //! commits nothing.
 
+#![deny(missing_docs)]
+
 mod abi;
 mod config;
 mod context;
@@ -24,7 +26,7 @@ mod memory_limits;
 mod runtime;
 
 pub use config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
-pub use error::RuntimeError;
+pub use error::{GuestFault, RuntimeError};
 pub use memory_limits::{DeclaredMemory, declared_memory, memory_ceiling};
 /// The storage the runtime reads and commits to (the `metashrew-storage` crate).
 pub use metashrew_storage as storage;

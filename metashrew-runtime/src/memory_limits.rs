@@ -15,7 +15,9 @@ const PAGE: u64 = 65_536;
 /// The limits of the memory a module defines, in pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeclaredMemory {
+    /// The module's declared minimum, in 64 KiB pages.
     pub minimum_pages: u64,
+    /// The module's declared maximum, in 64 KiB pages (`None`: undeclared).
     pub maximum_pages: Option<u64>,
 }
 

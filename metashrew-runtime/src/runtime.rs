@@ -13,7 +13,7 @@ use wasmtime::{
 use crate::abi;
 use crate::config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 use crate::context::{CallContext, CallKind, StateView};
-use crate::error::RuntimeError;
+use crate::error::{GuestFault, RuntimeError};
 use crate::gate::Gate;
 use crate::state_root::{GENESIS_PARENT_ROOT, block_hash};
 use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
@@ -21,8 +21,11 @@ use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 /// What committing a block produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockReport {
+    /// The block's height.
     pub height: u32,
+    /// The block's hash.
     pub block_hash: BlockHash,
+    /// The state root after the block.
     pub state_root: StateRoot,
     /// Distinct keys written.
     pub writes: usize,
@@ -46,15 +49,15 @@ use crate::storage::KeyValues as Pairs;
 
 /// Why a call failed: the guest (the same on every node), or the host's storage under it.
 enum Failure {
-    Guest(String),
+    Guest(GuestFault),
     Storage(StorageError),
 }
 
 impl Failure {
-    /// The runtime error: a guest failure as `guest(reason)`, a storage failure as itself.
-    fn into_error(self, guest: impl FnOnce(String) -> RuntimeError) -> RuntimeError {
+    /// The runtime error: a guest failure as `guest(fault)`, a storage failure as itself.
+    fn into_error(self, guest: impl FnOnce(GuestFault) -> RuntimeError) -> RuntimeError {
         match self {
-            Failure::Guest(reason) => guest(reason),
+            Failure::Guest(fault) => guest(fault),
             Failure::Storage(err) => RuntimeError::Storage(err),
         }
     }
@@ -276,20 +279,28 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Turns a wasmtime failure into a readable reason.
-fn reason(err: &wasmtime::Error, timeout: Option<std::time::Duration>) -> String {
+fn fault(
+    err: &wasmtime::Error,
+    timeout: Option<std::time::Duration>,
+    last_log: &str,
+) -> GuestFault {
     if let (Some(Trap::Interrupt), Some(limit)) = (err.downcast_ref::<Trap>(), timeout) {
-        return format!("interrupted after exceeding its time limit of {limit:?}");
+        return GuestFault::TimedOut { limit };
     }
     // The root cause says what happened; the wasm backtrace (the outer context) says where.
     let cause = err.root_cause().to_string();
     let outer = err.to_string();
-    if outer == cause {
+    let message = if outer == cause {
         cause
     } else {
         format!(
             "{cause} ({})",
             outer.trim_end_matches(':').replace('\n', " ")
         )
+    };
+    GuestFault::Trapped {
+        message,
+        last_log: (!last_log.is_empty()).then(|| last_log.to_string()),
     }
 }
 
@@ -437,6 +448,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         self.module_hash
     }
 
+    /// The configuration it was loaded with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
     }
@@ -446,14 +458,17 @@ impl<S: Storage> MetashrewRuntime<S> {
         &self.store
     }
 
+    /// The highest indexed height (`None`: nothing indexed).
     pub fn tip(&self) -> Result<Option<u32>, RuntimeError> {
         Ok(self.store.tip()?)
     }
 
+    /// The state root after block `height`, if indexed.
     pub fn state_root(&self, height: u32) -> Result<Option<StateRoot>, RuntimeError> {
         Ok(self.store.state_root(height)?)
     }
 
+    /// The hash of the block indexed at `height`.
     pub fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, RuntimeError> {
         Ok(self.store.block_hash(height)?)
     }
@@ -500,7 +515,7 @@ impl<S: Storage> MetashrewRuntime<S> {
     ) -> Result<StartOutcome, Failure> {
         let start = instance
             .get_typed_func::<(), ()>(&mut *store, "_start")
-            .map_err(|e| Failure::Guest(format!("{e:#}")))?;
+            .map_err(|_| Failure::Guest(GuestFault::NoStart))?;
         let started = std::time::Instant::now();
         let called = start.call(&mut *store, ());
         let start_time = started.elapsed();
@@ -511,7 +526,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         let pairs = context
             .flushed
             .take()
-            .ok_or_else(|| Failure::Guest("_start returned without calling __flush".to_string()))?;
+            .ok_or(Failure::Guest(GuestFault::NoFlush))?;
         Ok(StartOutcome {
             pairs,
             reads: context.store_reads,
@@ -531,12 +546,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         if let Some(storage) = store.data_mut().storage_failure.take() {
             return Failure::Storage(storage);
         }
-        let mut why = reason(err, timeout);
-        let last_log = &store.data().last_log;
-        if !last_log.is_empty() {
-            why.push_str(&format!("; last guest log: {last_log}"));
-        }
-        Failure::Guest(why)
+        Failure::Guest(fault(err, timeout, &store.data().last_log))
     }
 
     /// Runs block `height` and commits its writes, touched keys, hash, state root and the new
@@ -604,7 +614,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             }
         };
         let outcome = outcome.map_err(|failure| {
-            failure.into_error(|reason| RuntimeError::BlockFailed { height, reason })
+            failure.into_error(|fault| RuntimeError::BlockFailed { height, fault })
         })?;
         let execute_time = started.elapsed();
         let commit = Arc::new(BlockCommit::chained(
@@ -669,10 +679,10 @@ impl<S: Storage> MetashrewRuntime<S> {
         height: u32,
         state: StateView<S>,
     ) -> Result<Vec<u8>, RuntimeError> {
-        let failed = |reason: String| RuntimeError::ViewFailed {
+        let failed = |fault: GuestFault| RuntimeError::ViewFailed {
             name: name.to_string(),
             height,
-            reason,
+            fault,
         };
         let mut store = Self::new_store(
             &self.views,
@@ -689,8 +699,9 @@ impl<S: Storage> MetashrewRuntime<S> {
         })?;
         let memory = instance
             .get_memory(&mut store, "memory")
-            .ok_or_else(|| failed("the guest exports no memory".into()))?;
-        abi::read_buffer(memory.data(&store), ptr).map_err(|e| failed(format!("bad result: {e:#}")))
+            .ok_or_else(|| failed(GuestFault::NoMemory))?;
+        abi::read_buffer(memory.data(&store), ptr)
+            .map_err(|e| failed(GuestFault::BadResult(format!("{e:#}"))))
     }
 
     /// Runs `block` as block `height + 1` on top of the state at `height` in an isolated
@@ -720,9 +731,9 @@ impl<S: Storage> MetashrewRuntime<S> {
         let StartOutcome { pairs, .. } =
             Self::run_start(&mut store, &instance, Some(self.config.view_timeout)).map_err(
                 |failure| {
-                    failure.into_error(|reason| RuntimeError::BlockFailed {
+                    failure.into_error(|fault| RuntimeError::BlockFailed {
                         height: next,
-                        reason: format!("(preview) {reason}"),
+                        fault,
                     })
                 },
             )?;

@@ -22,10 +22,15 @@ use bitcoin::{PubkeyHash, PublicKey, ScriptHash, WitnessProgram, WitnessVersion}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum AddressType {
+    /// Pay to public-key hash (Base58Check, version byte `p2pkh_prefix`).
     P2pkh,
+    /// Pay to script hash (Base58Check, version byte `p2sh_prefix`).
     P2sh,
+    /// Segwit v0 key hash (bech32).
     P2wpkh,
+    /// Segwit v0 script hash (bech32).
     P2wsh,
+    /// Segwit v1 taproot output key (bech32m).
     P2tr,
 }
 
@@ -200,9 +205,13 @@ impl Payload {
 /// part (`bc`).
 #[derive(Debug)]
 pub struct AddressEncoding<'a> {
+    /// The payload to print.
     pub payload: &'a Payload,
+    /// Base58Check version byte of P2PKH addresses.
     pub p2pkh_prefix: u8,
+    /// Base58Check version byte of P2SH addresses.
     pub p2sh_prefix: u8,
+    /// Human-readable part of segwit addresses.
     pub hrp: Hrp,
 }
 

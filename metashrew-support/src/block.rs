@@ -30,6 +30,7 @@ pub const VERSION_CHAIN_ID: u32 = 20;
 pub struct AuxpowVersion(u32);
 
 impl AuxpowVersion {
+    /// Wraps a raw version.
     pub fn new(v: u32) -> Self {
         Self(v)
     }
@@ -44,14 +45,17 @@ impl AuxpowVersion {
         self.0 % VERSION_AUXPOW
     }
 
+    /// The merged-mining chain id (the bits above [`VERSION_CHAIN_START`]).
     pub fn chain_id(&self) -> u32 {
         self.0 / VERSION_CHAIN_START
     }
 
+    /// Whether the header is followed by an AuxPoW ([`VERSION_AUXPOW`] set).
     pub fn is_auxpow(&self) -> bool {
         self.0 & VERSION_AUXPOW != 0
     }
 
+    /// Whether the proof-of-stake flag ([`VERSION_POS_START`]) is set.
     pub fn is_proof_of_stake(&self) -> bool {
         self.0 & VERSION_POS_START != 0
     }
@@ -71,8 +75,11 @@ impl From<AuxpowVersion> for Version {
 /// A merkle branch of an AuxPoW.
 #[derive(Clone, Debug)]
 pub struct AuxpowMerkleBranch {
+    /// The number of hashes in the branch.
     pub branch_length: u64,
+    /// The sibling hashes, leaf to root.
     pub branch_hash: Vec<BlockHash>,
+    /// Bit `i` set: the branch's node at level `i` is the right-hand side.
     pub branch_side_mask: i32,
 }
 
@@ -84,6 +91,7 @@ fn hash32(cursor: &mut Cursor<Vec<u8>>) -> Result<BlockHash> {
 }
 
 impl AuxpowMerkleBranch {
+    /// Reads a branch (count, hashes, side mask) at the cursor.
     pub fn parse(cursor: &mut Cursor<Vec<u8>>) -> Result<AuxpowMerkleBranch> {
         let branch_length = consume_varint(cursor)?;
         let available = crate::utils::remaining_slice(cursor).len() as u64;
@@ -119,6 +127,7 @@ pub struct Auxpow {
 }
 
 impl Auxpow {
+    /// Reads an AuxPoW (coinbase, parent hash, both branches, parent header) at the cursor.
     pub fn parse(cursor: &mut Cursor<Vec<u8>>) -> Result<Auxpow> {
         Ok(Auxpow {
             coinbase_txn: consensus_decode::<Transaction>(cursor)?,
@@ -133,12 +142,19 @@ impl Auxpow {
 /// A block header with its AuxPoW, when the version says there is one.
 #[derive(Clone, Debug)]
 pub struct AuxpowHeader {
+    /// Version, with the merged-mining flags and chain id.
     pub version: AuxpowVersion,
+    /// Hash of the previous block.
     pub prev_blockhash: BlockHash,
+    /// Merkle root of the block's transactions.
     pub merkle_root: TxMerkleNode,
+    /// Block time (Unix seconds).
     pub time: u32,
+    /// Compact target.
     pub bits: CompactTarget,
+    /// Nonce.
     pub nonce: u32,
+    /// The proof of work done on the parent chain, when [`AuxpowVersion::is_auxpow`].
     pub auxpow: Option<Box<Auxpow>>,
 }
 
@@ -182,7 +198,9 @@ impl AuxpowHeader {
 /// A block of a merged-mined chain.
 #[derive(Clone, Debug)]
 pub struct AuxpowBlock {
+    /// Header, with the AuxPoW when there is one.
     pub header: AuxpowHeader,
+    /// The block's transactions.
     pub txdata: Vec<Transaction>,
 }
 
@@ -196,6 +214,7 @@ impl AuxpowBlock {
         }
     }
 
+    /// Reads a whole block (header, AuxPoW when flagged, transactions) at the cursor.
     pub fn parse(cursor: &mut Cursor<Vec<u8>>) -> Result<AuxpowBlock> {
         let header = AuxpowHeader::parse(cursor)?;
         let count = consume_varint(cursor)?;

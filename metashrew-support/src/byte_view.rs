@@ -12,8 +12,11 @@ pub trait ByteView {
     /// If `v` has another length (Metashrew's behaviour; use [`ByteView::try_from_bytes`] to
     /// check first).
     fn from_bytes(v: Vec<u8>) -> Self;
+    /// Little-endian bytes (Metashrew's encoding of stored numbers).
     fn to_bytes(&self) -> Vec<u8>;
+    /// The type's largest value.
     fn maximum() -> Self;
+    /// The type's zero.
     fn zero() -> Self;
 
     /// Decodes, or `None` when `v` does not have the length of this type's encoding (taken from

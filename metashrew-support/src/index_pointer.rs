@@ -36,6 +36,7 @@ pub trait KeyValuePointer {
     /// Takes context (e.g. a transaction) from the pointer this one was derived from.
     fn inherits(&mut self, from: &Self);
 
+    /// A pointer whose key is the bytes of `word`.
     fn from_keyword(word: &str) -> Self
     where
         Self: Sized,
@@ -83,6 +84,7 @@ pub trait KeyValuePointer {
         ptr
     }
 
+    /// Stores `v` as its [`ByteView::to_bytes`].
     fn set_value<T: ByteView>(&mut self, v: T) {
         self.set(Arc::new(v.to_bytes()));
     }
@@ -100,6 +102,7 @@ pub trait KeyValuePointer {
         }
     }
 
+    /// `P ++ "/length"`.
     fn length_key(&self) -> Self
     where
         Self: Sized,
@@ -107,6 +110,7 @@ pub trait KeyValuePointer {
         self.keyword("/length")
     }
 
+    /// `P ++ "/head"`.
     fn head_key(&self) -> Self
     where
         Self: Sized,
@@ -114,6 +118,7 @@ pub trait KeyValuePointer {
         self.keyword("/head")
     }
 
+    /// `P ++ "/next" ++ le(i)`.
     fn next_key(&self, i: u32) -> Self
     where
         Self: Sized,
@@ -155,6 +160,7 @@ pub trait KeyValuePointer {
             .collect()
     }
 
+    /// Elements `0..length()`, each read as a `T`.
     fn get_list_values<T: ByteView>(&self) -> Vec<T>
     where
         Self: Sized,

@@ -9,6 +9,8 @@
 //!
 //! This crate builds on Rust 1.86 (the toolchain alkanes-rs pins), for wasm32 and natively.
 
+#![deny(missing_docs)]
+
 pub mod address;
 pub mod block;
 pub mod byte_view;

@@ -34,9 +34,13 @@ pub type FixedState = foldhash::fast::FixedState;
 /// Counters of a cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
+    /// Lookups that found their key.
     pub hits: u64,
+    /// Lookups that did not.
     pub misses: u64,
+    /// Insertions (replacements included).
     pub inserts: u64,
+    /// Entries evicted to stay within the budget.
     pub evictions: u64,
     /// Entries currently held.
     pub items: usize,
@@ -203,10 +207,12 @@ impl MemoryBoundedLru {
         self.sync_stats();
     }
 
+    /// Entries held.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether it holds nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -216,10 +222,12 @@ impl MemoryBoundedLru {
         self.used
     }
 
+    /// The byte bound.
     pub fn budget(&self) -> usize {
         self.budget
     }
 
+    /// Counters and current usage.
     pub fn stats(&self) -> CacheStats {
         self.stats
     }
@@ -289,10 +297,12 @@ pub fn with_lru_cache<R>(f: impl FnOnce(&mut MemoryBoundedLru) -> R) -> Option<R
     CACHE.with(|c| c.borrow_mut().as_mut().map(f))
 }
 
+/// Sets this thread's [`CacheAllocationMode`] (indexer or view).
 pub fn set_cache_allocation_mode(mode: CacheAllocationMode) {
     MODE.with(|m| m.set(mode));
 }
 
+/// This thread's [`CacheAllocationMode`].
 pub fn get_cache_allocation_mode() -> CacheAllocationMode {
     MODE.with(Cell::get)
 }
@@ -315,6 +325,7 @@ pub fn initialize_lru_cache() {
     });
 }
 
+/// Whether [`initialize_lru_cache`] created this thread's cache.
 pub fn is_lru_cache_initialized() -> bool {
     CACHE.with(|c| c.borrow().is_some())
 }
@@ -340,26 +351,31 @@ pub fn storage_cache_key(key: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Cached value of `key` as of `height` (views at a height keep separate entries).
 pub fn get_height_partitioned_cache(height: u32, key: &Arc<Vec<u8>>) -> Option<Arc<Vec<u8>>> {
     let k = namespaced(NS_HEIGHT, Some(height), key);
     with_lru_cache(|c| c.get(&k).map(|v| Arc::new(v.to_vec()))).flatten()
 }
 
+/// Caches `key`'s value as of `height`.
 pub fn set_height_partitioned_cache(height: u32, key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
     let k = namespaced(NS_HEIGHT, Some(height), &key);
     with_lru_cache(|c| c.put(&k, &value));
 }
 
+/// The value the indexer cached under `key` with [`api_cache_set`].
 pub fn api_cache_get(key: &str) -> Option<Arc<Vec<u8>>> {
     let k = namespaced(NS_API, None, key.as_bytes());
     with_lru_cache(|c| c.get(&k).map(|v| Arc::new(v.to_vec()))).flatten()
 }
 
+/// Caches an indexer-chosen value under `key`, apart from storage keys.
 pub fn api_cache_set(key: String, value: Arc<Vec<u8>>) {
     let k = namespaced(NS_API, None, key.as_bytes());
     with_lru_cache(|c| c.put(&k, &value));
 }
 
+/// Removes and returns what [`api_cache_set`] stored under `key`.
 pub fn api_cache_remove(key: &str) -> Option<Arc<Vec<u8>>> {
     let k = namespaced(NS_API, None, key.as_bytes());
     with_lru_cache(|c| {
@@ -370,14 +386,17 @@ pub fn api_cache_remove(key: &str) -> Option<Arc<Vec<u8>>> {
     .flatten()
 }
 
+/// Marks this thread as serving a view at `height`: storage entries are then keyed by it.
 pub fn set_view_height(height: u32) {
     VIEW_HEIGHT.with(|h| h.set(Some(height)));
 }
 
+/// Ends [`set_view_height`]: storage entries are keyed by key alone again.
 pub fn clear_view_height() {
     VIEW_HEIGHT.with(|h| h.set(None));
 }
 
+/// The height set by [`set_view_height`], if any.
 pub fn get_view_height() -> Option<u32> {
     VIEW_HEIGHT.with(Cell::get)
 }

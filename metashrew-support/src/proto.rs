@@ -7,6 +7,7 @@ pub mod metashrew {
     #[derive(Clone, PartialEq, Eq, prost::Message)]
     pub struct KeyValueFlush {
         #[prost(bytes = "vec", repeated, tag = "1")]
+        /// Keys and values, alternating.
         pub list: Vec<Vec<u8>>,
     }
 
@@ -14,10 +15,13 @@ pub mod metashrew {
     #[derive(Clone, PartialEq, Eq, prost::Message)]
     pub struct ViewFunction {
         #[prost(string, tag = "1")]
+        /// The view function's export name.
         pub name: String,
         #[prost(string, tag = "2")]
+        /// The protobuf type of its input.
         pub input_type: String,
         #[prost(string, tag = "3")]
+        /// The protobuf type of its output.
         pub output_type: String,
     }
 
@@ -25,10 +29,13 @@ pub mod metashrew {
     #[derive(Clone, PartialEq, Eq, prost::Message)]
     pub struct IndexerMetadata {
         #[prost(string, tag = "1")]
+        /// Version of the compiler that built the indexer.
         pub compiler_version: String,
         #[prost(string, tag = "2")]
+        /// Version of rustc that built the indexer.
         pub rustc_version: String,
         #[prost(message, repeated, tag = "3")]
+        /// The views the indexer exports.
         pub view_functions: Vec<ViewFunction>,
     }
 }
@@ -39,8 +46,10 @@ pub use metashrew::KeyValueFlush;
 #[derive(Debug, thiserror::Error)]
 pub enum FlushDecodeError {
     #[error("malformed KeyValueFlush protobuf: {0}")]
+    /// The bytes are not a protobuf `KeyValueFlush`.
     Protobuf(#[from] prost::DecodeError),
     #[error("KeyValueFlush holds an odd number of items ({0}): the last key has no value")]
+    /// A key without a value.
     OddItemCount(usize),
 }
 

@@ -63,16 +63,28 @@ pub enum RegionError {
     #[error(
         "the preallocated region is already reserved ({size} bytes at {base:#x}); set its size before first use"
     )]
-    AlreadyReserved { base: usize, size: usize },
+    AlreadyReserved {
+        /// Where the region is.
+        base: usize,
+        /// Its size.
+        size: usize,
+    },
     /// The platform refused to reserve the address space.
     #[error("could not reserve {size} bytes for the preallocated region: {reason}")]
-    ReserveFailed { size: usize, reason: String },
+    ReserveFailed {
+        /// The size asked for.
+        size: usize,
+        /// The platform's reason.
+        reason: String,
+    },
 }
 
 /// Where the region is and how big it is. A size of 0 means "no region".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {
+    /// Start address (0 when there is no region).
     pub base: usize,
+    /// Size in bytes.
     pub size: usize,
 }
 

@@ -53,6 +53,7 @@ pub struct RegionAwareAllocator<A> {
 }
 
 impl<A> RegionAwareAllocator<A> {
+    /// Wraps `inner`, which serves every allocation outside the region.
     pub const fn new(inner: A) -> Self {
         Self { inner }
     }

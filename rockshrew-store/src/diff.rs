@@ -9,8 +9,11 @@ use metashrew_storage::display_hex;
 /// A key whose value differs, with both values (`None`: absent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyDiff {
+    /// The key.
     pub key: Vec<u8>,
+    /// Its value in database A as of the height (`None`: absent).
     pub a: Option<Vec<u8>>,
+    /// Its value in database B.
     pub b: Option<Vec<u8>>,
 }
 
@@ -18,15 +21,31 @@ pub struct KeyDiff {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Divergence {
     /// Same roots at every common height, and the same tip.
-    Identical { tip: Option<u32> },
+    Identical {
+        /// The common tip (`None`: both empty).
+        tip: Option<u32>,
+    },
     /// Same roots at every common height, but one store is ahead.
-    TipsDiffer { a: Option<u32>, b: Option<u32> },
+    TipsDiffer {
+        /// A's tip.
+        a: Option<u32>,
+        /// B's tip.
+        b: Option<u32>,
+    },
     /// Indexing started at different heights.
-    FirstHeightsDiffer { a: Option<u32>, b: Option<u32> },
+    FirstHeightsDiffer {
+        /// A's first indexed height.
+        a: Option<u32>,
+        /// B's first indexed height.
+        b: Option<u32>,
+    },
     /// The roots first differ at `height`.
     Roots {
+        /// The first height whose roots differ.
         height: u32,
+        /// A's block hash there.
         block_hash_a: Option<[u8; 32]>,
+        /// B's block hash there.
         block_hash_b: Option<[u8; 32]>,
         /// The first key whose value at `height` differs.
         key: Option<KeyDiff>,
@@ -34,6 +53,7 @@ pub enum Divergence {
 }
 
 impl Divergence {
+    /// Whether the databases differ at all.
     pub fn differs(&self) -> bool {
         !matches!(self, Divergence::Identical { .. })
     }

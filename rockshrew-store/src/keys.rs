@@ -27,6 +27,7 @@ pub fn split_history_key(entry: &[u8]) -> Option<(&[u8], u32)> {
     Some((key, height))
 }
 
+/// The key of a height in the `blocks` and `touched` families: `u32` big-endian, so they sort by height.
 pub fn height_key(height: u32) -> [u8; 4] {
     height.to_be_bytes()
 }
@@ -41,6 +42,7 @@ pub fn encode_touched<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
     out
 }
 
+/// The keys of a `touched` value ([`encode_touched`]); `None` if malformed.
 pub fn decode_touched(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut keys = Vec::new();
     while !bytes.is_empty() {

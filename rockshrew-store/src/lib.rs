@@ -14,6 +14,8 @@
 //! reverse seek. A rollback reads the touched lists of the blocks above the target and deletes
 //! exactly their entries, in one batch. All tuning is in [`db_options`] and [`cf_options`].
 
+#![deny(missing_docs)]
+
 pub mod diff;
 pub mod keys;
 
@@ -31,8 +33,11 @@ use rocksdb::{
 /// different identities must not share a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexIdentity {
+    /// SHA-256 of the module's bytes.
     pub module_hash: [u8; 32],
+    /// The guest's effective memory ceiling, in bytes.
     pub max_memory_bytes: u64,
+    /// The guest's wasm stack limit, in bytes.
     pub max_wasm_stack_bytes: u64,
 }
 
@@ -73,20 +78,28 @@ impl IndexIdentity {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot open RocksDB at {path}: {source}")]
+    /// RocksDB failed.
     Rocks {
+        /// The database directory.
         path: String,
+        /// RocksDB's error.
         #[source]
         source: rocksdb::Error,
     },
     #[error(
         "the database namespace `{namespace}` was written by another indexer ({stored}); this run is {ours}. Use another --db-path or --label, or pass --allow-indexer-change if you really mean to continue it"
     )]
+    /// The namespace was written by another module or other settings.
     IdentityMismatch {
+        /// The namespace (label).
         namespace: String,
+        /// The identity stored there.
         stored: String,
+        /// The identity of this run.
         ours: String,
     },
     #[error(transparent)]
+    /// A store operation failed.
     Storage(#[from] StorageError),
 }
 
@@ -160,12 +173,16 @@ pub struct EngineStats {
     pub live_sst_bytes: u64,
     /// RocksDB's estimate of the bytes compaction still has to rewrite (compaction debt).
     pub pending_compaction_bytes: u64,
+    /// Bytes in the memtables.
     pub memtable_bytes: u64,
     /// Since the database was opened: bytes written by the indexer (keys and values), to the
     /// WAL, by flushes, and by compactions.
     pub ingest_bytes: u64,
+    /// Bytes written to the write-ahead log.
     pub wal_bytes: u64,
+    /// Bytes written by memtable flushes.
     pub flush_bytes: u64,
+    /// Bytes written by compactions.
     pub compaction_write_bytes: u64,
     /// Since the database was opened: time writes were stalled or slowed by RocksDB.
     pub stall_seconds: f64,
@@ -331,6 +348,7 @@ impl RocksStore {
         out
     }
 
+    /// The namespace's name (the label, or `default`).
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

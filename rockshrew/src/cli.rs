@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// How blocks are run: an instance per block, or one kept.
 pub enum Mode {
     /// A fresh wasm instance per block (default).
     Fresh,

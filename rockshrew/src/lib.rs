@@ -4,6 +4,8 @@
 //! (checks and executes blocks through `metashrew-runtime`) -> [`store`] (RocksDB) -> [`rpc`]
 //! (JSON-RPC views, previews, heights, hashes, roots), with [`metrics`] beside them.
 
+#![deny(missing_docs)]
+
 pub mod cli;
 pub mod daemon;
 pub mod metrics;

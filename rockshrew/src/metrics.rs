@@ -8,16 +8,23 @@ use prometheus::{
 /// Every metric the daemon exports.
 pub struct Metrics {
     registry: Registry,
+    /// The highest indexed block.
     pub indexed_height: IntGauge,
+    /// The source's best height, as last seen.
     pub node_tip: IntGauge,
     /// Blocks per second over the last progress interval, times 1000 (a gauge of integers).
     pub blocks_per_second_milli: IntGauge,
+    /// Blocks indexed by this process.
     pub blocks_indexed: IntCounter,
     /// Seconds per block, split by phase: `fetch`, `guest` (wasm execution), `commit`.
     pub block_phase_seconds: HistogramVec,
+    /// Reorganisations rolled back.
     pub reorgs: IntCounter,
+    /// Blocks rolled back per reorganisation.
     pub reorg_depth: Histogram,
+    /// Time of view calls.
     pub view_seconds: Histogram,
+    /// JSON-RPC requests by method and outcome.
     pub rpc_requests: IntCounterVec,
 }
 
@@ -29,6 +36,7 @@ fn buckets() -> Vec<f64> {
 }
 
 impl Metrics {
+    /// Registers every metric in a registry of its own.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("rockshrew".into()), None)?;
         let m = Self {

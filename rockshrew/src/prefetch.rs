@@ -9,10 +9,13 @@ use crate::source::{BlockSource, SourceError};
 
 /// One fetched block, as the source announced it.
 pub struct Fetched {
+    /// Its height.
     pub height: u32,
     /// The hash `getblockhash` gave for the height (to be checked against the block's header).
     pub hash: [u8; 32],
+    /// The consensus-serialised block.
     pub block: Vec<u8>,
+    /// How long fetching it took.
     pub fetch_time: Duration,
 }
 

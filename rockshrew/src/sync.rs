@@ -29,6 +29,7 @@ pub struct SyncConfig {
     pub start_block: u32,
     /// Stop once this height is committed.
     pub exit_at: Option<u32>,
+    /// The deepest reorganisation followed; a deeper one stops the daemon.
     pub max_reorg_depth: u32,
     /// How long to wait before asking the source again when caught up or after an error.
     pub poll_interval: Duration,
@@ -62,10 +63,15 @@ pub enum SyncStop {
 
 /// See the module documentation.
 pub struct Syncer<S: Storage> {
+    /// The indexer.
     pub runtime: Arc<MetashrewRuntime<S>>,
+    /// Where blocks come from.
     pub source: Arc<dyn BlockSource>,
+    /// Settings.
     pub config: SyncConfig,
+    /// Metrics to update.
     pub metrics: Arc<Metrics>,
+    /// Set to stop at the next block boundary.
     pub shutdown: Arc<AtomicBool>,
 }
 
@@ -277,9 +283,9 @@ impl<S: Storage> Syncer<S> {
             }
             let report = match self.runtime.process_block(h, &fetched.block) {
                 Ok(r) => r,
-                Err(RuntimeError::BlockFailed { height, reason }) => {
+                Err(RuntimeError::BlockFailed { height, fault }) => {
                     bail!(
-                        "the indexer failed on block {height} ({}): {reason}. This is deterministic: every node fails here. Nothing of the block was committed.",
+                        "the indexer failed on block {height} ({}): {fault}. This is deterministic: every node fails here. Nothing of the block was committed.",
                         display_hex(&fetched.hash)
                     )
                 }

@@ -1,10 +1,15 @@
 //! Shared helpers of the workspace's integration tests: the bundled block fixtures and the paths
 //! of the example guests built to wasm32 (by `build.rs`).
 
+#![deny(missing_docs)]
+
 /// Paths of the example guests, built by `build.rs`.
 pub mod guests {
+    /// Path of `minimal.wasm`.
     pub const MINIMAL: &str = env!("MINIMAL_WASM");
+    /// Path of `spendables.wasm`.
     pub const SPENDABLES: &str = env!("SPENDABLES_WASM");
+    /// Path of `probe.wasm`.
     pub const PROBE: &str = env!("PROBE_WASM");
     /// `compat`: written against Metashrew's public API only.
     pub const COMPAT: &str = env!("COMPAT_WASM");
@@ -96,8 +101,11 @@ pub mod hooked {
     /// Passes every call to `inner`, except that reads go through `read` first and commits go
     /// through `commit`.
     pub struct Hooked<S> {
+        /// The store that does the work.
         pub inner: S,
+        /// Called on every read, before `inner`.
         pub read: ReadHook,
+        /// Called on every commit instead of `inner.commit_block`.
         pub commit: CommitHook<S>,
     }
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_runtime::{GuestFault, MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError};
 use metashrew_tests::fixtures::{heavy_block, mainnet_blocks};
 
 /// Counts blocks under `/count` (u32 LE), growing memory by 16 pages per block; calls `abort`
@@ -97,9 +97,10 @@ fn abort_fails_the_block_and_commits_nothing() {
     runtime.process_block(0, &blocks[0]).unwrap();
     let root = runtime.state_root(0).unwrap();
     match runtime.process_block(1, &heavy_block()) {
-        Err(RuntimeError::BlockFailed { height: 1, reason }) => {
-            assert!(reason.contains("abort"), "{reason}")
-        }
+        Err(RuntimeError::BlockFailed {
+            height: 1,
+            fault: GuestFault::Trapped { message, .. },
+        }) => assert!(message.contains("abort"), "{message}"),
         other => panic!("expected the block to fail, got {other:?}"),
     }
     assert_eq!(runtime.tip().unwrap(), Some(0));

@@ -314,7 +314,8 @@ fn random_abi_programs_commit_whole_blocks_or_nothing() {
                 assert_eq!(report.height, height, "seed {seed}");
                 assert_eq!(rt.tip().expect("tip"), Some(height), "seed {seed}");
             }
-            Err(RuntimeError::BlockFailed { reason, .. }) => {
+            Err(RuntimeError::BlockFailed { fault, .. }) => {
+                let reason = fault.to_string();
                 failed += 1;
                 *reasons.entry(kind_of(&reason)).or_insert(0u64) += 1;
                 assert!(!reason.trim().is_empty(), "seed {seed}: empty reason");
@@ -349,7 +350,8 @@ fn random_view_programs_answer_or_fail_and_change_nothing() {
         let mut rng = Rng::new(seed);
         match rt.view("v", &program(&mut rng, true), 0) {
             Ok(_) => answered += 1,
-            Err(RuntimeError::ViewFailed { reason, .. }) => {
+            Err(RuntimeError::ViewFailed { fault, .. }) => {
+                let reason = fault.to_string();
                 failed += 1;
                 assert!(!reason.trim().is_empty(), "seed {seed}: empty reason");
             }

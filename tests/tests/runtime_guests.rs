@@ -174,7 +174,8 @@ fn a_guest_panic_message_reaches_the_error() {
     let mut block = mainnet_blocks().swap_remove(0)[..80].to_vec();
     block.extend_from_slice(&[0xff; 10]);
     match rt.process_block(0, &block) {
-        Err(metashrew_runtime::RuntimeError::BlockFailed { height: 0, reason }) => {
+        Err(metashrew_runtime::RuntimeError::BlockFailed { height: 0, fault }) => {
+            let reason = fault.to_string();
             assert!(reason.contains("indexer failed at height 0"), "{reason}");
             assert!(reason.contains("block does not decode"), "{reason}");
         }

@@ -20,6 +20,7 @@ const METHODS: [&str; 5] = [
     "metashrew_stateroot",
 ];
 
+/// Whether `method` is one this server answers.
 pub fn is_known(method: &str) -> bool {
     METHODS.contains(&method)
 }
@@ -137,6 +138,7 @@ fn hex_result(bytes: &[u8]) -> Value {
     Value::String(format!("0x{}", hex::encode(bytes)))
 }
 
+/// Answers one JSON-RPC call of a known method.
 pub async fn dispatch<S: Storage>(
     state: Arc<AppState<S>>,
     method: String,

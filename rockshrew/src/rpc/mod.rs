@@ -33,21 +33,30 @@ use crate::metrics::Metrics;
 /// Most requests in one batch.
 pub const MAX_BATCH: usize = 1000;
 
+/// JSON-RPC 2.0: the request is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC 2.0: not a valid request object.
 pub const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC 2.0: no such method.
 pub const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC 2.0: wrong parameters.
 pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC 2.0: the server failed (storage, engine).
 pub const INTERNAL_ERROR: i64 = -32603;
+/// Implementation-defined: the guest failed (Metashrew's code for view and preview errors).
 pub const SERVER_ERROR: i64 = -32000;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcError {
+    /// The JSON-RPC error code.
     pub code: i64,
+    /// What went wrong.
     pub message: String,
 }
 
 impl RpcError {
+    /// An error with `code` and `message`.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
         Self {
             code,
@@ -55,6 +64,7 @@ impl RpcError {
         }
     }
 
+    /// An [`INVALID_PARAMS`] error.
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(INVALID_PARAMS, message)
     }
@@ -62,7 +72,9 @@ impl RpcError {
 
 /// What the handlers share.
 pub struct AppState<S: Storage> {
+    /// The indexer's runtime, for views, previews, heights, hashes and roots.
     pub runtime: Arc<MetashrewRuntime<S>>,
+    /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
     /// Runtime calls in flight, at most the runtime's view slots: the rest wait here, without
     /// holding a thread.
@@ -70,6 +82,7 @@ pub struct AppState<S: Storage> {
 }
 
 impl<S: Storage> AppState<S> {
+    /// State over `runtime` and `metrics`.
     pub fn new(runtime: Arc<MetashrewRuntime<S>>, metrics: Arc<Metrics>) -> Self {
         let slots = tokio::sync::Semaphore::new(runtime.config().max_concurrent_views.max(1));
         Self {
@@ -83,7 +96,9 @@ impl<S: Storage> AppState<S> {
 /// Server settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Address to listen on.
     pub addr: SocketAddr,
+    /// The largest request body accepted, in bytes.
     pub max_request_bytes: usize,
     /// `None`: no CORS headers; `Some("*")`: any origin; otherwise a comma-separated list.
     pub cors: Option<String>,

@@ -21,6 +21,7 @@ use super::{BlockSource, SourceError};
 /// How to authenticate to the node.
 #[derive(Debug, Clone)]
 pub enum Auth {
+    /// No authentication.
     None,
     /// `user:pass`.
     UserPass(String),
@@ -53,6 +54,7 @@ enum Attempt {
 }
 
 impl RpcSource {
+    /// A client of the node at `url`; a request gives up after `timeout`, and retries stop at `shutdown`.
     pub fn new(url: &str, auth: Auth, timeout: Duration, shutdown: Arc<AtomicBool>) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))

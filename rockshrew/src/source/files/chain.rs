@@ -23,7 +23,14 @@ use crate::source::varint;
 pub enum Location {
     /// In a `blk*.dat` file: the file's number in the source's list, the block's offset and
     /// length.
-    File { file: u32, offset: u64, len: u32 },
+    File {
+        /// Index of the file in the source's list.
+        file: u32,
+        /// The block's offset in that file.
+        offset: u64,
+        /// The block's length in bytes.
+        len: u32,
+    },
     /// In memory (blocks read from a hex file), by position.
     Memory(u32),
 }
@@ -55,11 +62,13 @@ pub struct Chain {
 }
 
 impl Chain {
+    /// The height of the best tip, if any block is known.
     pub fn tip_height(&self) -> Option<u32> {
         let len = u32::try_from(self.hashes.len()).ok()?;
         (len > 0).then(|| self.base_height + len - 1)
     }
 
+    /// The hash at `height` on the best chain.
     pub fn hash_at(&self, height: u32) -> Option<[u8; 32]> {
         let i = height.checked_sub(self.base_height)?;
         self.hashes.get(i as usize).copied()
@@ -100,10 +109,12 @@ impl Index {
         self.nodes.len()
     }
 
+    /// Whether no block is known.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
 
+    /// Where block `hash` is stored.
     pub fn location(&self, hash: &[u8; 32]) -> Option<Location> {
         self.by_hash
             .get(hash)

@@ -28,14 +28,21 @@ use super::{BlockSource, SourceError};
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
     #[error("{path}: {source}")]
+    /// A file could not be read.
     Io {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
     #[error("{path} at offset {offset}: {reason}")]
+    /// A file is not in Core's format.
     Format {
+        /// The file.
         path: String,
+        /// Where in it.
         offset: u64,
+        /// What is wrong.
         reason: String,
     },
     #[error(
@@ -45,21 +52,30 @@ pub enum FilesError {
         display_hex(.parent),
         .height.map_or(String::new(), |h| format!(" at height {}", h.saturating_sub(1)))
     )]
+    /// A block whose parent is not in the files.
     MissingParent {
+        /// The block's hash.
         hash: [u8; 32],
+        /// Its height, when known.
         height: Option<u32>,
+        /// The parent it names.
         parent: [u8; 32],
     },
     #[error(
         "the files begin at height {first} (block {}); --start-block {start} is below it",
         display_hex(.hash)
     )]
+    /// `--start-block` is below the first block the files hold.
     StartBelowFiles {
+        /// The start asked for.
         start: u32,
+        /// The first height the files hold.
         first: u32,
+        /// That block's hash.
         hash: [u8; 32],
     },
     #[error("{0}")]
+    /// A block or header does not decode.
     Malformed(String),
 }
 
@@ -319,6 +335,7 @@ impl FileSource {
         self.lock().chain.hashes.len()
     }
 
+    /// Whether no block was found.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

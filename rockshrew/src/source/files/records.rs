@@ -61,12 +61,15 @@ impl XorKey {
 pub struct Record {
     /// Offset of the block's first byte (after the 8-byte prefix).
     pub offset: u64,
+    /// The block's length in bytes.
     pub len: u32,
+    /// The block's 80-byte header.
     pub header: [u8; 80],
 }
 
 /// What [`scan`] found from its starting offset.
 pub struct Scan {
+    /// The records found, in file order.
     pub records: Vec<Record>,
     /// Where the next scan of this file starts: after the last complete record (a partial
     /// record, or zero padding Core preallocated, is read again once the file grows).
