@@ -32,23 +32,60 @@ pub fn height_key(height: u32) -> [u8; 4] {
     height.to_be_bytes()
 }
 
-/// A block's touched-key list: `u32 BE len ++ key` per key.
-pub fn encode_touched<'a>(keys: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for key in keys {
+/// First byte of a touched list that carries value checks. A list without it (written before
+/// they existed) is `u32 BE len ++ key` per key, whose first byte is never 0xff (no key is
+/// 4 GiB long).
+const CHECKED: u8 = 0xff;
+
+/// Length of a value check.
+pub const CHECK_LEN: usize = 8;
+
+/// A value's check: the first 8 bytes of its SHA-256. It lets `verify` name the one value of a
+/// block that no longer matches what was committed (the state root only says that one does).
+pub fn value_check(value: &[u8]) -> [u8; CHECK_LEN] {
+    let digest = metashrew_storage::state_root::sha256(value);
+    let mut check = [0u8; CHECK_LEN];
+    check.copy_from_slice(&digest[..CHECK_LEN]);
+    check
+}
+
+/// A block's touched-key list: `0xff`, then `u32 BE len ++ key ++ value_check(value)` per
+/// write.
+pub fn encode_touched<'a>(writes: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
+    let mut out = vec![CHECKED];
+    for (key, value) in writes {
         out.extend_from_slice(&(key.len() as u32).to_be_bytes());
         out.extend_from_slice(key);
+        out.extend_from_slice(&value_check(value));
     }
     out
 }
 
 /// The keys of a `touched` value ([`encode_touched`]); `None` if malformed.
-pub fn decode_touched(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+pub fn decode_touched(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    Some(
+        decode_touched_checked(bytes)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect(),
+    )
+}
+
+/// The keys of a `touched` value with their value checks (`None` in lists written before
+/// checks existed); `None` if malformed.
+#[allow(clippy::type_complexity)]
+pub fn decode_touched_checked(bytes: &[u8]) -> Option<Vec<(Vec<u8>, Option<[u8; CHECK_LEN]>)>> {
+    let (mut bytes, check_len) = match bytes.split_first() {
+        Some((&CHECKED, rest)) => (rest, CHECK_LEN),
+        _ => (bytes, 0),
+    };
     let mut keys = Vec::new();
     while !bytes.is_empty() {
         let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-        keys.push(bytes.get(4..4 + len)?.to_vec());
-        bytes = &bytes[4 + len..];
+        let key = bytes.get(4..4 + len)?.to_vec();
+        let check = bytes.get(4 + len..4 + len + check_len)?;
+        keys.push((key, check.try_into().ok()));
+        bytes = &bytes[4 + len + check_len..];
     }
     Some(keys)
 }
@@ -74,8 +111,27 @@ mod tests {
     #[test]
     fn touched_lists_round_trip() {
         let keys = vec![b"a".to_vec(), vec![], b"long key".to_vec()];
-        let encoded = encode_touched(keys.iter().map(Vec::as_slice));
-        assert_eq!(decode_touched(&encoded), Some(keys));
+        let values = [b"1".to_vec(), b"".to_vec(), vec![0xff; 300]];
+        let encoded = encode_touched(keys.iter().zip(&values).map(|(k, v)| (&k[..], &v[..])));
+        assert_eq!(decode_touched(&encoded), Some(keys.clone()));
+        let checked = decode_touched_checked(&encoded).unwrap();
+        for ((key, check), (k, v)) in checked.iter().zip(keys.iter().zip(&values)) {
+            assert_eq!((key, *check), (k, Some(value_check(v))));
+        }
+        assert_eq!(decode_touched(&encoded[..encoded.len() - 1]), None);
         assert_eq!(decode_touched(&[0, 0, 0, 5, 1]), None);
+    }
+
+    #[test]
+    fn lists_written_before_checks_still_decode() {
+        let old = [&[0, 0, 0, 1][..], b"a", &[0, 0, 0, 0], &[0, 0, 0, 2], b"bc"].concat();
+        assert_eq!(
+            decode_touched_checked(&old),
+            Some(vec![
+                (b"a".to_vec(), None),
+                (vec![], None),
+                (b"bc".to_vec(), None)
+            ])
+        );
     }
 }

@@ -6,8 +6,8 @@
 //! | --- | --- | --- |
 //! | `<ns>/history` | `u32 BE len ++ key ++ u32 BE height` ([`keys`]) | the raw value |
 //! | `<ns>/blocks` | `u32 BE height` | block hash (32, internal order) ++ state root (32) |
-//! | `<ns>/touched` | `u32 BE height` | the keys the block wrote ([`keys::encode_touched`]) |
-//! | `<ns>/meta` | `tip`, `first`, `identity` | u32 BE heights; the index identity |
+//! | `<ns>/touched` | `u32 BE height` | the keys the block wrote, with a check of each value ([`keys::encode_touched`]) |
+//! | `<ns>/meta` | `tip`, `first`, `identity`, `committed_at` | u32 BE heights; the index identity; when the tip was committed |
 //!
 //! A block is one `WriteBatch` (history entries, touched list, hash and root, tip): it is in
 //! the database whole or not at all, whatever happens to the process. A historical read is one
@@ -18,6 +18,10 @@
 
 pub mod diff;
 pub mod keys;
+mod replica;
+pub use replica::{Refresh, Replica};
+pub mod snapshot;
+pub mod verify;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -106,6 +110,9 @@ pub enum OpenError {
 const TIP: &[u8] = b"tip";
 const FIRST: &[u8] = b"first";
 const IDENTITY: &[u8] = b"identity";
+/// When the tip was committed: u64 BE microseconds since the Unix epoch. Not part of the state
+/// (no root covers it); replicas use it to measure how far behind they are.
+const COMMITTED_AT: &[u8] = b"committed_at";
 /// `tip` cache value meaning "nothing indexed".
 const NO_TIP: u64 = u64::MAX;
 
@@ -234,11 +241,56 @@ pub struct RocksStore {
     write_options: WriteOptions,
 }
 
+/// The descriptors of the column families `names`, with their options and one block cache.
+fn descriptors(names: &[String]) -> impl Iterator<Item = ColumnFamilyDescriptor> + '_ {
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    names.iter().map(move |n| {
+        let options = if n.ends_with("/history") {
+            history_cf_options(&cache)
+        } else {
+            cf_options(&cache)
+        };
+        ColumnFamilyDescriptor::new(n, options)
+    })
+}
+
+fn rocks_error(path: &Path, source: rocksdb::Error) -> OpenError {
+    OpenError::Rocks {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The namespace `label` names and the column families of the database at `path`; an error
+/// unless the database exists and holds that namespace.
+fn existing_namespace(
+    path: &Path,
+    label: Option<&str>,
+) -> Result<(String, Vec<String>), OpenError> {
+    let namespace = label.unwrap_or("default").to_string();
+    let names = DB::list_cf(&db_options(), path).map_err(|source| rocks_error(path, source))?;
+    if !names.contains(&format!("{namespace}/meta")) {
+        return Err(OpenError::Storage(StorageError::Corrupt(format!(
+            "{} has no index namespace `{namespace}` (it has: {})",
+            path.display(),
+            RocksStore::namespaces(path).join(", ")
+        ))));
+    }
+    Ok((namespace, names))
+}
+
 fn backend(action: &'static str, err: rocksdb::Error) -> StorageError {
     StorageError::Backend {
         action,
         cause: Box::new(err),
     }
+}
+
+/// Now, in microseconds since the Unix epoch (0 if the clock is before it).
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn be_u32(bytes: &[u8]) -> Result<u32, StorageError> {
@@ -259,7 +311,6 @@ impl RocksStore {
     ) -> Result<Self, OpenError> {
         let namespace = label.unwrap_or("default").to_string();
         let opts = db_options();
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
         let mut names: Vec<String> = DB::list_cf(&opts, path).unwrap_or_default();
         for cf in ["history", "blocks", "touched", "meta"] {
             let name = format!("{namespace}/{cf}");
@@ -267,47 +318,20 @@ impl RocksStore {
                 names.push(name);
             }
         }
-        let descriptors = names.iter().map(|n| {
-            let options = if n.ends_with("/history") {
-                history_cf_options(&cache)
-            } else {
-                cf_options(&cache)
-            };
-            ColumnFamilyDescriptor::new(n, options)
-        });
-        let db = DB::open_cf_descriptors(&opts, path, descriptors).map_err(|source| {
-            OpenError::Rocks {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
+        let db = DB::open_cf_descriptors(&opts, path, descriptors(&names))
+            .map_err(|source| rocks_error(path, source))?;
         let store = Self::from_db(db, namespace)?;
         store.check_identity(identity, allow_change)?;
         Ok(store)
     }
 
-    /// Opens an existing database read-only, for inspection (`rockshrew-diff`): no identity
-    /// check, no writes; it may be open in a running daemon at the same time.
+    /// Opens an existing database read-only, for inspection (`rockshrew-diff`, `verify`): no
+    /// identity check, no writes; it may be open in a running daemon at the same time (it then
+    /// sees what the daemon had written when it opened).
     pub fn open_read_only(path: &Path, label: Option<&str>) -> Result<Self, OpenError> {
-        let namespace = label.unwrap_or("default").to_string();
-        let opts = db_options();
-        let names = DB::list_cf(&opts, path).map_err(|source| OpenError::Rocks {
-            path: path.display().to_string(),
-            source,
-        })?;
-        if !names.contains(&format!("{namespace}/meta")) {
-            return Err(OpenError::Storage(StorageError::Corrupt(format!(
-                "{} has no index namespace `{namespace}` (it has: {})",
-                path.display(),
-                Self::namespaces(path).join(", ")
-            ))));
-        }
-        let db = DB::open_cf_for_read_only(&opts, path, &names, false).map_err(|source| {
-            OpenError::Rocks {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
+        let (namespace, names) = existing_namespace(path, label)?;
+        let db = DB::open_cf_for_read_only(&db_options(), path, &names, false)
+            .map_err(|source| rocks_error(path, source))?;
         Ok(Self::from_db(db, namespace)?)
     }
 
@@ -326,14 +350,7 @@ impl RocksStore {
             writer: Mutex::new(()),
             write_options,
         };
-        let tip = store.meta_u32(TIP)?;
-        let first = store.meta_u32(FIRST)?;
-        store
-            .tip
-            .store(tip.map_or(NO_TIP, u64::from), Ordering::SeqCst);
-        store
-            .first
-            .store(first.map_or(NO_TIP, u64::from), Ordering::SeqCst);
+        store.reload_heights()?;
         Ok(store)
     }
 
@@ -526,12 +543,18 @@ impl Storage for RocksStore {
         batch.put_cf(
             touched,
             height,
-            keys::encode_touched(commit.writes().iter().map(|(k, _)| k.as_slice())),
+            keys::encode_touched(
+                commit
+                    .writes()
+                    .iter()
+                    .map(|(k, v)| (k.as_slice(), v.as_slice())),
+            ),
         );
         let mut hash_root = commit.block_hash().to_vec();
         hash_root.extend_from_slice(commit.state_root());
         batch.put_cf(blocks, height, hash_root);
         batch.put_cf(meta, TIP, height);
+        batch.put_cf(meta, COMMITTED_AT, unix_micros().to_be_bytes());
         if tip.is_none() {
             batch.put_cf(meta, FIRST, height);
         }
@@ -640,7 +663,7 @@ impl RocksStore {
 mod tests {
     use super::*;
 
-    fn identity(n: u8) -> IndexIdentity {
+    pub(crate) fn identity(n: u8) -> IndexIdentity {
         IndexIdentity {
             module_hash: [n; 32],
             max_memory_bytes: 4 << 30,
@@ -648,7 +671,7 @@ mod tests {
         }
     }
 
-    fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
+    pub(crate) fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
         BlockCommit::new(
             height,
             [height as u8; 32],
