@@ -208,3 +208,43 @@ pub trait Storage: Send + Sync + 'static {
     /// the first height empties the store.
     fn rollback_to(&self, height: u32) -> Result<(), StorageError>;
 }
+
+/// A shared store is a store: the daemon keeps a handle on the RocksDB store (for snapshots
+/// and the final flush) under the layers that wrap it.
+impl<S: Storage> Storage for Arc<S> {
+    fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get_at(key, height)
+    }
+
+    fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
+        (**self).commit_block(commit)
+    }
+
+    fn commit_shared(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
+        (**self).commit_shared(commit)
+    }
+
+    fn tip(&self) -> Result<Option<u32>, StorageError> {
+        (**self).tip()
+    }
+
+    fn first_height(&self) -> Result<Option<u32>, StorageError> {
+        (**self).first_height()
+    }
+
+    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
+        (**self).block_hash(height)
+    }
+
+    fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
+        (**self).state_root(height)
+    }
+
+    fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
+        (**self).touched_keys(height)
+    }
+
+    fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
+        (**self).rollback_to(height)
+    }
+}

@@ -68,7 +68,8 @@ impl IndexIdentity {
         })
     }
 
-    fn describe(&self) -> String {
+    /// The identity as an operator reads it (in error messages and manifests).
+    pub fn describe(&self) -> String {
         format!(
             "module sha256 {}, max memory {} bytes, max stack {} bytes",
             hex::encode(self.module_hash),
@@ -323,6 +324,15 @@ impl RocksStore {
         let store = Self::from_db(db, namespace)?;
         store.check_identity(identity, allow_change)?;
         Ok(store)
+    }
+
+    /// Opens an existing database and namespace for writing, without an identity check: for
+    /// tools that act on a database no daemon holds (`rockshrew snapshot`).
+    pub fn open_existing(path: &Path, label: Option<&str>) -> Result<Self, OpenError> {
+        let (namespace, names) = existing_namespace(path, label)?;
+        let db = DB::open_cf_descriptors(&db_options(), path, descriptors(&names))
+            .map_err(|source| rocks_error(path, source))?;
+        Ok(Self::from_db(db, namespace)?)
     }
 
     /// Opens an existing database read-only, for inspection (`rockshrew-diff`, `verify`): no

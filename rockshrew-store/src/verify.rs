@@ -16,7 +16,7 @@
 //! - the roots given as expected.
 
 use metashrew_storage::state_root::{GENESIS_PARENT_ROOT, next_root};
-use metashrew_storage::{BlockHash, StateRoot, Storage, StorageError, display_hex};
+use metashrew_storage::{BlockHash, KeyValues, StateRoot, Storage, StorageError, display_hex};
 use rocksdb::ReadOptions;
 
 use crate::{RocksStore, backend, keys};
@@ -222,7 +222,7 @@ pub fn verify(
 
 /// The writes of block `height` as its touched list names them, each value read at exactly
 /// that height and checked.
-fn block_writes(store: &RocksStore, height: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, VerifyError> {
+fn block_writes(store: &RocksStore, height: u32) -> Result<KeyValues, VerifyError> {
     let listed = store
         .db
         .get_pinned_cf(store.cf("touched")?, keys::height_key(height))

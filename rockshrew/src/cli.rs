@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use rockshrew_store::verify::Expected;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 /// How blocks are run: an instance per block, or one kept.
@@ -14,16 +15,34 @@ pub enum Mode {
 }
 
 /// Follows a Bitcoin Core node (or a block file), runs a Metashrew indexer over every block into
-/// RocksDB, and serves its views over JSON-RPC.
+/// RocksDB, and serves its views over JSON-RPC; or, with `--replica-of`, serves the views of
+/// another daemon's database.
 #[derive(Debug, Parser)]
-#[command(name = "rockshrew", version)]
+#[command(
+    name = "rockshrew",
+    version,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    /// A tool instead of the daemon.
+    #[command(subcommand)]
+    pub command: Option<Tool>,
     /// The indexer: a wasm32 module exporting `_start` and its views.
-    #[arg(long)]
-    pub indexer: PathBuf,
-    /// The RocksDB directory (created if missing).
-    #[arg(long)]
-    pub db_path: PathBuf,
+    #[arg(long, required = true)]
+    pub indexer: Option<PathBuf>,
+    /// The RocksDB directory (created if missing). With `--replica-of`: the replica's own
+    /// small directory (its logs), not a copy of the database.
+    #[arg(long, required = true)]
+    pub db_path: Option<PathBuf>,
+    /// Serve as a read replica of the daemon whose `--db-path` is PRIMARY_DB_PATH (on this host,
+    /// or a filesystem shared with it): no indexing and no node; views, previews, heights,
+    /// hashes, roots and metrics of what the primary has committed, never written to.
+    #[arg(long, value_name = "PRIMARY_DB_PATH")]
+    pub replica_of: Option<PathBuf>,
+    /// How often a replica catches up with its primary, in milliseconds.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub replica_interval_ms: u64,
     /// Bitcoin Core's JSON-RPC URL.
     #[arg(long, default_value = "http://127.0.0.1:8332")]
     pub daemon_rpc_url: String,
@@ -104,4 +123,46 @@ pub struct Args {
     /// Timeout of one request to the node, in seconds.
     #[arg(long, default_value_t = 60)]
     pub rpc_timeout_secs: u64,
+}
+
+/// The tools `rockshrew` runs instead of the daemon.
+#[derive(Debug, Subcommand)]
+pub enum Tool {
+    /// Takes a consistent snapshot (a RocksDB checkpoint, at a whole block) of a database, live
+    /// or not, into a new directory, with a manifest (`rockshrew-snapshot.json`). A copy of the
+    /// directory is a database: `--db-path COPY` resumes from its tip.
+    Snapshot(SnapshotArgs),
+    /// Recomputes every state root of an index from its stored history and checks the chain of
+    /// roots, the tip and the expected roots. Names the first height, key and value found wrong
+    /// and exits 1; exits 2 when the database cannot be read.
+    Verify(VerifyArgs),
+}
+
+/// `rockshrew snapshot`.
+#[derive(Debug, clap::Args)]
+pub struct SnapshotArgs {
+    /// The database (a running daemon's `--db-path` is asked through its admin socket).
+    #[arg(long)]
+    pub db_path: PathBuf,
+    /// The snapshot directory (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The index namespace the manifest describes.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+/// `rockshrew verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The database (or a snapshot).
+    #[arg(long)]
+    pub db_path: PathBuf,
+    /// The index namespace.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// A root the index must have at a height, from a node you trust: `HEIGHT:ROOT` (hex).
+    /// Repeatable.
+    #[arg(long = "expect-root", value_name = "HEIGHT:ROOT")]
+    pub expect_root: Vec<Expected>,
 }

@@ -1,6 +1,7 @@
 //! Wires the daemon together: store, runtime, block source, sync loop, JSON-RPC server, signals.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -68,15 +69,27 @@ fn block_source(args: &Args, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn Block
     )))
 }
 
-/// Runs the daemon until `--exit-at`, a signal, or a fatal error.
-pub fn run(args: Args) -> Result<()> {
-    let wasm = std::fs::read(&args.indexer)
-        .with_context(|| format!("reading the indexer {}", args.indexer.display()))?;
-    let mut config = runtime_config(&args)?;
+/// The module and what it runs under: read, its memory ceiling applied, its identity.
+pub(crate) struct Indexer {
+    /// The module's path, for messages.
+    pub path: PathBuf,
+    /// Its bytes.
+    pub wasm: Vec<u8>,
+    /// Its runtime configuration (the ceiling applied).
+    pub config: RuntimeConfig,
+    /// Its identity.
+    pub identity: IndexIdentity,
+}
+
+fn load_indexer(args: &Args) -> Result<Indexer> {
+    let path = args.indexer.clone().context("--indexer is required")?;
+    let wasm =
+        std::fs::read(&path).with_context(|| format!("reading the indexer {}", path.display()))?;
+    let mut config = runtime_config(args)?;
     // A module's declared memory maximum lowers the ceiling; the identity records what it
     // really runs under.
     let ceiling = memory_ceiling(&wasm, config.max_memory_bytes)
-        .with_context(|| format!("loading {}", args.indexer.display()))?;
+        .with_context(|| format!("loading {}", path.display()))?;
     if ceiling < config.max_memory_bytes {
         log::info!(
             "guest memory ceiling {} MiB: the module's declared maximum",
@@ -89,30 +102,64 @@ pub fn run(args: Args) -> Result<()> {
         max_memory_bytes: config.max_memory_bytes,
         max_wasm_stack_bytes: config.max_wasm_stack_bytes as u64,
     };
-    let store = RocksStore::open(
-        &args.db_path,
+    Ok(Indexer {
+        path,
+        wasm,
+        config,
+        identity,
+    })
+}
+
+pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
+    Ok(ServerConfig {
+        addr,
+        max_request_bytes: args.max_request_bytes,
+        cors: args.cors.clone(),
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections as usize,
+    })
+}
+
+/// Runs the daemon until `--exit-at`, a signal, or a fatal error: an indexer, or with
+/// `--replica-of` a read replica.
+pub fn run(args: Args) -> Result<()> {
+    let db_path = args.db_path.clone().context("--db-path is required")?;
+    let indexer = load_indexer(&args)?;
+    match &args.replica_of {
+        Some(primary) => crate::replica::run(&args, primary, &db_path, indexer),
+        None => run_primary(&args, &db_path, indexer),
+    }
+}
+
+fn run_primary(args: &Args, db_path: &Path, indexer: Indexer) -> Result<()> {
+    let store = Arc::new(RocksStore::open(
+        db_path,
         args.label.as_deref(),
-        &identity,
+        &indexer.identity,
         args.allow_indexer_change,
-    )?;
+    )?);
     let namespace = store.namespace().to_string();
     // Reads go through a host cache, written through on every commit; large blocks are then
     // written to RocksDB in the background while the next one runs (the cache write stays on
     // the indexing thread: done in the background too, it would contend with the next block's
     // reads). Neither layer changes what a read answers.
-    let store = Arc::new(CachedStore::new(
-        PipelinedStore::new(store),
+    let cached = Arc::new(CachedStore::new(
+        PipelinedStore::new(store.clone()),
         (args.host_cache_mib as usize) << 20,
     ));
     let runtime = Arc::new(
-        MetashrewRuntime::from_bytes(&wasm, store.clone(), config)
-            .with_context(|| format!("loading {}", args.indexer.display()))?,
+        MetashrewRuntime::from_bytes(&indexer.wasm, cached.clone(), indexer.config)
+            .with_context(|| format!("loading {}", indexer.path.display()))?,
     );
     let tip = runtime.tip()?;
     log::info!(
         "index `{}` in {}: {}",
         namespace,
-        args.db_path.display(),
+        db_path.display(),
         tip.map_or_else(|| "empty".to_string(), |t| format!("tip {t}"))
     );
     let metrics = Arc::new(Metrics::new()?);
@@ -120,18 +167,7 @@ pub fn run(args: Args) -> Result<()> {
         metrics.indexed_height.set(i64::from(t));
     }
     let shutdown = Arc::new(AtomicBool::new(false));
-    let source = block_source(&args, &shutdown)?;
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
-    let server_config = ServerConfig {
-        addr,
-        max_request_bytes: args.max_request_bytes,
-        cors: args.cors.clone(),
-        header_timeout: Duration::from_millis(args.header_timeout_ms),
-        body_timeout: Duration::from_millis(args.body_timeout_ms),
-        max_connections: args.max_connections as usize,
-    };
+    let source = block_source(args, &shutdown)?;
     let syncer = Syncer {
         runtime: runtime.clone(),
         source,
@@ -146,23 +182,45 @@ pub fn run(args: Args) -> Result<()> {
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
     };
+    let admin = crate::admin::AdminSocket::start(db_path, store.clone());
+    let result = serve_while(
+        Arc::new(AppState::new(runtime, metrics)),
+        server_config(args)?,
+        shutdown,
+        move || syncer.run(),
+    );
+    drop(admin);
+    if let Err(err) = cached.inner().settle() {
+        log::error!("{err}");
+    }
+    if let Err(err) = store.flush() {
+        log::error!("final flush: {err} (the next start replays the write-ahead log)");
+    }
+    result
+}
 
+/// Serves JSON-RPC from `state` while `work` runs on a blocking thread; stops both on a signal
+/// (which sets `shutdown`), when `work` returns, or when the server fails.
+pub(crate) fn serve_while<S: metashrew_runtime::Storage + 'static>(
+    state: Arc<AppState<S>>,
+    server_config: ServerConfig,
+    shutdown: Arc<AtomicBool>,
+    work: impl FnOnce() -> Result<SyncStop> + Send + 'static,
+) -> Result<()> {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = tokio.block_on(async move {
+    tokio.block_on(async move {
         let stop = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(watch_signals(shutdown.clone(), stop.clone()));
         let server_stop = stop.clone();
-        let server = tokio::spawn(crate::rpc::serve(
-            Arc::new(AppState::new(runtime, metrics)),
-            server_config,
-            async move { server_stop.notified().await },
-        ));
-        let sync = tokio::task::spawn_blocking(move || syncer.run());
+        let server = tokio::spawn(crate::rpc::serve(state, server_config, async move {
+            server_stop.notified().await
+        }));
+        let work = tokio::task::spawn_blocking(work);
         let outcome = tokio::select! {
-            sync = sync => sync.context("sync task")?,
+            done = work => done.context("the daemon's task")?,
             served = server => {
                 // The server only ends by itself on an error (e.g. the port is taken).
                 shutdown.store(true, Ordering::SeqCst);
@@ -176,14 +234,7 @@ pub fn run(args: Args) -> Result<()> {
             SyncStop::ExitAt(h) => log::info!("reached --exit-at {h}; exiting"),
             SyncStop::Shutdown => log::info!("stopped cleanly"),
         })
-    });
-    if let Err(err) = store.inner().settle() {
-        log::error!("{err}");
-    }
-    if let Err(err) = store.inner().inner().flush() {
-        log::error!("final flush: {err} (the next start replays the write-ahead log)");
-    }
-    result
+    })
 }
 
 /// First SIGINT/SIGTERM: stop after the block in flight. Second: exit at once.

@@ -6,13 +6,16 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod cli;
 pub mod daemon;
 pub mod metrics;
 pub mod prefetch;
+mod replica;
 pub mod rpc;
 pub mod source;
 pub mod sync;
+pub mod tools;
 
 /// The RocksDB store, a crate of its own (`rockshrew-store`) so that tools which only read
 /// databases do not build the wasm runtime.

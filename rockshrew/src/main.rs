@@ -1,11 +1,17 @@
 use clap::Parser;
+use rockshrew::cli::Tool;
 
 fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
     let args = rockshrew::cli::Args::parse();
-    match rockshrew::daemon::run(args) {
+    let outcome = match &args.command {
+        Some(Tool::Verify(verify)) => return rockshrew::tools::verify_command(verify),
+        Some(Tool::Snapshot(snapshot)) => rockshrew::tools::snapshot(snapshot),
+        None => rockshrew::daemon::run(args),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             log::error!("{err:#}");

@@ -26,6 +26,15 @@ pub struct Metrics {
     pub view_seconds: Histogram,
     /// JSON-RPC requests by method and outcome.
     pub rpc_requests: IntCounterVec,
+    /// Replicas: seconds from the primary committing a block to this replica serving it
+    /// (observed for the newest block of each refresh that brings new blocks).
+    pub replica_lag_seconds: Histogram,
+    /// Replicas: seconds since the last successful refresh.
+    pub replica_refresh_age_seconds: prometheus::Gauge,
+    /// Replicas: fresh instances opened after the primary flushed.
+    pub replica_reopens: IntCounter,
+    /// Replicas: refreshes that failed (the primary's files unreadable, say).
+    pub replica_refresh_failures: IntCounter,
 }
 
 fn buckets() -> Vec<f64> {
@@ -65,6 +74,25 @@ impl Metrics {
                 Opts::new("rpc_requests_total", "JSON-RPC requests by method"),
                 &["method"],
             )?,
+            replica_lag_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "replica_lag_seconds",
+                    "Replica: time from the primary's commit of a block to this replica serving it",
+                )
+                .buckets(buckets()),
+            )?,
+            replica_refresh_age_seconds: prometheus::Gauge::new(
+                "replica_refresh_age_seconds",
+                "Replica: seconds since the last successful refresh",
+            )?,
+            replica_reopens: IntCounter::new(
+                "replica_reopens_total",
+                "Replica: fresh instances opened after the primary flushed",
+            )?,
+            replica_refresh_failures: IntCounter::new(
+                "replica_refresh_failures_total",
+                "Replica: refreshes that failed",
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.indexed_height.clone()))?;
@@ -78,6 +106,13 @@ impl Metrics {
         m.registry.register(Box::new(m.reorg_depth.clone()))?;
         m.registry.register(Box::new(m.view_seconds.clone()))?;
         m.registry.register(Box::new(m.rpc_requests.clone()))?;
+        m.registry
+            .register(Box::new(m.replica_lag_seconds.clone()))?;
+        m.registry
+            .register(Box::new(m.replica_refresh_age_seconds.clone()))?;
+        m.registry.register(Box::new(m.replica_reopens.clone()))?;
+        m.registry
+            .register(Box::new(m.replica_refresh_failures.clone()))?;
         Ok(m)
     }
 

@@ -123,7 +123,9 @@ async fn blocking<S: Storage, T: Send + 'static>(
         .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("view slots closed: {e}")))?;
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
+        let pinned = state.replica.as_ref().map(|r| r.pin());
         let r = work(&state);
+        drop(pinned);
         state
             .metrics
             .view_seconds

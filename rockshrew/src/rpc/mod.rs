@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use rockshrew_store::Replica;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
@@ -79,6 +80,8 @@ pub struct AppState<S: Storage> {
     /// Runtime calls in flight, at most the runtime's view slots: the rest wait here, without
     /// holding a thread.
     pub(crate) slots: tokio::sync::Semaphore,
+    /// On a replica: held across every runtime call, so that no answer mixes two refreshes.
+    pub(crate) replica: Option<Arc<Replica>>,
 }
 
 impl<S: Storage> AppState<S> {
@@ -89,7 +92,14 @@ impl<S: Storage> AppState<S> {
             runtime,
             metrics,
             slots,
+            replica: None,
         }
+    }
+
+    /// The state of a read replica: every runtime call holds `replica`'s current state.
+    pub fn with_replica(mut self, replica: Arc<Replica>) -> Self {
+        self.replica = Some(replica);
+        self
     }
 }
 

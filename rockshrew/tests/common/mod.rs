@@ -274,35 +274,12 @@ impl Drop for FakeNode {
     }
 }
 
-/// A running daemon; killed on drop.
-pub struct Daemon {
-    pub child: Child,
+/// A JSON-RPC client of a daemon's port.
+pub struct Client {
     pub port: u16,
-    pub log: std::path::PathBuf,
 }
 
-impl Daemon {
-    pub fn start(indexer: &str, db: &Path, extra: &[&str]) -> Self {
-        let port = free_port();
-        let log = db.with_extension(format!("{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_rockshrew"))
-            .args(["--indexer", indexer, "--db-path"])
-            .arg(db)
-            .args(["--port", &port.to_string(), "--poll-interval-ms", "50"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("rockshrew starts");
-        Self { child, port, log }
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
+impl Client {
     /// Posts a raw body; returns the parsed reply.
     pub fn post(&self, body: &str) -> Value {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -348,6 +325,60 @@ impl Daemon {
         self.call("metashrew_height", json!([]))["result"]
             .as_str()
             .and_then(|h| h.parse().ok())
+    }
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Daemon {
+    pub fn start(indexer: &str, db: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let log = db.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_rockshrew"))
+            .args(["--indexer", indexer, "--db-path"])
+            .arg(db)
+            .args(["--port", &port.to_string(), "--poll-interval-ms", "50"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("rockshrew starts");
+        Self { child, port, log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A client of its JSON-RPC port.
+    pub fn client(&self) -> Client {
+        Client { port: self.port }
+    }
+
+    /// Posts a raw body; returns the parsed reply.
+    pub fn post(&self, body: &str) -> Value {
+        self.client().post(body)
+    }
+
+    pub fn call(&self, method: &str, params: Value) -> Value {
+        self.client().call(method, params)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        self.client().get(path)
+    }
+
+    /// The height the daemon reports over JSON-RPC (`None` before anything is indexed or when
+    /// it does not answer).
+    pub fn height(&self) -> Option<u32> {
+        self.client().height()
     }
 
     /// A `/proc/<pid>/status` figure of the daemon in KiB (`VmRSS:`, `VmHWM:`); 0 if unknown.
@@ -423,11 +454,16 @@ pub fn fork(blocks: &[Vec<u8>], from: usize, extra: usize) -> Vec<Vec<u8>> {
 
 /// Roots of spendables over the bundled blocks, computed in-process (the reference).
 pub fn reference_roots() -> Vec<String> {
+    roots_of(&metashrew_tests::fixtures::mainnet_blocks())
+}
+
+/// Roots of spendables over `chain` (heights from 0), computed in-process, as RPC hex.
+pub fn roots_of(chain: &[Vec<u8>]) -> Vec<String> {
     let rt = metashrew_tests::runtimes::on_memory(
         metashrew_tests::guests::SPENDABLES,
         metashrew_runtime::InstanceMode::Fresh,
     );
-    metashrew_tests::fixtures::mainnet_blocks()
+    chain
         .iter()
         .enumerate()
         .map(|(h, b)| {
