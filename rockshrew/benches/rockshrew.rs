@@ -1,7 +1,7 @@
 //! The project's benchmark: `cargo bench -p rockshrew --bench rockshrew [-- SECTION...]`.
 //!
-//! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`, `history`,
-//! `rollback`; and `scale` (minutes long: only when named; see `scale/mod.rs`).
+//! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`,
+//! `replicas`, `history`, `rollback`; and `scale` (minutes long: only when named; see `scale/mod.rs`).
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
@@ -425,6 +425,95 @@ fn views(blocks: &[Vec<u8>]) {
     }
 }
 
+/// Read replicas of a primary indexing a long chain: the primary's speed alone and with two
+/// replicas; view latency and throughput on the primary and on a replica; the replica's lag
+/// from the primary showing a height over RPC to the replica showing it.
+fn replicas(blocks: &[Vec<u8>]) {
+    const WINDOW: Duration = Duration::from_secs(4);
+    println!(
+        "\n## Read replicas (`spendables`, fake node, mainnet 0..255 + 60,000 linked copies of block 255)"
+    );
+    let chain = fork(blocks, 256, 60_000);
+    let node = FakeNode::start(chain);
+    let dir = tempdir();
+    let db = dir.path().join("db");
+    let mut primary = Daemon::start(guests::SPENDABLES, &db, &["--daemon-rpc-url", &node.url()]);
+    primary.wait_for_height(300, Duration::from_secs(120));
+    let rate = |d: &Daemon| {
+        let h0 = d.height().unwrap_or(0);
+        std::thread::sleep(WINDOW);
+        f64::from(d.height().unwrap_or(0) - h0) / WINDOW.as_secs_f64()
+    };
+    println!("primary alone: {:.0} blocks/s", rate(&primary));
+    let db_arg = db.to_str().expect("path").to_string();
+    let mut replicas: Vec<Daemon> = ["r1", "r2"]
+        .iter()
+        .map(|name| {
+            Daemon::start(
+                guests::SPENDABLES,
+                &dir.path().join(name),
+                &["--replica-of", &db_arg],
+            )
+        })
+        .collect();
+    for r in &mut replicas {
+        r.wait_for_height(300, Duration::from_secs(120));
+    }
+    println!(
+        "primary with 2 replicas following: {:.0} blocks/s",
+        rate(&primary)
+    );
+
+    // Lag: when each height first shows on the primary, and then on the replica.
+    let (primary_client, replica_client) = (primary.client(), replicas[0].client());
+    let mut seen_primary = BTreeMap::new();
+    let mut lags = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < WINDOW {
+        let now = Instant::now();
+        if let Some(h) = primary_client.height() {
+            seen_primary.entry(h).or_insert(now);
+        }
+        if let Some(h) = replica_client.height() {
+            let caught: Vec<u32> = seen_primary.range(..=h).map(|(h, _)| *h).collect();
+            for c in caught {
+                if let Some(at) = seen_primary.remove(&c) {
+                    lags.push(ms(now.duration_since(at)));
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let lags = Samples(lags);
+    println!(
+        "replica lag (default --replica-interval-ms 200), primary's RPC to replica's RPC: p50 {:.0} ms, p99 {:.0} ms over {} heights",
+        lags.median(),
+        lags.quantile(0.99),
+        lags.0.len()
+    );
+
+    let script9 = hex::encode(metashrew_tests::fixtures::coinbase9_script());
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_view", "params": ["balance", script9, "latest"]}).to_string();
+    for (name, port) in [("primary", primary.port), ("replica", replicas[0].port)] {
+        for clients in [1, 8] {
+            let (latencies, bad) = load(port, &body, clients, WINDOW);
+            let calls = latencies.len() as f64 / WINDOW.as_secs_f64();
+            let latency = Samples(latencies.into_iter().map(ms).collect());
+            println!(
+                "  views on the {name}, {clients} client(s): {calls:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms, {bad} bad answers",
+                latency.median(),
+                latency.quantile(0.99)
+            );
+        }
+    }
+    let (_, metrics) = replicas[0].get("/metrics");
+    let reopens = metrics
+        .lines()
+        .find(|l| l.starts_with("rockshrew_replica_reopens_total"))
+        .unwrap_or("rockshrew_replica_reopens_total ?");
+    println!("  replica: {reopens} (fresh instances after primary flushes)");
+}
+
 fn guest_name(path: &str) -> &str {
     Path::new(path)
         .file_stem()
@@ -552,6 +641,9 @@ fn main() {
     }
     if run("views") {
         views(&blocks);
+    }
+    if run("replicas") {
+        replicas(&blocks);
     }
     if run("history") {
         history();
