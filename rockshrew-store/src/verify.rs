@@ -252,10 +252,11 @@ fn block_writes(store: &RocksStore, height: u32) -> Result<KeyValues, VerifyErro
     Ok(writes)
 }
 
-/// History entries per height, `first..=tip`, from one scan of the whole history; an entry
-/// outside that range is an error.
-fn history_counts(store: &RocksStore, first: u32, tip: u32) -> Result<Vec<u64>, VerifyError> {
-    let mut counts = vec![0u64; (tip - first) as usize + 1];
+/// Runs `visit` on every history entry, in key order, until it returns an error to report.
+fn scan_history(
+    store: &RocksStore,
+    mut visit: impl FnMut(&[u8], u32, &[u8]) -> Option<VerifyError>,
+) -> Result<(), VerifyError> {
     let mut read = ReadOptions::default();
     read.set_total_order_seek(true);
     let mut it = store.db.raw_iterator_cf_opt(store.cf("history")?, read);
@@ -263,22 +264,39 @@ fn history_counts(store: &RocksStore, first: u32, tip: u32) -> Result<Vec<u64>, 
     while let (Some(entry), Some(value)) = (it.key(), it.value()) {
         let (key, height) = keys::split_history_key(entry)
             .ok_or_else(|| StorageError::Corrupt("malformed history key".into()))?;
-        match height
-            .checked_sub(first)
-            .and_then(|i| counts.get_mut(i as usize))
-        {
-            Some(count) => *count += 1,
-            None => {
-                return Err(VerifyError::UnlistedEntry {
-                    height,
-                    key: key.to_vec(),
-                    value: value.to_vec(),
-                });
-            }
+        if let Some(found) = visit(key, height, value) {
+            return Err(found);
         }
         it.next();
     }
     it.status().map_err(|e| backend("scanning history", e))?;
+    Ok(())
+}
+
+fn unlisted(key: &[u8], height: u32, value: &[u8]) -> VerifyError {
+    VerifyError::UnlistedEntry {
+        height,
+        key: key.to_vec(),
+        value: value.to_vec(),
+    }
+}
+
+/// History entries per height, `first..=tip`, from one scan of the whole history; an entry
+/// outside that range is an error.
+fn history_counts(store: &RocksStore, first: u32, tip: u32) -> Result<Vec<u64>, VerifyError> {
+    let mut counts = vec![0u64; (tip - first) as usize + 1];
+    scan_history(store, |key, height, value| {
+        match height
+            .checked_sub(first)
+            .and_then(|i| counts.get_mut(i as usize))
+        {
+            Some(count) => {
+                *count += 1;
+                None
+            }
+            None => Some(unlisted(key, height, value)),
+        }
+    })?;
     Ok(counts)
 }
 
@@ -288,30 +306,18 @@ fn unlisted_entry(
     height: u32,
     writes: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<VerifyError, VerifyError> {
-    let mut read = ReadOptions::default();
-    read.set_total_order_seek(true);
-    let mut it = store.db.raw_iterator_cf_opt(store.cf("history")?, read);
-    it.seek_to_first();
-    while let (Some(entry), Some(value)) = (it.key(), it.value()) {
-        if let Some((key, h)) = keys::split_history_key(entry)
-            && h == height
-            && writes
-                .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-                .is_err()
-        {
-            return Ok(VerifyError::UnlistedEntry {
-                height,
-                key: key.to_vec(),
-                value: value.to_vec(),
-            });
-        }
-        it.next();
+    match scan_history(store, |key, h, value| {
+        let listed = writes
+            .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            .is_ok();
+        (h == height && !listed).then(|| unlisted(key, h, value))
+    }) {
+        Err(found) => Ok(found),
+        Ok(()) => Err(StorageError::Corrupt(format!(
+            "the entry count of block {height} changed during the check"
+        ))
+        .into()),
     }
-    it.status().map_err(|e| backend("scanning history", e))?;
-    Err(StorageError::Corrupt(format!(
-        "the entry count of block {height} changed during the check"
-    ))
-    .into())
 }
 
 /// No block entry or touched list above the tip.
