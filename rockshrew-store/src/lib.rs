@@ -240,6 +240,8 @@ pub struct RocksStore {
     /// Serialises commits and rollbacks (readers never take it).
     writer: Mutex<()>,
     write_options: WriteOptions,
+    /// A secondary instance's own directory.
+    secondary_dir: Option<std::path::PathBuf>,
 }
 
 /// The descriptors of the column families `names`, with their options and one block cache.
@@ -359,6 +361,7 @@ impl RocksStore {
             first: AtomicU64::new(NO_TIP),
             writer: Mutex::new(()),
             write_options,
+            secondary_dir: None,
         };
         store.reload_heights()?;
         Ok(store)

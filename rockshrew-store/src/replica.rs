@@ -16,7 +16,7 @@
 //! flushed) and swaps it in whole.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime};
 
@@ -104,6 +104,8 @@ pub struct Replica {
     gate: RwLock<()>,
     /// The highest SST file number the current instance knows of.
     newest_sst: AtomicU64,
+    /// Set when the current instance may be stale and a fresh one could not be opened.
+    must_reopen: AtomicBool,
     /// Fresh instances opened so far (the first included).
     opens: AtomicU64,
 }
@@ -122,6 +124,13 @@ pub struct Refresh {
 impl Replica {
     /// Opens a replica of the database at `primary`, keeping its own files under `dir`.
     pub fn open(primary: &Path, dir: &Path, label: Option<&str>) -> Result<Self, OpenError> {
+        if dir.join("CURRENT").exists() || same_dir(dir, primary) {
+            return Err(OpenError::Storage(StorageError::Corrupt(format!(
+                "{} is a database: a replica's own directory must be a separate, empty or replica directory",
+                dir.display()
+            ))));
+        }
+        remove_instance_dirs(dir);
         let newest = newest_sst(primary);
         let store = RocksStore::open_secondary(primary, &dir.join("0"), label)?;
         Ok(Self {
@@ -131,6 +140,7 @@ impl Replica {
             current: RwLock::new(Arc::new(store)),
             gate: RwLock::new(()),
             newest_sst: AtomicU64::new(newest),
+            must_reopen: AtomicBool::new(false),
             opens: AtomicU64::new(1),
         })
     }
@@ -150,22 +160,25 @@ impl Replica {
 
     /// Brings the replica up to what the primary has committed: replays the primary's WAL
     /// into the current instance, or, when the primary has flushed since that instance
-    /// opened, replaces it with a fresh one (opened before readers are held up).
+    /// opened, replaces it with a fresh one. Readers never see a state that may be stale.
     pub fn refresh(&self) -> Result<Refresh, StorageError> {
         let before = self.store().tip()?;
         let seen = self.newest_sst.load(Ordering::SeqCst);
-        let newest = newest_sst(&self.primary);
-        if newest > seen {
-            return self.reopen(before, newest);
+        if self.must_reopen.load(Ordering::SeqCst) || newest_sst(&self.primary) > seen {
+            // Opened while readers go on with the current state; swapped in whole.
+            let (fresh, newest) = self.open_fresh()?;
+            let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            return self.install(fresh, newest, before);
         }
         let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());
         let after = self.store().catch_up()?;
-        // A flush that landed while catching up may have left stale entries: replace the
-        // instance before any reader sees it.
-        let newest = newest_sst(&self.primary);
-        if newest > seen {
-            drop(_exclusive);
-            return self.reopen(before, newest);
+        if newest_sst(&self.primary) > seen {
+            // A flush landed while catching up: the instance may hold stale entries. Replace
+            // it before any reader sees it; if that fails, reads fail (a storage error) until
+            // a later refresh opens a fresh instance.
+            self.must_reopen.store(true, Ordering::SeqCst);
+            let (fresh, newest) = self.open_fresh()?;
+            return self.install(fresh, newest, before);
         }
         Ok(Refresh {
             before,
@@ -174,11 +187,12 @@ impl Replica {
         })
     }
 
-    fn reopen(&self, before: Option<u32>, newest: u64) -> Result<Refresh, StorageError> {
+    /// A fresh secondary instance, and the newest SST number at the time it was opened.
+    fn open_fresh(&self) -> Result<(RocksStore, u64), StorageError> {
         let generation = self.opens.fetch_add(1, Ordering::SeqCst);
-        // Two instances live at once (the old serves while the new opens): each its own
-        // directory.
-        let dir = self.dir.join((generation % 2).to_string());
+        let newest = newest_sst(&self.primary);
+        // The old instance serves while the new one opens: each has a directory of its own.
+        let dir = self.dir.join(generation.to_string());
         let fresh = RocksStore::open_secondary(&self.primary, &dir, self.label.as_deref())
             .map_err(|e| match e {
                 OpenError::Storage(err) => err,
@@ -187,14 +201,31 @@ impl Replica {
                     cause: Box::new(other),
                 },
             })?;
+        Ok((fresh, newest))
+    }
+
+    /// Makes `fresh` the instance reads go to. The caller holds the gate exclusively.
+    fn install(
+        &self,
+        fresh: RocksStore,
+        newest: u64,
+        before: Option<u32>,
+    ) -> Result<Refresh, StorageError> {
         let after = fresh.tip()?;
         let old = {
-            let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());
             let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-            self.newest_sst.store(newest, Ordering::SeqCst);
             std::mem::replace(&mut *current, Arc::new(fresh))
         };
-        drop(old);
+        self.newest_sst.store(newest, Ordering::SeqCst);
+        self.must_reopen.store(false, Ordering::SeqCst);
+        // The old instance's directory goes with it, unless a reader still holds it.
+        if let Ok(old) = Arc::try_unwrap(old) {
+            let old_dir = old.secondary_dir.clone();
+            drop(old);
+            if let Some(dir) = old_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
         Ok(Refresh {
             before,
             after,
@@ -205,6 +236,29 @@ impl Replica {
     /// Fresh instances opened so far, the first included.
     pub fn opens(&self) -> u64 {
         self.opens.load(Ordering::SeqCst)
+    }
+}
+
+/// Removes the numbered instance directories a previous run left in `dir` (nothing else).
+fn remove_instance_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let numbered = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if numbered && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -224,6 +278,19 @@ fn newest_sst(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+impl Replica {
+    /// The instance to read from, unless it may be stale.
+    fn live(&self) -> Result<Arc<RocksStore>, StorageError> {
+        if self.must_reopen.load(Ordering::SeqCst) {
+            return Err(StorageError::Backend {
+                action: "reading the replica",
+                cause: "the primary flushed and the replica could not reopen yet".into(),
+            });
+        }
+        Ok(self.store())
+    }
+}
+
 fn read_only(action: &'static str) -> StorageError {
     StorageError::Backend {
         action,
@@ -233,7 +300,7 @@ fn read_only(action: &'static str) -> StorageError {
 
 impl Storage for Replica {
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
-        self.store().get_at(key, height)
+        self.live()?.get_at(key, height)
     }
 
     fn commit_block(&self, _commit: &BlockCommit) -> Result<(), StorageError> {
@@ -241,23 +308,23 @@ impl Storage for Replica {
     }
 
     fn tip(&self) -> Result<Option<u32>, StorageError> {
-        self.store().tip()
+        self.live()?.tip()
     }
 
     fn first_height(&self) -> Result<Option<u32>, StorageError> {
-        self.store().first_height()
+        self.live()?.first_height()
     }
 
     fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
-        self.store().block_hash(height)
+        self.live()?.block_hash(height)
     }
 
     fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
-        self.store().state_root(height)
+        self.live()?.state_root(height)
     }
 
     fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
-        self.store().touched_keys(height)
+        self.live()?.touched_keys(height)
     }
 
     fn rollback_to(&self, _height: u32) -> Result<(), StorageError> {
@@ -313,6 +380,8 @@ mod tests {
         assert_eq!(replica.dump_at(3).unwrap(), primary.dump_at(3).unwrap());
         // It never writes.
         assert!(replica.rollback_to(1).is_err());
+        // A replica's own directory is never the primary's.
+        assert!(Replica::open(&primary_dir, &primary_dir, None).is_err());
         assert_eq!(primary.tip().unwrap(), Some(3));
     }
 
