@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use metashrew_support::MemoryBoundedLru;
 
 use super::background::Background;
-use super::{BlockCommit, BlockHash, PIPELINE_MIN_WRITES, StateRoot, Storage, StorageError};
+use super::{BlockCommit, PIPELINE_MIN_WRITES, Storage, StorageError};
 
 struct Cache {
     entries: MemoryBoundedLru,
@@ -216,25 +216,7 @@ impl<S: Storage> Storage for CachedStore<S> {
         self.write_through(commit)
     }
 
-    fn tip(&self) -> Result<Option<u32>, StorageError> {
-        self.inner.tip()
-    }
-
-    fn first_height(&self) -> Result<Option<u32>, StorageError> {
-        self.inner.first_height()
-    }
-
-    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
-        self.inner.block_hash(height)
-    }
-
-    fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
-        self.inner.state_root(height)
-    }
-
-    fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
-        self.inner.touched_keys(height)
-    }
+    crate::forward_block_metadata!(self => self.inner);
 
     fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
         self.settle()?;

@@ -214,6 +214,35 @@ pub enum StorageError {
     Corrupt(String),
 }
 
+/// Implements the block-metadata reads of [`Storage`] (`tip`, `first_height`, `block_hash`,
+/// `state_root`, `touched_keys`) by forwarding them to another store: for a store that wraps
+/// one and changes only reads of values, commits or rollbacks. `forward_block_metadata!(self =>
+/// EXPR)` inside `impl Storage for ..`, where `EXPR` is the wrapped store (it may use `?`).
+#[macro_export]
+macro_rules! forward_block_metadata {
+    ($this:ident => $inner:expr) => {
+        fn tip(&$this) -> Result<Option<u32>, $crate::StorageError> {
+            $inner.tip()
+        }
+
+        fn first_height(&$this) -> Result<Option<u32>, $crate::StorageError> {
+            $inner.first_height()
+        }
+
+        fn block_hash(&$this, height: u32) -> Result<Option<$crate::BlockHash>, $crate::StorageError> {
+            $inner.block_hash(height)
+        }
+
+        fn state_root(&$this, height: u32) -> Result<Option<$crate::StateRoot>, $crate::StorageError> {
+            $inner.state_root(height)
+        }
+
+        fn touched_keys(&$this, height: u32) -> Result<Vec<Vec<u8>>, $crate::StorageError> {
+            $inner.touched_keys(height)
+        }
+    };
+}
+
 /// A versioned key/value store. Implementations must be safe to read from many threads while
 /// one thread commits: a read at height H never sees anything committed above H.
 pub trait Storage: Send + Sync + 'static {
@@ -265,25 +294,7 @@ impl<S: Storage> Storage for Arc<S> {
         (**self).commit_shared(commit)
     }
 
-    fn tip(&self) -> Result<Option<u32>, StorageError> {
-        (**self).tip()
-    }
-
-    fn first_height(&self) -> Result<Option<u32>, StorageError> {
-        (**self).first_height()
-    }
-
-    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
-        (**self).block_hash(height)
-    }
-
-    fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
-        (**self).state_root(height)
-    }
-
-    fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
-        (**self).touched_keys(height)
-    }
+    crate::forward_block_metadata!(self => (**self));
 
     fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
         (**self).rollback_to(height)

@@ -189,21 +189,7 @@ mod tests {
             }
             self.inner.commit_block(commit)
         }
-        fn tip(&self) -> Result<Option<u32>, StorageError> {
-            self.inner.tip()
-        }
-        fn first_height(&self) -> Result<Option<u32>, StorageError> {
-            self.inner.first_height()
-        }
-        fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
-            self.inner.block_hash(height)
-        }
-        fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
-            self.inner.state_root(height)
-        }
-        fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
-            self.inner.touched_keys(height)
-        }
+        crate::forward_block_metadata!(self => self.inner);
         fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
             self.inner.rollback_to(height)
         }

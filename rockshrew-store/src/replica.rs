@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime};
 
-use metashrew_storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
+use metashrew_storage::{BlockCommit, Storage, StorageError};
 use rocksdb::DB;
 
 use crate::{
@@ -307,25 +307,7 @@ impl Storage for Replica {
         Err(read_only("committing a block"))
     }
 
-    fn tip(&self) -> Result<Option<u32>, StorageError> {
-        self.live()?.tip()
-    }
-
-    fn first_height(&self) -> Result<Option<u32>, StorageError> {
-        self.live()?.first_height()
-    }
-
-    fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
-        self.live()?.block_hash(height)
-    }
-
-    fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
-        self.live()?.state_root(height)
-    }
-
-    fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
-        self.live()?.touched_keys(height)
-    }
+    metashrew_storage::forward_block_metadata!(self => self.live()?);
 
     fn rollback_to(&self, _height: u32) -> Result<(), StorageError> {
         Err(read_only("rolling back"))

@@ -16,7 +16,7 @@
 //! - the roots given as expected.
 
 use metashrew_storage::state_root::{GENESIS_PARENT_ROOT, next_root};
-use metashrew_storage::{BlockHash, KeyValues, StateRoot, Storage, StorageError, display_hex};
+use metashrew_storage::{BlockHash, KeyValues, StateRoot, Storage, StorageError};
 use rocksdb::ReadOptions;
 
 use crate::{RocksStore, backend, keys};
@@ -210,7 +210,6 @@ pub fn verify(
             log::info!("verified up to block {height} of {tip}");
         }
     }
-    log::debug!("tip {tip} {}", display_hex(&tip_hash));
     Ok(Verified {
         first,
         tip,

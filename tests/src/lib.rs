@@ -89,7 +89,6 @@ pub use chaingen::Rng;
 
 /// A store with faults injected, for tests.
 pub mod hooked {
-    use metashrew_runtime::storage::{BlockHash, StateRoot};
     use metashrew_runtime::{BlockCommit, Storage, StorageError};
 
     /// Called before each read; an error fails the read.
@@ -128,21 +127,7 @@ pub mod hooked {
         fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
             (self.commit)(&self.inner, commit)
         }
-        fn tip(&self) -> Result<Option<u32>, StorageError> {
-            self.inner.tip()
-        }
-        fn first_height(&self) -> Result<Option<u32>, StorageError> {
-            self.inner.first_height()
-        }
-        fn block_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
-            self.inner.block_hash(height)
-        }
-        fn state_root(&self, height: u32) -> Result<Option<StateRoot>, StorageError> {
-            self.inner.state_root(height)
-        }
-        fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
-            self.inner.touched_keys(height)
-        }
+        metashrew_runtime::storage::forward_block_metadata!(self => self.inner);
         fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
             self.inner.rollback_to(height)
         }
