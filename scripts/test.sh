@@ -18,4 +18,5 @@ cargo +1.86.0 build "${msrv[@]}" --target wasm32-unknown-unknown \
 cargo +1.86.0 check "${msrv[@]}" --target wasm32-unknown-unknown -p metashrew-core \
   --features test-utils,debug-log
 cargo +1.86.0 test "${msrv[@]}" -p metashrew-support -p metashrew-core
+cargo +1.86.0 test "${msrv[@]}" -p metashrew-core --features debug-log
 cargo test --workspace --locked "${host[@]}"

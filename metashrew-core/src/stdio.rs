@@ -34,7 +34,13 @@ pub fn stdout() -> Stdout {
     Stdout(())
 }
 
-/// Like std's `println!`, through `__log`: one host call per line.
+/// Like std's `println!`, through `__log` (one host call per line), with the `debug-log` feature.
+///
+/// Without it, as in the Metashrew release alkanes-rs pins, nothing is logged and nothing is
+/// evaluated: the arguments are only type-checked (so variables used only here raise no
+/// warnings). Indexers print per transaction, and a host call per line costs more than many
+/// blocks' real work. Use [`stdout`] with `writeln!` for output that must always reach the log.
+#[cfg(feature = "debug-log")]
 #[macro_export]
 macro_rules! println {
     () => { $crate::stdio::log_str("\n") };
@@ -45,24 +51,43 @@ macro_rules! println {
     }};
 }
 
-/// Like std's `print!`, through `__log`.
+/// Like std's `println!`, through `__log` (one host call per line), with the `debug-log` feature.
+///
+/// Without it, as in the Metashrew release alkanes-rs pins, nothing is logged and nothing is
+/// evaluated: the arguments are only type-checked (so variables used only here raise no
+/// warnings). Indexers print per transaction, and a host call per line costs more than many
+/// blocks' real work. Use [`stdout`] with `writeln!` for output that must always reach the log.
+#[cfg(not(feature = "debug-log"))]
+#[macro_export]
+macro_rules! println {
+    () => {{}};
+    ($($arg:tt)*) => {{
+        if false {
+            let _ = ::std::format_args!($($arg)*);
+        }
+    }};
+}
+
+/// Like std's `print!`, through `__log`, with the `debug-log` feature; see [`println!`].
+#[cfg(feature = "debug-log")]
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::stdio::log_str(&::std::format!($($arg)*)) };
 }
 
-/// Like [`println!`], but only with the `debug-log` feature (otherwise the arguments are not
-/// even evaluated): for diagnostics that production builds should not pay for.
-#[cfg(feature = "debug-log")]
+/// Like std's `print!`, through `__log`, with the `debug-log` feature; see [`println!`].
+#[cfg(not(feature = "debug-log"))]
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        if false {
+            let _ = ::std::format_args!($($arg)*);
+        }
+    }};
+}
+
+/// Our name for [`println!`]: logs only with the `debug-log` feature.
 #[macro_export]
 macro_rules! debug_log {
     ($($arg:tt)*) => { $crate::println!($($arg)*) };
-}
-
-/// Like [`println!`], but only with the `debug-log` feature (otherwise the arguments are not
-/// even evaluated): for diagnostics that production builds should not pay for.
-#[cfg(not(feature = "debug-log"))]
-#[macro_export]
-macro_rules! debug_log {
-    ($($arg:tt)*) => {{}};
 }

@@ -231,12 +231,33 @@ fn import_stand_ins_serve_tests() {
     assert!(crate::imports::__now() > 1_600_000_000_000);
 }
 
+#[cfg(feature = "debug-log")]
 #[test]
-fn println_reaches_the_host_log() {
+fn println_reaches_the_host_log_with_debug_log() {
     mock::reset();
     crate::println!("height {}", 7);
     crate::print!("x");
-    assert_eq!(mock::log_text(), "height 7\nx");
+    crate::debug_log!("!");
+    assert_eq!(mock::log_text(), "height 7\nx!\n");
+}
+
+#[cfg(not(feature = "debug-log"))]
+#[test]
+fn println_is_silent_and_unevaluated_without_debug_log() {
+    mock::reset();
+    let mut evaluated = false;
+    let mut touch = || {
+        evaluated = true;
+        7
+    };
+    crate::println!("height {}", touch());
+    crate::print!("x");
+    crate::debug_log!("{}", touch());
+    assert!(!evaluated);
+    assert_eq!(mock::log_text(), "");
+    use crate::stdio::Write;
+    writeln!(crate::stdio::stdout(), "always").unwrap();
+    assert_eq!(mock::log_text(), "always\n");
 }
 
 #[test]

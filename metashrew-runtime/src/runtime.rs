@@ -33,7 +33,9 @@ pub struct BlockReport {
     pub reads: usize,
     /// Time spent instantiating and running the guest (everything before hashing the writes).
     pub execute_time: std::time::Duration,
-    /// Part of `execute_time`: creating the instance (zero for a kept instance).
+    /// Part of `execute_time`: creating the instance (zero for a kept instance), including the
+    /// module's wasm start function if it has one (AssemblyScript guests do: their top-level
+    /// initialisation is guest code counted here).
     pub instantiate_time: std::time::Duration,
     /// Part of `execute_time`: the call of `_start`, host functions included.
     pub start_time: std::time::Duration,
@@ -473,8 +475,9 @@ impl<S: Storage> MetashrewRuntime<S> {
         Ok(self.store.block_hash(height)?)
     }
 
-    /// A new instance of the module. Failing here is the host's doing (no guest code runs during
-    /// instantiation): typically the address space for the guest memory cannot be reserved.
+    /// A new instance of the module. Failing here is usually the host's doing (typically the
+    /// address space for the guest memory cannot be reserved), but a module's wasm start
+    /// function, which AssemblyScript guests declare, also runs here and may trap.
     fn instantiate(
         compiled: &Compiled<S>,
         store: &mut Store<CallContext<S>>,
