@@ -116,11 +116,22 @@ pub(crate) fn provides(module: &str, name: &str) -> bool {
     module == "env" && PROVIDED.contains(&name)
 }
 
+/// Traps when the call's context is sealed (an instance made ahead of its block, whose start
+/// function must not reach the host).
+fn unsealed<S: Storage>(caller: &Ctx<'_, S>, name: &str) -> wasmtime::Result<()> {
+    if caller.data().sealed {
+        return Err(format_err!("{name} called before the block was given"));
+    }
+    Ok(())
+}
+
 /// Runs a host function's body, adding its duration to the call's host time.
 fn timed<S: Storage, R>(
     caller: &mut Ctx<'_, S>,
+    name: &str,
     body: impl FnOnce(&mut Ctx<'_, S>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
+    unsealed(caller, name)?;
     let started = std::time::Instant::now();
     let result = body(caller);
     caller.data_mut().host_time += started.elapsed();
@@ -130,11 +141,12 @@ fn timed<S: Storage, R>(
 /// Adds the `env` functions to `linker`.
 pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "__host_len", |caller: Ctx<'_, S>| {
+        unsealed(&caller, "__host_len")?;
         len_as_i32(caller.data().input.len(), "the input")
     })?;
 
     linker.func_wrap("env", "__load_input", |mut caller: Ctx<'_, S>, ptr: i32| {
-        timed(&mut caller, |caller| {
+        timed(&mut caller, "__load_input", |caller| {
             let input = std::mem::take(&mut caller.data_mut().input);
             let result = write_into_buffer(caller, ptr, &input, "__load_input");
             caller.data_mut().input = input;
@@ -143,6 +155,7 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     })?;
 
     linker.func_wrap("env", "__log", |mut caller: Ctx<'_, S>, ptr: i32| {
+        unsealed(&caller, "__log")?;
         let bytes = read_arg(&mut caller, ptr)?;
         let text = String::from_utf8_lossy(&bytes);
         log::info!(target: caller.data().log_target, "{}", text.trim_end_matches('\n'));
@@ -151,7 +164,7 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     })?;
 
     linker.func_wrap("env", "__get_len", |mut caller: Ctx<'_, S>, key: i32| {
-        timed(&mut caller, |caller| {
+        timed(&mut caller, "__get_len", |caller| {
             let key = read_arg(caller, key)?;
             let value = caller.data_mut().read(key)?;
             len_as_i32(value.len(), "a value")
@@ -162,7 +175,7 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
         "env",
         "__get",
         |mut caller: Ctx<'_, S>, key: i32, value_ptr: i32| {
-            timed(&mut caller, |caller| {
+            timed(&mut caller, "__get", |caller| {
                 let key = read_arg(caller, key)?;
                 let value = caller.data_mut().read(key)?.to_vec();
                 write_into_buffer(caller, value_ptr, &value, "__get")
@@ -171,7 +184,7 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     )?;
 
     linker.func_wrap("env", "__flush", |mut caller: Ctx<'_, S>, ptr: i32| {
-        timed(&mut caller, |caller| {
+        timed(&mut caller, "__flush", |caller| {
             let memory = memory_of(caller)?;
             // Decoded straight from guest memory: a block's flush can be megabytes.
             let pairs = decode_flush(buffer(memory.data(&*caller), ptr)?)

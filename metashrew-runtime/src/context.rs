@@ -71,6 +71,9 @@ pub struct CallContext<S> {
     /// A storage failure during a read: the call traps, and the caller reports this error (the
     /// host's fault, worth retrying) instead of a guest failure (the same on every node).
     pub(crate) storage_failure: Option<StorageError>,
+    /// Made ahead of any block (an instance prepared on the teardown thread): every host call
+    /// traps, so nothing of a block can reach the instance before its own context replaces this.
+    pub(crate) sealed: bool,
 }
 
 /// The most of a guest log line kept for failure reasons.
@@ -99,10 +102,19 @@ impl<S: Storage> CallContext<S> {
             host_time: std::time::Duration::ZERO,
             last_log: String::new(),
             storage_failure: None,
+            sealed: false,
             log_target: match kind {
                 CallKind::Block => "metashrew::guest",
                 CallKind::View => "metashrew::view",
             },
+        }
+    }
+
+    /// This context, sealed (see [`CallContext::sealed`]).
+    pub(crate) fn sealed(self) -> Self {
+        Self {
+            sealed: true,
+            ..self
         }
     }
 

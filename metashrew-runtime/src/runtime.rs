@@ -120,31 +120,57 @@ impl Drop for EpochTicker {
 /// AssemblyScript guest grows per heavy block); below this, a thread hand-off costs more.
 const BACKGROUND_TEARDOWN_BYTES: usize = 16 << 20;
 
-/// Tears finished block instances down off the block's critical path: while one is being torn
-/// down, the next block already commits and instantiates in the pool's other slot. At most one
-/// teardown is in flight, so a block never finds the pool exhausted; dropping waits for it.
-#[derive(Default)]
-struct Teardown {
-    in_flight: Mutex<Option<JoinHandle<()>>>,
+/// A fresh block instance made ahead of its block.
+type Premade<T> = (Store<T>, Instance);
+
+/// Tears finished block instances down off the block's critical path, and makes the next
+/// block's instance there too: while one is being torn down, the block commits in the
+/// meantime. At most one teardown is in flight, so a block never finds the pool's two slots
+/// exhausted; dropping waits for it.
+///
+/// Making the next instance ahead takes two costs off the next block: wasmtime write-protects
+/// the memory the slot's last instance grew beyond the module's initial size (milliseconds per
+/// hundred MB), and runs the module's start function (AssemblyScript's top-level
+/// initialisation). The instance is made with a sealed context (every host call traps), so what
+/// it holds depends on the module alone: it is the instance the block would have made itself.
+/// A module whose start function calls the host gets no instance made ahead.
+struct Teardown<T: 'static> {
+    in_flight: Mutex<Option<JoinHandle<Option<Premade<T>>>>>,
 }
 
-impl Teardown {
-    /// Waits for the teardown in flight, if any.
-    fn wait(&self) {
-        if let Some(thread) = lock(&self.in_flight).take() {
-            let _ = thread.join();
+impl<T: 'static> Default for Teardown<T> {
+    fn default() -> Self {
+        Self {
+            in_flight: Mutex::new(None),
         }
     }
+}
 
-    /// Drops `store` (whose guest memory is `memory_bytes`), in the background when large.
-    fn retire<T: Send + 'static>(&self, store: Store<T>, memory_bytes: usize) {
+impl<T: Send + 'static> Teardown<T> {
+    /// Waits for the teardown in flight, if any, and returns the instance it made.
+    fn wait(&self) -> Option<Premade<T>> {
+        let thread = lock(&self.in_flight).take()?;
+        thread.join().ok().flatten()
+    }
+
+    /// Drops `store` (whose guest memory is `memory_bytes`), and when that is large does it in
+    /// the background, then makes the next instance there with `premake`.
+    fn retire(
+        &self,
+        store: Store<T>,
+        memory_bytes: usize,
+        premake: impl FnOnce() -> Option<Premade<T>> + Send + 'static,
+    ) {
         if memory_bytes < BACKGROUND_TEARDOWN_BYTES {
             return drop(store);
         }
-        self.wait();
+        drop(self.wait());
         let spawned = std::thread::Builder::new()
             .name("metashrew-teardown".into())
-            .spawn(move || drop(store));
+            .spawn(move || {
+                drop(store);
+                premake()
+            });
         match spawned {
             Ok(thread) => *lock(&self.in_flight) = Some(thread),
             // The store went down with the closure, on this thread.
@@ -153,9 +179,11 @@ impl Teardown {
     }
 }
 
-impl Drop for Teardown {
+impl<T: 'static> Drop for Teardown<T> {
     fn drop(&mut self) {
-        self.wait();
+        if let Some(thread) = lock(&self.in_flight).take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -174,7 +202,7 @@ type Kept<S> = Option<(Store<CallContext<S>>, Instance)>;
 /// serialised internally.
 pub struct MetashrewRuntime<S: Storage> {
     /// Compiled for blocks: no interruption checks (a block has no deadline).
-    blocks: Compiled<S>,
+    blocks: Arc<Compiled<S>>,
     /// Compiled for views and previews: epoch interruption enforces their timeout.
     views: Compiled<S>,
     store: Arc<S>,
@@ -184,8 +212,8 @@ pub struct MetashrewRuntime<S: Storage> {
     indexer: Mutex<Kept<S>>,
     /// Bounds views and previews running at once to the view engine's memory slots.
     view_gate: Gate,
-    /// Finished fresh block instances being torn down.
-    teardown: Teardown,
+    /// Finished fresh block instances being torn down, and the next one being made.
+    teardown: Teardown<CallContext<S>>,
     _ticker: EpochTicker,
 }
 
@@ -408,7 +436,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         let ticker = EpochTicker::start(&views.engine)?;
         let view_gate = Gate::new(config.max_concurrent_views);
         let runtime = Self {
-            blocks,
+            blocks: Arc::new(blocks),
             views,
             store,
             config,
@@ -486,6 +514,25 @@ impl<S: Storage> MetashrewRuntime<S> {
             .pre
             .instantiate(store)
             .map_err(|e| RuntimeError::Instantiate(format!("{e:#}")))
+    }
+
+    /// Makes a fresh block instance with a sealed context (see [`Teardown`]); `None` when
+    /// instantiation fails, for instance because the start function called the host.
+    fn premaker(&self) -> impl FnOnce() -> Option<Premade<CallContext<S>>> + Send + 'static {
+        let blocks = self.blocks.clone();
+        let context = self
+            .context(CallKind::Block, 0, &[], StateView::Empty)
+            .sealed();
+        move || {
+            let mut store = Self::new_store(&blocks, context);
+            match Self::instantiate(&blocks, &mut store) {
+                Ok(instance) => Some((store, instance)),
+                Err(err) => {
+                    log::debug!("no block instance made ahead: {err}");
+                    None
+                }
+            }
+        }
     }
 
     fn new_store(compiled: &Compiled<S>, context: CallContext<S>) -> Store<CallContext<S>> {
@@ -582,9 +629,17 @@ impl<S: Storage> MetashrewRuntime<S> {
         let started = std::time::Instant::now();
         let outcome = match self.config.instance_mode {
             InstanceMode::Fresh => {
-                self.teardown.wait();
-                let mut store = Self::new_store(&self.blocks, context);
-                let instance = Self::instantiate(&self.blocks, &mut store)?;
+                let (mut store, instance) = match self.teardown.wait() {
+                    Some((mut store, instance)) => {
+                        *store.data_mut() = context;
+                        (store, instance)
+                    }
+                    None => {
+                        let mut store = Self::new_store(&self.blocks, context);
+                        let instance = Self::instantiate(&self.blocks, &mut store)?;
+                        (store, instance)
+                    }
+                };
                 let instantiate_time = started.elapsed();
                 let outcome =
                     Self::run_start(&mut store, &instance, None).map(|outcome| StartOutcome {
@@ -592,7 +647,7 @@ impl<S: Storage> MetashrewRuntime<S> {
                         ..outcome
                     });
                 let memory = memory_bytes(&mut store, &instance);
-                self.teardown.retire(store, memory);
+                self.teardown.retire(store, memory, self.premaker());
                 outcome
             }
             InstanceMode::Persistent => {

@@ -120,3 +120,75 @@ fn a_minimum_above_the_ceiling_is_refused_at_load() {
     // Under the default ceiling the same module loads (its minimum fits in 2 GiB).
     assert!(load(&wasm, RuntimeConfig::default()).is_ok());
 }
+
+/// A guest with a wasm start function, as AssemblyScript guests have: it bumps a counter in
+/// memory (1 in a fresh instance) and, in the `calls_host` variant, keeps what `__host_len`
+/// said. `_start` grows memory by 20 MiB (so the instance is torn down, and the next one made,
+/// in the background), reads the word at 20 MiB before writing it, and flushes
+/// `/start` = counter ++ start's host_len ++ that word ++ height (u32 LE each).
+fn with_start_function(calls_host: bool) -> Vec<u8> {
+    let start_extra = if calls_host {
+        "(i32.store (i32.const 0x104) (call $host_len))"
+    } else {
+        ""
+    };
+    wat::parse_str(format!(
+        r#"(module
+  (import "env" "__host_len" (func $host_len (result i32)))
+  (import "env" "__load_input" (func $load_input (param i32)))
+  (import "env" "__flush" (func $flush (param i32)))
+  (memory (export "memory") 1 32768)
+  ;; the flush: header (22) at 0x1FFC, then 0a 06 "/start" 0a 10 <16 bytes at 0x200A>
+  (data (i32.const 0x1FFC) "\1a\00\00\00\0a\06/start\0a\10")
+  (func $init
+    (i32.store (i32.const 0x100) (i32.add (i32.load (i32.const 0x100)) (i32.const 1)))
+    {start_extra})
+  (start $init)
+  (func (export "_start")
+    (drop (memory.grow (i32.const 320)))
+    (i32.store (i32.const 0x200A) (i32.load (i32.const 0x100)))
+    (i32.store (i32.const 0x200E) (i32.load (i32.const 0x104)))
+    (i32.store (i32.const 0x2012) (i32.load (i32.const 0x1400000)))
+    (i32.store (i32.const 0x1400000) (i32.const 7))
+    (if (i32.gt_u (call $host_len) (i32.const 0x4000)) (then (unreachable)))
+    (i32.store (i32.const 0x2FFC) (call $host_len))
+    (call $load_input (i32.const 0x3000))
+    (i32.store (i32.const 0x2016) (i32.load (i32.const 0x3000)))
+    (call $flush (i32.const 0x2000))))"#
+    ))
+    .unwrap()
+}
+
+/// Each block's instance is as fresh as if the block had made it: the start function ran once
+/// in it, with the block's own input when it asks the host (an instance made ahead of the block
+/// may not call the host), and the memory the previous instance of the slot wrote reads zero.
+#[test]
+fn start_functions_run_once_per_block_with_that_blocks_input() {
+    let blocks = mainnet_blocks();
+    for calls_host in [false, true] {
+        let store = Arc::new(MemStore::new());
+        let runtime = MetashrewRuntime::from_bytes(
+            &with_start_function(calls_host),
+            store.clone(),
+            RuntimeConfig::default(),
+        )
+        .unwrap();
+        for (height, block) in blocks.iter().enumerate().take(8) {
+            let height = height as u32;
+            runtime.process_block(height, block).unwrap();
+            let value = metashrew_runtime::Storage::get_at(&*store, b"/start", height)
+                .unwrap()
+                .unwrap();
+            let words: Vec<u32> = value
+                .chunks(4)
+                .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+                .collect();
+            let host_len = if calls_host {
+                4 + block.len() as u32
+            } else {
+                0
+            };
+            assert_eq!(words, [1, host_len, 0, height], "calls_host {calls_host}");
+        }
+    }
+}
