@@ -120,8 +120,8 @@ impl Drop for EpochTicker {
 /// AssemblyScript guest grows per heavy block); below this, a thread hand-off costs more.
 const BACKGROUND_TEARDOWN_BYTES: usize = 16 << 20;
 
-/// A fresh block instance made ahead of its block.
-type Premade<T> = (Store<T>, Instance);
+/// A block instance with its store.
+type BlockInstance<T> = (Store<T>, Instance);
 
 /// Tears finished block instances down off the block's critical path, and makes the next
 /// block's instance there too: while one is being torn down, the block commits in the
@@ -135,7 +135,7 @@ type Premade<T> = (Store<T>, Instance);
 /// it holds depends on the module alone: it is the instance the block would have made itself.
 /// A module whose start function calls the host gets no instance made ahead.
 struct Teardown<T: 'static> {
-    in_flight: Mutex<Option<JoinHandle<Option<Premade<T>>>>>,
+    in_flight: Mutex<Option<JoinHandle<Option<BlockInstance<T>>>>>,
 }
 
 impl<T: 'static> Default for Teardown<T> {
@@ -148,7 +148,7 @@ impl<T: 'static> Default for Teardown<T> {
 
 impl<T: Send + 'static> Teardown<T> {
     /// Waits for the teardown in flight, if any, and returns the instance it made.
-    fn wait(&self) -> Option<Premade<T>> {
+    fn wait(&self) -> Option<BlockInstance<T>> {
         let thread = lock(&self.in_flight).take()?;
         thread.join().ok().flatten()
     }
@@ -159,7 +159,7 @@ impl<T: Send + 'static> Teardown<T> {
         &self,
         store: Store<T>,
         memory_bytes: usize,
-        premake: impl FnOnce() -> Option<Premade<T>> + Send + 'static,
+        premake: impl FnOnce() -> Option<BlockInstance<T>> + Send + 'static,
     ) {
         if memory_bytes < BACKGROUND_TEARDOWN_BYTES {
             return drop(store);
@@ -195,7 +195,7 @@ fn memory_bytes<T>(store: &mut Store<T>, instance: &Instance) -> usize {
 }
 
 /// The instance kept across blocks in [`InstanceMode::Persistent`].
-type Kept<S> = Option<(Store<CallContext<S>>, Instance)>;
+type Kept<S> = Option<BlockInstance<CallContext<S>>>;
 
 /// A loaded indexer over a store. Share it behind an `Arc`: views and previews run
 /// concurrently from any number of threads and never wait for block execution, which is
@@ -516,9 +516,25 @@ impl<S: Storage> MetashrewRuntime<S> {
             .map_err(|e| RuntimeError::Instantiate(format!("{e:#}")))
     }
 
+    /// `ready` (a kept instance, or one made ahead) running with `context`, or else a new
+    /// instance.
+    fn block_instance(
+        &self,
+        ready: Option<BlockInstance<CallContext<S>>>,
+        context: CallContext<S>,
+    ) -> Result<BlockInstance<CallContext<S>>, RuntimeError> {
+        if let Some((mut store, instance)) = ready {
+            *store.data_mut() = context;
+            return Ok((store, instance));
+        }
+        let mut store = Self::new_store(&self.blocks, context);
+        let instance = Self::instantiate(&self.blocks, &mut store)?;
+        Ok((store, instance))
+    }
+
     /// Makes a fresh block instance with a sealed context (see [`Teardown`]); `None` when
     /// instantiation fails, for instance because the start function called the host.
-    fn premaker(&self) -> impl FnOnce() -> Option<Premade<CallContext<S>>> + Send + 'static {
+    fn premaker(&self) -> impl FnOnce() -> Option<BlockInstance<CallContext<S>>> + Send + 'static {
         let blocks = self.blocks.clone();
         let context = self
             .context(CallKind::Block, 0, &[], StateView::Empty)
@@ -629,17 +645,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         let started = std::time::Instant::now();
         let outcome = match self.config.instance_mode {
             InstanceMode::Fresh => {
-                let (mut store, instance) = match self.teardown.wait() {
-                    Some((mut store, instance)) => {
-                        *store.data_mut() = context;
-                        (store, instance)
-                    }
-                    None => {
-                        let mut store = Self::new_store(&self.blocks, context);
-                        let instance = Self::instantiate(&self.blocks, &mut store)?;
-                        (store, instance)
-                    }
-                };
+                let (mut store, instance) = self.block_instance(self.teardown.wait(), context)?;
                 let instantiate_time = started.elapsed();
                 let outcome =
                     Self::run_start(&mut store, &instance, None).map(|outcome| StartOutcome {
@@ -651,17 +657,7 @@ impl<S: Storage> MetashrewRuntime<S> {
                 outcome
             }
             InstanceMode::Persistent => {
-                let (mut store, instance) = match kept.take() {
-                    Some((mut store, instance)) => {
-                        *store.data_mut() = context;
-                        (store, instance)
-                    }
-                    None => {
-                        let mut store = Self::new_store(&self.blocks, context);
-                        let instance = Self::instantiate(&self.blocks, &mut store)?;
-                        (store, instance)
-                    }
-                };
+                let (mut store, instance) = self.block_instance(kept.take(), context)?;
                 let outcome = Self::run_start(&mut store, &instance, None);
                 if outcome.is_ok() {
                     // Release the reads' handle on the store; the next block sets its own.
