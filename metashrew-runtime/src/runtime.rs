@@ -33,9 +33,10 @@ pub struct BlockReport {
     pub reads: usize,
     /// Time spent instantiating and running the guest (everything before hashing the writes).
     pub execute_time: std::time::Duration,
-    /// Part of `execute_time`: creating the instance (zero for a kept instance), including the
-    /// module's wasm start function if it has one (AssemblyScript guests do: their top-level
-    /// initialisation is guest code counted here).
+    /// Part of `execute_time`: getting the block's instance. Zero for a kept instance; for a
+    /// fresh one, waiting for the instance made ahead on the teardown thread, or else creating
+    /// it here, including the module's wasm start function if it has one (AssemblyScript guests
+    /// do: their top-level initialisation is guest code, counted here).
     pub instantiate_time: std::time::Duration,
     /// Part of `execute_time`: the call of `_start`, host functions included.
     pub start_time: std::time::Duration,
