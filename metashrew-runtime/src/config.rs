@@ -34,6 +34,11 @@ pub struct RuntimeConfig {
     /// behaviour) such imports are linked as traps: the module loads, and calling one fails the
     /// block with the import's name.
     pub reject_unknown_imports: bool,
+    /// A directory where compiled modules are kept, keyed by the module's hash and every
+    /// engine setting that affects code, so that loading the same module again does not
+    /// compile it; a corrupt or stale entry is detected and rebuilt. `None` (the default):
+    /// every load compiles.
+    pub module_cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RuntimeConfig {
@@ -45,6 +50,7 @@ impl Default for RuntimeConfig {
             max_concurrent_views: 16,
             instance_mode: InstanceMode::Fresh,
             reject_unknown_imports: false,
+            module_cache_dir: None,
         }
     }
 }

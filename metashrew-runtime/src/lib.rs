@@ -23,6 +23,7 @@ mod context;
 mod error;
 mod gate;
 mod memory_limits;
+mod module_cache;
 mod runtime;
 
 pub use config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
@@ -34,4 +35,5 @@ pub use metashrew_storage::state_root;
 pub use metashrew_storage::{
     BlockCommit, CachedStore, KeyValues, MemStore, PipelinedStore, Storage, StorageError,
 };
+pub use module_cache::{CacheOutcome, KEPT_ENTRIES};
 pub use runtime::{BlockReport, MetashrewRuntime};

@@ -15,6 +15,7 @@ use crate::config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 use crate::context::{CallContext, CallKind, StateView};
 use crate::error::{GuestFault, RuntimeError};
 use crate::gate::Gate;
+use crate::module_cache::{self, CacheOutcome};
 use crate::state_root::{GENESIS_PARENT_ROOT, block_hash};
 use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 
@@ -222,6 +223,8 @@ pub struct MetashrewRuntime<S: Storage> {
 struct Compiled<S: Storage> {
     engine: Engine,
     pre: InstancePre<CallContext<S>>,
+    /// Where the compiled code came from.
+    cache: CacheOutcome,
 }
 
 /// Bytes of a block instance's memory kept resident between blocks (per slot; two slots).
@@ -342,8 +345,17 @@ fn compile<S: Storage>(
     usage: Use,
 ) -> Result<Compiled<S>, RuntimeError> {
     let engine = engine_for(config, usage)?;
-    let module =
-        Module::new(&engine, wasm).map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
+    let (module, cache) = match &config.module_cache_dir {
+        Some(dir) => {
+            let name = match usage {
+                Use::Blocks => "blocks",
+                Use::Views => "views",
+            };
+            module_cache::load(dir, &engine, wasm, name)
+        }
+        None => Module::new(&engine, wasm).map(|m| (m, CacheOutcome::Off)),
+    }
+    .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
     check_module(&module)?;
     let mut linker = Linker::new(&engine);
     abi::define(&mut linker).map_err(RuntimeError::engine)?;
@@ -372,7 +384,7 @@ fn compile<S: Storage>(
     let pre = linker
         .instantiate_pre(&module)
         .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
-    Ok(Compiled { engine, pre })
+    Ok(Compiled { engine, pre, cache })
 }
 
 /// Reserves the process's preallocated region, once (later calls only check it): address space
@@ -472,6 +484,11 @@ impl<S: Storage> MetashrewRuntime<S> {
             })?;
         }
         Ok(())
+    }
+
+    /// Whether the compiled module came from [`RuntimeConfig::module_cache_dir`].
+    pub fn module_cache_outcome(&self) -> CacheOutcome {
+        self.blocks.cache.combine(self.views.cache)
     }
 
     /// SHA-256 of the module's bytes.

@@ -27,6 +27,20 @@ pub fn split_history_key(entry: &[u8]) -> Option<(&[u8], u32)> {
     Some((key, height))
 }
 
+/// A latest-value entry's value: `u32 BE height ++ value`, the newest history entry of its key.
+pub fn latest_value(height: u32, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + value.len());
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// Splits a latest-value entry's value into (height, value).
+pub fn split_latest_value(entry: &[u8]) -> Option<(u32, &[u8])> {
+    let height = u32::from_be_bytes(entry.get(..4)?.try_into().ok()?);
+    Some((height, &entry[4..]))
+}
+
 /// The key of a height in the `blocks` and `touched` families: `u32` big-endian, so they sort by height.
 pub fn height_key(height: u32) -> [u8; 4] {
     height.to_be_bytes()
@@ -106,6 +120,21 @@ mod tests {
     fn heights_sort_within_a_key() {
         assert!(history_key(b"k", 255) < history_key(b"k", 256));
         assert!(history_key(b"k", 0) < history_key(b"k", u32::MAX));
+    }
+
+    #[test]
+    fn latest_values_round_trip() {
+        let entry = latest_value(0x0102_0304, b"value");
+        assert_eq!(&entry[..4], &[1, 2, 3, 4]);
+        assert_eq!(
+            split_latest_value(&entry),
+            Some((0x0102_0304, &b"value"[..]))
+        );
+        assert_eq!(
+            split_latest_value(&latest_value(7, b"")),
+            Some((7, &b""[..]))
+        );
+        assert_eq!(split_latest_value(&[1, 2, 3]), None);
     }
 
     #[test]

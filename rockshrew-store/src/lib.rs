@@ -1,25 +1,29 @@
 //! The RocksDB store of rockshrew: implements [`Storage`] over versioned history.
 //!
-//! One namespace (the `--label`, or `default`) is four column families:
+//! One namespace (the `--label`, or `default`) is five column families, listed in [`Family`],
+//! and its layout version is checked at open ([`FORMAT_VERSION`]).
 //!
-//! | column family | key | value |
-//! | --- | --- | --- |
-//! | `<ns>/history` | `u32 BE len ++ key ++ u32 BE height` ([`keys`]) | the raw value |
-//! | `<ns>/blocks` | `u32 BE height` | block hash (32, internal order) ++ state root (32) |
-//! | `<ns>/touched` | `u32 BE height` | the keys the block wrote, with a check of each value ([`keys::encode_touched`]) |
-//! | `<ns>/meta` | `tip`, `first`, `identity`, `committed_at` | u32 BE heights; the index identity; when the tip was committed |
-//!
-//! A block is one `WriteBatch` (history entries, touched list, hash and root, tip): it is in
-//! the database whole or not at all, whatever happens to the process. A historical read is one
-//! reverse seek. A rollback reads the touched lists of the blocks above the target and deletes
-//! exactly their entries, in one batch. All tuning is in [`db_options`] and [`cf_options`].
+//! A block is one `WriteBatch` (history entries, latest values, touched list, hash and root,
+//! tip): it is in the database whole or not at all, whatever happens to the process. A read at
+//! the tip (what a block reads) is one point lookup in the latest-value family, whose cost does
+//! not grow with the history; a read at an older height is one reverse seek in history. A
+//! rollback reads the touched lists of the blocks above the target, deletes exactly their
+//! history entries and puts back the latest value of each key they touched, in one batch. All
+//! tuning is in [`tuning`].
 
 #![deny(missing_docs)]
 
 pub mod diff;
+mod families;
+pub use families::Family;
+mod format;
+pub use format::{FORMAT_VERSION, Migrated};
 pub mod keys;
 mod replica;
+pub mod tuning;
 pub use replica::{Refresh, Replica};
+pub use tuning::Tuning;
+use tuning::{db_options, descriptors};
 pub mod snapshot;
 pub mod verify;
 
@@ -28,10 +32,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use metashrew_storage::{BlockCommit, BlockHash, KeyValues, StateRoot, Storage, StorageError};
-use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
-    ReadOptions, SliceTransform, WriteBatch, WriteOptions,
-};
+use rocksdb::{ColumnFamily, DB, Options, ReadOptions, WriteBatch, WriteOptions};
 
 /// What an index is: the module and the settings that change its results. Two runs with
 /// different identities must not share a namespace.
@@ -103,6 +104,19 @@ pub enum OpenError {
         /// The identity of this run.
         ours: String,
     },
+    #[error(
+        "the database {path}, namespace `{namespace}`, has layout version {found}; this rockshrew reads version {}. Index again into a new --db-path, or (version 1, no daemon running) convert it in place with `rockshrew migrate --db-path {path}` (add --label for a labelled namespace)",
+        FORMAT_VERSION
+    )]
+    /// The namespace was written with another on-disk layout.
+    Layout {
+        /// The database directory.
+        path: String,
+        /// The namespace (label).
+        namespace: String,
+        /// Its layout version.
+        found: u32,
+    },
     #[error(transparent)]
     /// A store operation failed.
     Storage(#[from] StorageError),
@@ -116,62 +130,6 @@ const IDENTITY: &[u8] = b"identity";
 const COMMITTED_AT: &[u8] = b"committed_at";
 /// `tip` cache value meaning "nothing indexed".
 const NO_TIP: u64 = u64::MAX;
-
-/// RocksDB options for the whole database.
-pub fn db_options() -> Options {
-    let mut o = Options::default();
-    o.create_if_missing(true);
-    o.create_missing_column_families(true);
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-    o.increase_parallelism(cores);
-    o.set_max_background_jobs(cores.max(2));
-    o.set_bytes_per_sync(1 << 20);
-    o.set_keep_log_file_num(5);
-    o
-}
-
-/// Block-based table options: the shared LRU block cache, bloom filters, 16 KiB blocks.
-fn table_options(cache: &Cache) -> BlockBasedOptions {
-    let mut table = BlockBasedOptions::default();
-    table.set_block_cache(cache);
-    table.set_bloom_filter(10.0, false);
-    table.set_cache_index_and_filter_blocks(true);
-    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-    table.set_block_size(16 << 10);
-    table
-}
-
-/// RocksDB options of one column family: [`table_options`], LZ4, 64 MiB write buffers.
-pub fn cf_options(cache: &Cache) -> Options {
-    let table = table_options(cache);
-    let mut o = Options::default();
-    o.set_block_based_table_factory(&table);
-    o.set_compression_type(DBCompressionType::Lz4);
-    o.set_write_buffer_size(64 << 20);
-    o.set_max_write_buffer_number(3);
-    o
-}
-
-/// The options of a `history` column family: those of [`cf_options`], plus a prefix extractor
-/// (a history key without its 4-byte height: every entry of one indexer key shares it) whose
-/// bloom filters let a read skip every SST file that holds no entry of its key. Without them a
-/// read seeks into every level, and reads slow down as the database grows.
-pub fn history_cf_options(cache: &Cache) -> Options {
-    let mut o = cf_options(cache);
-    let mut table = table_options(cache);
-    table.set_whole_key_filtering(false);
-    o.set_block_based_table_factory(&table);
-    o.set_prefix_extractor(SliceTransform::create(
-        "metashrew.history-key",
-        |key| &key[..key.len().saturating_sub(4)],
-        Some(|key| key.len() >= 4),
-    ));
-    o.set_memtable_prefix_bloom_ratio(0.05);
-    o
-}
-
-/// Size of the block cache shared by all column families.
-pub const BLOCK_CACHE_BYTES: usize = 256 << 20;
 
 /// RocksDB's figures, from its properties (byte counts RocksDB reports in GB with two
 /// decimals are accurate to 10 MB).
@@ -234,6 +192,8 @@ fn stall_seconds(text: &str) -> f64 {
 pub struct RocksStore {
     db: DB,
     namespace: String,
+    /// The column family names of the namespace, by [`Family::index`].
+    families: [String; Family::ALL.len()],
     /// The tip as a u64 (`NO_TIP` when empty): read on every block and view without a disk read.
     tip: AtomicU64,
     first: AtomicU64,
@@ -242,19 +202,6 @@ pub struct RocksStore {
     write_options: WriteOptions,
     /// A secondary instance's own directory.
     secondary_dir: Option<std::path::PathBuf>,
-}
-
-/// The descriptors of the column families `names`, with their options and one block cache.
-fn descriptors(names: &[String]) -> impl Iterator<Item = ColumnFamilyDescriptor> + '_ {
-    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-    names.iter().map(move |n| {
-        let options = if n.ends_with("/history") {
-            history_cf_options(&cache)
-        } else {
-            cf_options(&cache)
-        };
-        ColumnFamilyDescriptor::new(n, options)
-    })
 }
 
 fn rocks_error(path: &Path, source: rocksdb::Error) -> OpenError {
@@ -271,8 +218,9 @@ fn existing_namespace(
     label: Option<&str>,
 ) -> Result<(String, Vec<String>), OpenError> {
     let namespace = label.unwrap_or("default").to_string();
-    let names = DB::list_cf(&db_options(), path).map_err(|source| rocks_error(path, source))?;
-    if !names.contains(&format!("{namespace}/meta")) {
+    let names =
+        DB::list_cf(&Options::default(), path).map_err(|source| rocks_error(path, source))?;
+    if !names.contains(&Family::Meta.name_in(&namespace)) {
         return Err(OpenError::Storage(StorageError::Corrupt(format!(
             "{} has no index namespace `{namespace}` (it has: {})",
             path.display(),
@@ -312,18 +260,30 @@ impl RocksStore {
         identity: &IndexIdentity,
         allow_change: bool,
     ) -> Result<Self, OpenError> {
+        Self::open_tuned(path, label, identity, allow_change, &Tuning::default())
+    }
+
+    /// [`RocksStore::open`] with other settings than the defaults.
+    pub fn open_tuned(
+        path: &Path,
+        label: Option<&str>,
+        identity: &IndexIdentity,
+        allow_change: bool,
+        tuning: &Tuning,
+    ) -> Result<Self, OpenError> {
         let namespace = label.unwrap_or("default").to_string();
-        let opts = db_options();
+        let opts = db_options(tuning);
         let mut names: Vec<String> = DB::list_cf(&opts, path).unwrap_or_default();
-        for cf in ["history", "blocks", "touched", "meta"] {
-            let name = format!("{namespace}/{cf}");
+        for family in Family::ALL {
+            let name = family.name_in(&namespace);
             if !names.contains(&name) {
                 names.push(name);
             }
         }
-        let db = DB::open_cf_descriptors(&opts, path, descriptors(&names))
+        let db = DB::open_cf_descriptors(&opts, path, descriptors(&names, tuning))
             .map_err(|source| rocks_error(path, source))?;
         let store = Self::from_db(db, namespace)?;
+        store.check_format(path, true)?;
         store.check_identity(identity, allow_change)?;
         Ok(store)
     }
@@ -332,9 +292,12 @@ impl RocksStore {
     /// tools that act on a database no daemon holds (`rockshrew snapshot`).
     pub fn open_existing(path: &Path, label: Option<&str>) -> Result<Self, OpenError> {
         let (namespace, names) = existing_namespace(path, label)?;
-        let db = DB::open_cf_descriptors(&db_options(), path, descriptors(&names))
+        let tuning = Tuning::default();
+        let db = DB::open_cf_descriptors(&db_options(&tuning), path, descriptors(&names, &tuning))
             .map_err(|source| rocks_error(path, source))?;
-        Ok(Self::from_db(db, namespace)?)
+        let store = Self::from_db(db, namespace)?;
+        store.check_format(path, false)?;
+        Ok(store)
     }
 
     /// Opens an existing database read-only, for inspection (`rockshrew-diff`, `verify`): no
@@ -342,9 +305,11 @@ impl RocksStore {
     /// sees what the daemon had written when it opened).
     pub fn open_read_only(path: &Path, label: Option<&str>) -> Result<Self, OpenError> {
         let (namespace, names) = existing_namespace(path, label)?;
-        let db = DB::open_cf_for_read_only(&db_options(), path, &names, false)
+        let db = DB::open_cf_for_read_only(&db_options(&Tuning::default()), path, &names, false)
             .map_err(|source| rocks_error(path, source))?;
-        Ok(Self::from_db(db, namespace)?)
+        let store = Self::from_db(db, namespace)?;
+        store.check_format(path, false)?;
+        Ok(store)
     }
 
     /// The store over an open database: loads the cached tip and first height.
@@ -356,6 +321,7 @@ impl RocksStore {
         write_options.set_sync(false);
         let store = Self {
             db,
+            families: Family::ALL.map(|f| f.name_in(&namespace)),
             namespace,
             tip: AtomicU64::new(NO_TIP),
             first: AtomicU64::new(NO_TIP),
@@ -369,7 +335,7 @@ impl RocksStore {
 
     /// Namespaces (labels) present in the database at `path`.
     pub fn namespaces(path: &Path) -> Vec<String> {
-        let mut out: Vec<String> = DB::list_cf(&db_options(), path)
+        let mut out: Vec<String> = DB::list_cf(&Options::default(), path)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|n| n.strip_suffix("/meta").map(str::to_string))
@@ -383,29 +349,18 @@ impl RocksStore {
         &self.namespace
     }
 
-    fn cf(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
+    /// The namespace's column family `family`.
+    fn cf(&self, family: Family) -> Result<&ColumnFamily, StorageError> {
+        let name = &self.families[family.index()];
         self.db
-            .cf_handle(&format!("{}/{name}", self.namespace))
+            .cf_handle(name)
             .ok_or_else(|| StorageError::Corrupt(format!("column family {name} is missing")))
-    }
-
-    /// The namespace's history, blocks, touched and meta column families.
-    #[allow(clippy::type_complexity)]
-    fn column_families(
-        &self,
-    ) -> Result<(&ColumnFamily, &ColumnFamily, &ColumnFamily, &ColumnFamily), StorageError> {
-        Ok((
-            self.cf("history")?,
-            self.cf("blocks")?,
-            self.cf("touched")?,
-            self.cf("meta")?,
-        ))
     }
 
     fn meta_u32(&self, key: &[u8]) -> Result<Option<u32>, StorageError> {
         match self
             .db
-            .get_pinned_cf(self.cf("meta")?, key)
+            .get_pinned_cf(self.cf(Family::Meta)?, key)
             .map_err(|e| backend("reading metadata", e))?
         {
             Some(v) => Ok(Some(be_u32(&v)?)),
@@ -414,7 +369,7 @@ impl RocksStore {
     }
 
     fn check_identity(&self, ours: &IndexIdentity, allow_change: bool) -> Result<(), OpenError> {
-        let meta = self.cf("meta")?;
+        let meta = self.cf(Family::Meta)?;
         let stored = self
             .db
             .get_cf(meta, IDENTITY)
@@ -444,9 +399,7 @@ impl RocksStore {
     /// comparisons and `rockshrew diff`.
     pub fn dump_at(&self, height: u32) -> Result<KeyValues, StorageError> {
         let mut out = KeyValues::new();
-        let mut read = ReadOptions::default();
-        read.set_total_order_seek(true);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf("history")?, read);
+        let mut it = self.history_scan()?;
         it.seek_to_first();
         let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
         while it.valid() {
@@ -472,8 +425,8 @@ impl RocksStore {
     /// database: what an operator watches as the database grows.
     pub fn engine_stats(&self) -> EngineStats {
         let mut stats = EngineStats::default();
-        for name in ["history", "blocks", "touched", "meta"] {
-            let Ok(cf) = self.cf(name) else { continue };
+        for family in Family::ALL {
+            let Ok(cf) = self.cf(family) else { continue };
             let int = |property: &str| {
                 self.db
                     .property_int_value_cf(cf, property)
@@ -503,9 +456,9 @@ impl RocksStore {
         self.db
             .flush_wal(true)
             .map_err(|e| backend("flushing the WAL", e))?;
-        for name in ["history", "blocks", "touched", "meta"] {
+        for family in Family::ALL {
             self.db
-                .flush_cf(self.cf(name)?)
+                .flush_cf(self.cf(family)?)
                 .map_err(|e| backend("flushing memtables", e))?;
         }
         Ok(())
@@ -515,25 +468,24 @@ impl RocksStore {
 impl Storage for RocksStore {
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
         let prefix = keys::history_prefix(key);
-        let mut seek = prefix.clone();
-        seek.extend_from_slice(&height.to_be_bytes());
-        // Within the key's own entries, so that the prefix filters apply.
-        let mut read = ReadOptions::default();
-        read.set_prefix_same_as_start(true);
-        let mut it = self.db.raw_iterator_cf_opt(self.cf("history")?, read);
-        it.seek_for_prev(&seek);
-        if !it.valid() {
-            it.status().map_err(|e| backend("reading history", e))?;
-            return Ok(None);
-        }
-        match (it.key(), it.value()) {
-            (Some(found), Some(value))
-                if found.len() == prefix.len() + 4 && found.starts_with(&prefix) =>
-            {
-                Ok(Some(value.to_vec()))
+        // A read at or above the tip (every read a block makes) is a point lookup of the key's
+        // newest version. The version carries its height, so a block committed since the tip
+        // was loaded is seen for what it is, and the read falls back to history.
+        if u64::from(height) >= self.tip.load(Ordering::SeqCst) {
+            let latest = self
+                .db
+                .get_pinned_cf(self.cf(Family::Latest)?, &prefix)
+                .map_err(|e| backend("reading a latest value", e))?;
+            let Some(entry) = latest else {
+                return Ok(None);
+            };
+            let (written_at, value) = keys::split_latest_value(&entry)
+                .ok_or_else(|| StorageError::Corrupt("malformed latest value".into()))?;
+            if written_at <= height {
+                return Ok(Some(value.to_vec()));
             }
-            _ => Ok(None),
         }
+        self.history_at(&prefix, height)
     }
 
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
@@ -547,10 +499,19 @@ impl Storage for RocksStore {
                 tip,
             });
         }
-        let (history, blocks, touched, meta) = self.column_families()?;
+        let (history, latest) = (self.cf(Family::History)?, self.cf(Family::Latest)?);
+        let (blocks, touched, meta) = (
+            self.cf(Family::Blocks)?,
+            self.cf(Family::Touched)?,
+            self.cf(Family::Meta)?,
+        );
         let mut batch = WriteBatch::default();
+        let height_bytes = commit.height().to_be_bytes();
         for (k, v) in commit.writes() {
-            batch.put_cf(history, keys::history_key(k, commit.height()), v);
+            let mut entry = keys::history_prefix(k);
+            batch.put_cf(latest, &entry, keys::latest_value(commit.height(), v));
+            entry.extend_from_slice(&height_bytes);
+            batch.put_cf(history, entry, v);
         }
         let height = keys::height_key(commit.height());
         batch.put_cf(
@@ -601,7 +562,7 @@ impl Storage for RocksStore {
     fn touched_keys(&self, height: u32) -> Result<Vec<Vec<u8>>, StorageError> {
         match self
             .db
-            .get_pinned_cf(self.cf("touched")?, keys::height_key(height))
+            .get_pinned_cf(self.cf(Family::Touched)?, keys::height_key(height))
             .map_err(|e| backend("reading a touched-key list", e))?
         {
             Some(bytes) => keys::decode_touched(&bytes)
@@ -619,15 +580,31 @@ impl Storage for RocksStore {
         if height >= tip {
             return Ok(());
         }
-        let (history, blocks, touched, meta) = self.column_families()?;
+        let (history, latest) = (self.cf(Family::History)?, self.cf(Family::Latest)?);
+        let (blocks, touched, meta) = (
+            self.cf(Family::Blocks)?,
+            self.cf(Family::Touched)?,
+            self.cf(Family::Meta)?,
+        );
         let mut batch = WriteBatch::default();
         let lowest_removed = if height < first { first } else { height + 1 };
+        let mut rewound = std::collections::BTreeSet::new();
         for h in lowest_removed..=tip {
             for key in self.touched_keys(h)? {
                 batch.delete_cf(history, keys::history_key(&key, h));
+                rewound.insert(key);
             }
             batch.delete_cf(touched, keys::height_key(h));
             batch.delete_cf(blocks, keys::height_key(h));
+        }
+        // Each key a removed block wrote gets back its newest version at or below `height`
+        // (history reads do not see the deletes above, which are in the batch).
+        for key in rewound {
+            let prefix = keys::history_prefix(&key);
+            match self.history_entry_at(&prefix, height)? {
+                Some((h, value)) => batch.put_cf(latest, &prefix, keys::latest_value(h, &value)),
+                None => batch.delete_cf(latest, &prefix),
+            }
         }
         let emptied = height < first;
         if emptied {
@@ -650,10 +627,53 @@ impl Storage for RocksStore {
 }
 
 impl RocksStore {
+    /// A raw iterator over the whole history family, in key order (not bounded to a prefix).
+    fn history_scan(&self) -> Result<rocksdb::DBRawIterator<'_>, StorageError> {
+        let mut read = ReadOptions::default();
+        read.set_total_order_seek(true);
+        Ok(self.db.raw_iterator_cf_opt(self.cf(Family::History)?, read))
+    }
+
+    /// The newest history entry of the key whose prefix is `prefix` at or below `height`,
+    /// with its height: one reverse seek within the key's own entries (so that the prefix
+    /// bloom filters apply).
+    fn history_entry_at(
+        &self,
+        prefix: &[u8],
+        height: u32,
+    ) -> Result<Option<(u32, Vec<u8>)>, StorageError> {
+        let mut seek = prefix.to_vec();
+        seek.extend_from_slice(&height.to_be_bytes());
+        let mut read = ReadOptions::default();
+        read.set_prefix_same_as_start(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(Family::History)?, read);
+        it.seek_for_prev(&seek);
+        if !it.valid() {
+            it.status().map_err(|e| backend("reading history", e))?;
+            return Ok(None);
+        }
+        match (it.key(), it.value()) {
+            (Some(found), Some(value))
+                if found.len() == prefix.len() + 4 && found.starts_with(prefix) =>
+            {
+                let at = be_u32(&found[prefix.len()..])?;
+                Ok(Some((at, value.to_vec())))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The value of the key whose prefix is `prefix` as of `height`, from history.
+    fn history_at(&self, prefix: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.history_entry_at(prefix, height)?.map(|(_, v)| v))
+    }
+}
+
+impl RocksStore {
     fn block_entry(&self, height: u32) -> Result<Option<(BlockHash, StateRoot)>, StorageError> {
         match self
             .db
-            .get_pinned_cf(self.cf("blocks")?, keys::height_key(height))
+            .get_pinned_cf(self.cf(Family::Blocks)?, keys::height_key(height))
             .map_err(|e| backend("reading a block entry", e))?
         {
             Some(v) if v.len() == 64 => {
@@ -751,6 +771,201 @@ mod tests {
             "rolling back below the first block empties"
         );
         assert!(s.dump_at(u32::MAX).unwrap().is_empty());
+    }
+
+    /// Commits `writes` at `height` with a root chained from the stored parent's, so that the
+    /// store verifies.
+    fn commit_chained(s: &RocksStore, height: u32, writes: &[(&[u8], &[u8])]) {
+        let parent = match height.checked_sub(1).map(|p| s.state_root(p).unwrap()) {
+            Some(Some(root)) => root,
+            _ => metashrew_storage::state_root::GENESIS_PARENT_ROOT,
+        };
+        let writes = writes
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        s.commit_block(&BlockCommit::chained(
+            height,
+            [height as u8; 32],
+            &parent,
+            writes,
+        ))
+        .unwrap();
+    }
+
+    /// The latest-value family, decoded: (key, height, value) per entry, in order.
+    fn latest_entries(s: &RocksStore) -> Vec<(Vec<u8>, u32, Vec<u8>)> {
+        let mut it = s.db.raw_iterator_cf(s.cf(Family::Latest).unwrap());
+        it.seek_to_first();
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let (h, value) = keys::split_latest_value(v).unwrap();
+            out.push((k[4..].to_vec(), h, value.to_vec()));
+            it.next();
+        }
+        out
+    }
+
+    #[test]
+    fn the_latest_family_follows_commits_and_rollbacks_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RocksStore::open(dir.path(), None, &identity(1), false).unwrap();
+        // One key with many versions, one written once, one emptied, one written above 20 only.
+        for h in 0..40u32 {
+            let mut writes: Vec<(&[u8], Vec<u8>)> = vec![(b"hot", h.to_be_bytes().to_vec())];
+            if h == 3 {
+                writes.push((b"once", b"3".to_vec()));
+            }
+            if h == 5 || h == 30 {
+                writes.push((b"gone", if h == 5 { b"5".to_vec() } else { vec![] }));
+            }
+            if h > 20 {
+                writes.push((b"late", vec![h as u8]));
+            }
+            let writes: Vec<(&[u8], &[u8])> = writes.iter().map(|(k, v)| (*k, &v[..])).collect();
+            commit_chained(&s, h, &writes);
+        }
+        let at_tip = |s: &RocksStore| {
+            [&b"hot"[..], b"once", b"gone", b"late", b"never"]
+                .map(|k| (s.get_at(k, 39).unwrap(), s.get_at(k, 25).unwrap()))
+        };
+        assert_eq!(at_tip(&s)[0].0, Some(39u32.to_be_bytes().to_vec()));
+        assert_eq!(at_tip(&s)[0].1, Some(25u32.to_be_bytes().to_vec()));
+        assert_eq!(at_tip(&s)[2], (Some(vec![]), Some(b"5".to_vec())));
+        assert_eq!(at_tip(&s)[4], (None, None));
+        assert_eq!(
+            latest_entries(&s),
+            vec![
+                (b"hot".to_vec(), 39, 39u32.to_be_bytes().to_vec()),
+                (b"gone".to_vec(), 30, vec![]),
+                (b"late".to_vec(), 39, vec![39]),
+                (b"once".to_vec(), 3, b"3".to_vec()),
+            ]
+        );
+        crate::verify::verify(&s, &[], 0).unwrap();
+
+        s.rollback_to(25).unwrap();
+        assert_eq!(
+            latest_entries(&s),
+            vec![
+                (b"hot".to_vec(), 25, 25u32.to_be_bytes().to_vec()),
+                (b"gone".to_vec(), 5, b"5".to_vec()),
+                (b"late".to_vec(), 25, vec![25]),
+                (b"once".to_vec(), 3, b"3".to_vec()),
+            ]
+        );
+        assert_eq!(s.get_at(b"gone", 25).unwrap(), Some(b"5".to_vec()));
+        crate::verify::verify(&s, &[], 0).unwrap();
+        s.rollback_to(20).unwrap();
+        assert!(latest_entries(&s).iter().all(|(k, _, _)| k != b"late"));
+        assert_eq!(s.get_at(b"late", 20).unwrap(), None);
+        crate::verify::verify(&s, &[], 0).unwrap();
+        drop(s);
+        let s = RocksStore::open(dir.path(), None, &identity(1), false).unwrap();
+        assert_eq!(
+            s.get_at(b"hot", 20).unwrap(),
+            Some(20u32.to_be_bytes().to_vec())
+        );
+        s.rollback_to(0).unwrap();
+        assert_eq!(latest_entries(&s), vec![(b"hot".to_vec(), 0, vec![0; 4])]);
+        crate::verify::verify(&s, &[], 0).unwrap();
+    }
+
+    #[test]
+    fn a_read_at_the_tip_never_sees_a_block_committed_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            std::sync::Arc::new(RocksStore::open(dir.path(), None, &identity(1), false).unwrap());
+        s.commit_block(&commit(0, &[(b"k", b"0")])).unwrap();
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for h in 1..400u32 {
+                    s.commit_block(&commit(h, &[(b"k", &h.to_be_bytes())]))
+                        .unwrap();
+                }
+            })
+        };
+        // Whatever the tip is when a read starts, a read at a height sees that height's value.
+        while !writer.is_finished() {
+            let tip = s.tip().unwrap().unwrap();
+            let expected = if tip == 0 {
+                b"0".to_vec()
+            } else {
+                tip.to_be_bytes().to_vec()
+            };
+            assert_eq!(s.get_at(b"k", tip).unwrap(), Some(expected));
+        }
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_namespace_of_the_previous_layout_is_refused_until_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RocksStore::open(dir.path(), None, &identity(1), false).unwrap();
+        for h in 0..5u32 {
+            commit_chained(
+                &s,
+                h,
+                &[(b"a", &[h as u8]), (format!("k{h}").as_bytes(), b"v")],
+            );
+        }
+        // What a version 1 namespace looked like: no layout version, no latest values.
+        let meta = s.cf(Family::Meta).unwrap();
+        s.db.delete_cf(meta, format::FORMAT).unwrap();
+        s.db.delete_range_cf(
+            s.cf(Family::Latest).unwrap(),
+            [].as_slice(),
+            [0xff; 8].as_slice(),
+        )
+        .unwrap();
+        drop(s);
+        for refused in [
+            RocksStore::open(dir.path(), None, &identity(1), false).err(),
+            RocksStore::open_read_only(dir.path(), None).err(),
+            RocksStore::open_existing(dir.path(), None).err(),
+        ] {
+            match refused {
+                Some(OpenError::Layout {
+                    found: 1,
+                    namespace,
+                    ..
+                }) => assert_eq!(namespace, "default"),
+                other => panic!("expected a layout error, got {other:?}"),
+            }
+        }
+        let message = RocksStore::open(dir.path(), None, &identity(1), false)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(message.contains("rockshrew migrate --db-path"), "{message}");
+        assert_eq!(
+            RocksStore::migrate(dir.path(), None).unwrap(),
+            Migrated::Converted { keys: 6 }
+        );
+        assert_eq!(
+            RocksStore::migrate(dir.path(), None).unwrap(),
+            Migrated::AlreadyCurrent
+        );
+        let s = RocksStore::open(dir.path(), None, &identity(1), false).unwrap();
+        crate::verify::verify(&s, &[], 0).unwrap();
+        assert_eq!(s.get_at(b"a", 4).unwrap(), Some(vec![4]));
+        // A newer layout than this build's is refused too, and not migrated.
+        s.db.put_cf(
+            s.cf(Family::Meta).unwrap(),
+            format::FORMAT,
+            9u32.to_be_bytes(),
+        )
+        .unwrap();
+        drop(s);
+        assert!(matches!(
+            RocksStore::open(dir.path(), None, &identity(1), false),
+            Err(OpenError::Layout { found: 9, .. })
+        ));
+        assert!(matches!(
+            RocksStore::migrate(dir.path(), None),
+            Err(OpenError::Layout { found: 9, .. })
+        ));
     }
 
     #[test]

@@ -40,7 +40,8 @@ impl RocksStore {
     ) -> Result<Self, OpenError> {
         let (namespace, names) = existing_namespace(primary, label)?;
         std::fs::create_dir_all(secondary_dir).map_err(|e| OpenError::Storage(io(e)))?;
-        let mut opts = db_options();
+        let tuning = crate::Tuning::default();
+        let mut opts = db_options(&tuning);
         // A secondary keeps every SST file it uses open, so that it can still read the files
         // the primary's compactions delete before it catches up.
         opts.set_max_open_files(-1);
@@ -48,10 +49,12 @@ impl RocksStore {
             &opts,
             primary,
             secondary_dir,
-            descriptors(&names),
+            descriptors(&names, &tuning),
         )
         .map_err(|source| rocks_error(primary, source))?;
-        Ok(Self::from_db(db, namespace)?)
+        let store = Self::from_db(db, namespace)?;
+        store.check_format(primary, false)?;
+        Ok(store)
     }
 
     /// Applies what the primary committed since the last catch-up (or the open), then reloads
@@ -80,7 +83,7 @@ impl RocksStore {
     pub fn tip_committed_at(&self) -> Result<Option<SystemTime>, StorageError> {
         let value = self
             .db
-            .get_pinned_cf(self.cf("meta")?, COMMITTED_AT)
+            .get_pinned_cf(self.cf(crate::Family::Meta)?, COMMITTED_AT)
             .map_err(|e| backend("reading metadata", e))?;
         Ok(value.and_then(|v| {
             let micros = u64::from_be_bytes(v.as_ref().try_into().ok()?);

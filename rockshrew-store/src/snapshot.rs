@@ -87,7 +87,7 @@ impl RocksStore {
     pub fn identity(&self) -> Result<Option<IndexIdentity>, StorageError> {
         let stored = self
             .db
-            .get_pinned_cf(self.cf("meta")?, IDENTITY)
+            .get_pinned_cf(self.cf(crate::Family::Meta)?, IDENTITY)
             .map_err(|e| backend("reading the index identity", e))?;
         match stored {
             Some(bytes) => IndexIdentity::decode(&bytes)

@@ -13,13 +13,15 @@
 //!   recorded at commit (lists written before checks existed have none);
 //! - the history holds no entry the touched lists do not name;
 //! - `root(h) = next_root(root(h - 1), h, hash(h), writes(h))`, from zeros before the first;
-//! - the roots given as expected.
+//! - the roots given as expected;
+//! - the latest-value family holds exactly the newest history entry of every key, and nothing
+//!   else (the first key where they differ is named).
 
 use metashrew_storage::state_root::{GENESIS_PARENT_ROOT, next_root};
 use metashrew_storage::{BlockHash, KeyValues, StateRoot, Storage, StorageError};
 use rocksdb::ReadOptions;
 
-use crate::{RocksStore, backend, keys};
+use crate::{Family, RocksStore, backend, keys};
 
 /// A root the caller trusts: `HEIGHT:HEX` on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,9 +149,27 @@ pub enum VerifyError {
         /// The tip.
         tip: u32,
     },
+    /// The latest-value family and history disagree about a key's newest version.
+    #[error("key 0x{}: the latest-value family holds {}, history's newest entry is {}", hex::encode(.key), describe(.latest), describe(.history))]
+    LatestDiffers {
+        /// The key.
+        key: Vec<u8>,
+        /// (height, value) in the latest-value family.
+        latest: Option<(u32, Vec<u8>)>,
+        /// (height, value) of history's newest entry.
+        history: Option<(u32, Vec<u8>)>,
+    },
     /// A read failed, or a stored record does not decode.
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// A version for a message: `0xVALUE at H`, or `nothing`.
+fn describe(version: &Option<(u32, Vec<u8>)>) -> String {
+    version.as_ref().map_or_else(
+        || "nothing".to_string(),
+        |(h, v)| format!("0x{} at {h}", hex::encode(v)),
+    )
 }
 
 /// Verifies the namespace of `store` and the roots in `expected`. Logs progress every
@@ -210,6 +230,7 @@ pub fn verify(
             log::info!("verified up to block {height} of {tip}");
         }
     }
+    check_latest(store)?;
     Ok(Verified {
         first,
         tip,
@@ -224,7 +245,7 @@ pub fn verify(
 fn block_writes(store: &RocksStore, height: u32) -> Result<KeyValues, VerifyError> {
     let listed = store
         .db
-        .get_pinned_cf(store.cf("touched")?, keys::height_key(height))
+        .get_pinned_cf(store.cf(crate::Family::Touched)?, keys::height_key(height))
         .map_err(|e| backend("reading a touched-key list", e))?
         .ok_or(VerifyError::MissingBlock {
             height,
@@ -232,7 +253,7 @@ fn block_writes(store: &RocksStore, height: u32) -> Result<KeyValues, VerifyErro
         })?;
     let listed = keys::decode_touched_checked(&listed)
         .ok_or_else(|| StorageError::Corrupt(format!("touched list of {height}")))?;
-    let history = store.cf("history")?;
+    let history = store.cf(crate::Family::History)?;
     let mut writes = Vec::with_capacity(listed.len());
     for (key, check) in listed {
         let value = store
@@ -256,9 +277,7 @@ fn scan_history(
     store: &RocksStore,
     mut visit: impl FnMut(&[u8], u32, &[u8]) -> Option<VerifyError>,
 ) -> Result<(), VerifyError> {
-    let mut read = ReadOptions::default();
-    read.set_total_order_seek(true);
-    let mut it = store.db.raw_iterator_cf_opt(store.cf("history")?, read);
+    let mut it = store.history_scan()?;
     it.seek_to_first();
     while let (Some(entry), Some(value)) = (it.key(), it.value()) {
         let (key, height) = keys::split_history_key(entry)
@@ -319,9 +338,94 @@ fn unlisted_entry(
     }
 }
 
+/// Compares the latest-value family with the newest history entry of every key, merging the
+/// two scans (both are in the order of `u32 BE len ++ key`).
+fn check_latest(store: &RocksStore) -> Result<(), VerifyError> {
+    let mut read = ReadOptions::default();
+    read.set_total_order_seek(true);
+    let mut latest = store
+        .db
+        .raw_iterator_cf_opt(store.cf(Family::Latest)?, read);
+    latest.seek_to_first();
+    let mut pending: Option<Version> = None;
+    scan_history(store, |key, height, value| {
+        if pending
+            .as_ref()
+            .is_some_and(|(k, _, _)| k.as_slice() != key)
+            && let Some(found) = latest_mismatch(&mut latest, pending.take())
+        {
+            return Some(found);
+        }
+        pending = Some((key.to_vec(), height, value.to_vec()));
+        None
+    })?;
+    for newest in [pending, None] {
+        if let Some(found) = latest_mismatch(&mut latest, newest) {
+            return Err(found);
+        }
+    }
+    latest
+        .status()
+        .map_err(|e| backend("scanning latest values", e))?;
+    Ok(())
+}
+
+/// A key's newest history entry: (key, height, value).
+type Version = (Vec<u8>, u32, Vec<u8>);
+
+/// Compares history's newest version of one key (`None`: the end of history) with the
+/// latest-value entry at `latest`, stepping past it when it is that key's.
+fn latest_mismatch(
+    latest: &mut rocksdb::DBRawIterator,
+    newest: Option<Version>,
+) -> Option<VerifyError> {
+    let stored = latest.key().zip(latest.value()).map(|(k, v)| {
+        let version = keys::split_latest_value(v).map(|(h, v)| (h, v.to_vec()));
+        (k.to_vec(), version)
+    });
+    let wanted = newest.as_ref().map(|(key, _, _)| keys::history_prefix(key));
+    let order = match (&stored, &wanted) {
+        (None, None) => return None,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (Some((k, _)), Some(prefix)) => k.cmp(prefix),
+    };
+    match order {
+        // A latest value of a key that history does not have.
+        std::cmp::Ordering::Less => {
+            let (k, version) = stored?;
+            Some(VerifyError::LatestDiffers {
+                key: k.get(4..).unwrap_or_default().to_vec(),
+                latest: version,
+                history: None,
+            })
+        }
+        std::cmp::Ordering::Greater => {
+            let (key, h, value) = newest?;
+            Some(VerifyError::LatestDiffers {
+                key,
+                latest: None,
+                history: Some((h, value)),
+            })
+        }
+        std::cmp::Ordering::Equal => {
+            latest.next();
+            let ((_, version), (key, h, value)) = (stored?, newest?);
+            (version.as_ref() != Some(&(h, value.clone()))).then_some(VerifyError::LatestDiffers {
+                key,
+                latest: version,
+                history: Some((h, value)),
+            })
+        }
+    }
+}
+
 /// No block entry or touched list above the tip.
 fn check_nothing_above(store: &RocksStore, tip: u32) -> Result<(), VerifyError> {
-    for (cf, what) in [("blocks", "a block entry"), ("touched", "a touched list")] {
+    for (cf, what) in [
+        (Family::Blocks, "a block entry"),
+        (Family::Touched, "a touched list"),
+    ] {
         let mut it = store.db.raw_iterator_cf(store.cf(cf)?);
         it.seek_to_last();
         if let Some(key) = it.key() {
@@ -400,7 +504,7 @@ mod tests {
     fn a_changed_value_is_named_with_its_block_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = chained(dir.path());
-        let history = store.cf("history").unwrap();
+        let history = store.cf(crate::Family::History).unwrap();
         store
             .db
             .put_cf(history, keys::history_key(b"k", 13), [0x99])
@@ -414,10 +518,57 @@ mod tests {
     }
 
     #[test]
+    fn a_latest_value_that_differs_from_history_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = chained(dir.path());
+        let latest = store.cf(Family::Latest).unwrap();
+        let put = |key: &[u8], h: u32, v: &[u8]| {
+            store
+                .db
+                .put_cf(latest, keys::history_prefix(key), keys::latest_value(h, v))
+                .unwrap()
+        };
+        put(b"x12", 12, b"w");
+        match verify(&store, &[], 0) {
+            Err(VerifyError::LatestDiffers {
+                key,
+                latest,
+                history,
+            }) => {
+                assert_eq!(key, b"x12");
+                assert_eq!(latest, Some((12, b"w".to_vec())));
+                assert_eq!(history, Some((12, b"v".to_vec())));
+            }
+            other => panic!("expected a differing latest value, got {other:?}"),
+        }
+        put(b"x12", 12, b"v");
+        put(b"stray", 3, b"s");
+        assert!(matches!(
+            verify(&store, &[], 0),
+            Err(VerifyError::LatestDiffers { key, history: None, .. }) if key == b"stray"
+        ));
+        store
+            .db
+            .delete_cf(latest, keys::history_prefix(b"stray"))
+            .unwrap();
+        store
+            .db
+            .delete_cf(latest, keys::history_prefix(b"k"))
+            .unwrap();
+        let err = verify(&store, &[], 0).unwrap_err();
+        assert!(
+            matches!(&err, VerifyError::LatestDiffers { key, latest: None, history: Some((15, _)) } if key == b"k"),
+            "{err}"
+        );
+        put(b"k", 15, &[15]);
+        verify(&store, &[], 0).unwrap();
+    }
+
+    #[test]
     fn missing_extra_and_stray_entries_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = chained(dir.path());
-        let history = store.cf("history").unwrap();
+        let history = store.cf(crate::Family::History).unwrap();
         store
             .db
             .delete_cf(history, keys::history_key(b"x12", 12))
@@ -454,7 +605,7 @@ mod tests {
             .db
             .delete_cf(history, keys::history_key(b"late", 20))
             .unwrap();
-        let blocks = store.cf("blocks").unwrap();
+        let blocks = store.cf(crate::Family::Blocks).unwrap();
         let mut entry = [0u8; 64];
         entry[..32].copy_from_slice(&[13; 32]);
         store

@@ -136,6 +136,22 @@ pub enum Tool {
     /// roots, the tip and the expected roots. Names the first height, key and value found wrong
     /// and exits 1; exits 2 when the database cannot be read.
     Verify(VerifyArgs),
+    /// Converts a namespace written by an earlier rockshrew to this one's on-disk layout, in
+    /// place (the daemon must be stopped): builds the latest-value column family from history.
+    /// Safe to interrupt: the namespace stays refused until a run completes, and a new run
+    /// starts over.
+    Migrate(MigrateArgs),
+}
+
+/// `rockshrew migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// The database.
+    #[arg(long)]
+    pub db_path: PathBuf,
+    /// The index namespace.
+    #[arg(long)]
+    pub label: Option<String>,
 }
 
 /// `rockshrew snapshot`.

@@ -13,12 +13,13 @@ use metashrew_runtime::{
 };
 
 use crate::cli::{Args, Mode};
+use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
 use crate::rpc::{AppState, ServerConfig};
 use crate::source::BlockSource;
 use crate::source::files::FileSource;
 use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
-use crate::store::{IndexIdentity, RocksStore};
+use crate::store::{IndexIdentity, RocksStore, Tuning};
 use crate::sync::{SyncConfig, SyncStop, Syncer};
 
 fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
@@ -34,8 +35,30 @@ fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
             Mode::Fresh => InstanceMode::Fresh,
             Mode::Persistent => InstanceMode::Persistent,
         },
+        module_cache_dir: args.db_path.as_ref().map(|d| d.join(MODULE_CACHE_DIR)),
         ..RuntimeConfig::default()
     })
+}
+
+/// The directory, inside the database directory, where compiled modules are kept.
+pub const MODULE_CACHE_DIR: &str = "module-cache";
+
+/// Loads the runtime over `store`, logging how long it took and whether the compiled module
+/// came from the cache.
+pub(crate) fn load_runtime<S: metashrew_runtime::Storage>(
+    indexer: &Indexer,
+    store: Arc<S>,
+) -> Result<MetashrewRuntime<S>> {
+    let started = std::time::Instant::now();
+    let runtime = MetashrewRuntime::from_bytes(&indexer.wasm, store, indexer.config.clone())
+        .with_context(|| format!("loading {}", indexer.path.display()))?;
+    log::info!(
+        "module {} ready in {} ms (compiled-module cache: {:?})",
+        indexer.path.display(),
+        started.elapsed().as_millis(),
+        runtime.module_cache_outcome()
+    );
+    Ok(runtime)
 }
 
 fn block_source(args: &Args, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn BlockSource>> {
@@ -128,19 +151,25 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
 /// `--replica-of` a read replica.
 pub fn run(args: Args) -> Result<()> {
     let db_path = args.db_path.clone().context("--db-path is required")?;
+    let fds = crate::fd_budget::claim(u64::from(args.max_connections))?;
     let indexer = load_indexer(&args)?;
     match &args.replica_of {
-        Some(primary) => crate::replica::run(&args, primary, &db_path, indexer),
-        None => run_primary(&args, &db_path, indexer),
+        Some(primary) => crate::replica::run(&args, primary, &db_path, indexer, fds),
+        None => run_primary(&args, &db_path, indexer, fds),
     }
 }
 
-fn run_primary(args: &Args, db_path: &Path, indexer: Indexer) -> Result<()> {
-    let store = Arc::new(RocksStore::open(
+fn run_primary(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> Result<()> {
+    let tuning = Tuning {
+        max_open_files: u32::try_from(fds.rocksdb_files).unwrap_or(u32::MAX),
+        ..Tuning::default()
+    };
+    let store = Arc::new(RocksStore::open_tuned(
         db_path,
         args.label.as_deref(),
         &indexer.identity,
         args.allow_indexer_change,
+        &tuning,
     )?);
     let namespace = store.namespace().to_string();
     // Reads go through a host cache, written through on every commit; large blocks are then
@@ -151,10 +180,7 @@ fn run_primary(args: &Args, db_path: &Path, indexer: Indexer) -> Result<()> {
         PipelinedStore::new(store.clone()),
         (args.host_cache_mib as usize) << 20,
     ));
-    let runtime = Arc::new(
-        MetashrewRuntime::from_bytes(&indexer.wasm, cached.clone(), indexer.config)
-            .with_context(|| format!("loading {}", indexer.path.display()))?,
-    );
+    let runtime = Arc::new(load_runtime(&indexer, cached.clone())?);
     let tip = runtime.tip()?;
     log::info!(
         "index `{}` in {}: {}",

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod cli;
 pub mod daemon;
+pub mod fd_budget;
 pub mod metrics;
 pub mod prefetch;
 mod replica;

@@ -9,6 +9,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match &args.command {
         Some(Tool::Verify(verify)) => return rockshrew::tools::verify_command(verify),
         Some(Tool::Snapshot(snapshot)) => rockshrew::tools::snapshot(snapshot),
+        Some(Tool::Migrate(migrate)) => rockshrew::tools::migrate(migrate),
         None => rockshrew::daemon::run(args),
     };
     match outcome {

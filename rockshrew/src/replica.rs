@@ -14,17 +14,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use metashrew_runtime::{MetashrewRuntime, Storage};
+use metashrew_runtime::Storage;
 use rockshrew_store::{OpenError, Replica};
 
 use crate::cli::Args;
 use crate::daemon::{Indexer, serve_while, server_config};
+use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
 use crate::rpc::AppState;
 use crate::sync::SyncStop;
 
 /// Runs a replica of `primary` until a signal.
-pub(crate) fn run(args: &Args, primary: &Path, own_dir: &Path, indexer: Indexer) -> Result<()> {
+pub(crate) fn run(
+    args: &Args,
+    primary: &Path,
+    own_dir: &Path,
+    indexer: Indexer,
+    fds: FdBudget,
+) -> Result<()> {
+    check_file_budget(primary, &fds)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let interval = Duration::from_millis(args.replica_interval_ms);
     let replica = Arc::new(open(primary, own_dir, args.label.as_deref(), interval)?);
@@ -39,10 +47,7 @@ pub(crate) fn run(args: &Args, primary: &Path, own_dir: &Path, indexer: Indexer)
         ),
         None => log::warn!("the primary's index has no identity yet"),
     }
-    let runtime = Arc::new(
-        MetashrewRuntime::from_bytes(&indexer.wasm, replica.clone(), indexer.config)
-            .with_context(|| format!("loading {}", indexer.path.display()))?,
-    );
+    let runtime = Arc::new(crate::daemon::load_runtime(&indexer, replica.clone())?);
     let metrics = Arc::new(Metrics::new()?);
     let tip = store.tip()?;
     if let Some(t) = tip {
@@ -67,6 +72,24 @@ pub(crate) fn run(args: &Args, primary: &Path, own_dir: &Path, indexer: Indexer)
         shutdown,
         move || Ok(follower.run()),
     )
+}
+
+/// A secondary instance keeps every SST file of the primary open (see
+/// [`rockshrew_store::Replica`]): refuses to start when they are more than the budget gives.
+fn check_file_budget(primary: &Path, fds: &FdBudget) -> Result<()> {
+    let files = std::fs::read_dir(primary)
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "sst"))
+                .count() as u64
+        })
+        .unwrap_or(0);
+    anyhow::ensure!(
+        files <= fds.rocksdb_files,
+        "the primary's database has {files} SST files, and a replica keeps them all open; the open-file limit leaves {} for them. Raise the hard limit (`ulimit -Hn`, systemd's LimitNOFILE=) or lower --max-connections",
+        fds.rocksdb_files
+    );
+    Ok(())
 }
 
 /// Opens the replica, waiting for the primary's database to appear.

@@ -1,4 +1,4 @@
-//! `rockshrew snapshot` and `rockshrew verify`.
+//! `rockshrew snapshot`, `rockshrew verify` and `rockshrew migrate`.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,26 @@ use rockshrew_store::RocksStore;
 use rockshrew_store::snapshot;
 use rockshrew_store::verify::{VerifyError, verify};
 
-use crate::cli::{SnapshotArgs, VerifyArgs};
+use crate::cli::{MigrateArgs, SnapshotArgs, VerifyArgs};
+
+/// Converts a namespace to this build's layout.
+pub fn migrate(args: &MigrateArgs) -> Result<()> {
+    let outcome = RocksStore::migrate(&args.db_path, args.label.as_deref())
+        .with_context(|| format!("migrating {}", args.db_path.display()))?;
+    match outcome {
+        rockshrew_store::Migrated::AlreadyCurrent => {
+            println!(
+                "already at layout version {}",
+                rockshrew_store::FORMAT_VERSION
+            )
+        }
+        rockshrew_store::Migrated::Converted { keys } => println!(
+            "converted to layout version {}: {keys} latest values written",
+            rockshrew_store::FORMAT_VERSION
+        ),
+    }
+    Ok(())
+}
 
 /// Takes the snapshot: through the daemon holding the database if one does, else directly.
 pub fn snapshot(args: &SnapshotArgs) -> Result<()> {

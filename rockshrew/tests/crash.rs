@@ -1,6 +1,7 @@
 //! Crash consistency: the daemon killed with SIGKILL at random instants, and a disk that fills
 //! up mid-write. After each, the database holds whole blocks only; resumed, it ends with the
-//! same roots and the same key/value state as an uninterrupted run.
+//! same roots and the same key/value state as an uninterrupted run, and it verifies (its
+//! latest-value family equal to history at the tip).
 //!
 //! The chain is mainnet 0..255 followed by block 840,243 twice (re-linked at 256 and 257), so
 //! kills also land while a large block is being written in the background.
@@ -61,6 +62,12 @@ fn check_prefix(db: &std::path::Path, reference: &Reference) -> Option<u32> {
             Some(reference.roots[h as usize]),
             "root {h} after a crash"
         );
+    }
+    // The latest-value family equals history at the tip, whatever the instant of the crash.
+    if tip.is_some()
+        && let Err(err) = rockshrew::store::verify::verify(&store, &[], 0)
+    {
+        panic!("the database after a crash does not verify: {err}");
     }
     tip
 }

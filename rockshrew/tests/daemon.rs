@@ -141,6 +141,18 @@ fn indexes_the_bundled_blocks_serves_json_rpc_and_stops_cleanly() {
         .and_then(|l| l.split_whitespace().last())
         .unwrap_or_else(|| panic!("no blocks_indexed_total in {metrics}"));
     assert_eq!(committed, "0", "the restart indexed blocks again");
+    // The first start compiled the module and kept it beside the database; the restart
+    // loaded it from there.
+    assert!(
+        d.log_text().contains("compiled-module cache: Miss"),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        again.log_text().contains("compiled-module cache: Hit"),
+        "{}",
+        again.log_text()
+    );
     drop(again);
 
     // Another indexer on the same database is refused with a clear message.
@@ -362,4 +374,104 @@ fn probe_addresses_are_the_same_across_processes_and_instance_modes() {
     eprintln!("probe reports (heights 1, 2, 20, 40): {:?}", reports[0]);
     assert_eq!(reports[0], reports[1], "fresh vs persistent");
     assert_eq!(reports[0], reports[2], "two processes");
+}
+
+/// A database of many SST files: `namespaces` namespaces of one flushed block each (every
+/// column family of each holds a file).
+fn many_sst_files(db: &std::path::Path, namespaces: usize) -> usize {
+    use metashrew_runtime::Storage;
+    use rockshrew::store::{IndexIdentity, RocksStore};
+    let identity = IndexIdentity {
+        module_hash: [7; 32],
+        max_memory_bytes: 1 << 30,
+        max_wasm_stack_bytes: 1 << 20,
+    };
+    for n in 0..namespaces {
+        let store = RocksStore::open(db, Some(&format!("filler{n}")), &identity, false).unwrap();
+        let commit = metashrew_runtime::BlockCommit::new(
+            0,
+            [1; 32],
+            [2; 32],
+            vec![(b"k".to_vec(), b"v".to_vec())],
+        );
+        store.commit_block(&commit).unwrap();
+        store.flush().unwrap();
+    }
+    std::fs::read_dir(db)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sst")
+        })
+        .count()
+}
+
+#[test]
+fn a_low_open_file_limit_is_raised_and_budgeted_or_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let files = many_sst_files(&db, 70);
+    assert!(files > 320, "{files} SST files");
+    let db_arg = db.display().to_string();
+    let args = [
+        "--indexer",
+        guests::SPENDABLES,
+        "--db-path",
+        &db_arg,
+        "--blocks-file",
+        FIXTURE,
+        "--max-connections",
+        "64",
+    ];
+
+    // A hard limit below what the daemon needs: refused at once, saying what is missing.
+    let refused = common::run_limited("ulimit -n 200", &args);
+    let log = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(log.contains("the open-file limit is 200"), "{log}");
+    assert!(log.contains("at least 256"), "{log}");
+
+    // A soft limit of 100 under a hard one of 320, with more SST files than that: the daemon
+    // raises the soft limit, gives RocksDB its share (128), and syncs every block while 64
+    // clients (its --max-connections) hold connections open and are answered.
+    let mut d = Daemon::start_under(
+        "ulimit -n 320; ulimit -Sn 100",
+        guests::SPENDABLES,
+        &db,
+        &["--blocks-file", FIXTURE, "--max-connections", "64"],
+    );
+    d.wait_for_height(0, WAIT);
+    // Each client connects and is answered while the sync goes on, and keeps its connection.
+    let request = r#"{"jsonrpc":"2.0","id":1,"method":"metashrew_height","params":[]}"#;
+    let clients: Vec<std::net::TcpStream> = (0..64)
+        .map(|i| {
+            use std::io::{Read, Write};
+            let mut client = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+            write!(
+                client,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{request}",
+                request.len()
+            )
+            .unwrap();
+            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut reply = [0u8; 1024];
+            let n = client.read(&mut reply).unwrap_or_else(|e| panic!("client {i}: {e}"));
+            let reply = String::from_utf8_lossy(&reply[..n]);
+            assert!(reply.contains("\"result\""), "client {i}: {reply}");
+            client
+        })
+        .collect();
+    d.wait_for_height(255, WAIT);
+    drop(clients);
+    let log = d.log_text();
+    assert!(
+        log.contains("open-file limit raised from 100 to 320"),
+        "{log}"
+    );
+    assert!(log.contains("128 for RocksDB's files"), "{log}");
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert_eq!(balance(&d, json!(170)), 40 * 100_000_000);
 }

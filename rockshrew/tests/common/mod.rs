@@ -337,10 +337,27 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(indexer: &str, db: &Path, extra: &[&str]) -> Self {
+        Self::start_under("", indexer, db, extra)
+    }
+
+    /// [`Daemon::start`] under a shell `prelude` (`ulimit ...`), which the daemon's process
+    /// replaces (same pid).
+    pub fn start_under(prelude: &str, indexer: &str, db: &Path, extra: &[&str]) -> Self {
         let port = free_port();
         let log = db.with_extension(format!("{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_rockshrew"))
+        let mut command = if prelude.is_empty() {
+            Command::new(env!("CARGO_BIN_EXE_rockshrew"))
+        } else {
+            let mut shell = Command::new("bash");
+            shell.args([
+                "-c",
+                &format!("{prelude}; exec \"$0\" \"$@\""),
+                env!("CARGO_BIN_EXE_rockshrew"),
+            ]);
+            shell
+        };
+        let child = command
             .args(["--indexer", indexer, "--db-path"])
             .arg(db)
             .args(["--port", &port.to_string(), "--poll-interval-ms", "50"])
