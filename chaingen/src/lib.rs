@@ -51,6 +51,57 @@ pub struct Settings {
     pub recent_blocks: u32,
     /// See [`Settings::recent_blocks`].
     pub old_outputs_per_block: usize,
+    /// Height of the first block (its BIP34 height; its previous hash is zero). Default 0.
+    pub first_height: u32,
+    /// How many transactions a block has. Default [`Profile::Flat`].
+    pub profile: Profile,
+}
+
+/// How many transactions each block has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// Uniformly from [`Settings::min_txs`] to [`Settings::max_txs`], at every height.
+    #[default]
+    Flat,
+    /// As mainnet had at the block's height: from [`MAINNET_ERAS`].
+    Mainnet,
+}
+
+/// Mainnet's transactions per block by era: `(first height, fewest, most)`, each era running
+/// to the next one's first height. Approximate yearly averages from public block statistics
+/// (blockchain.com's and mempool.space's charts of transactions per block and block size):
+/// one transaction a block through 2010, a few hundred by 2013, ~1 MB blocks of ~1,800 by 2016,
+/// 2,000-2,500 after SegWit, and 3,000-4,000 (~1.6-1.9 MB) since inscriptions and runes
+/// (2023 on).
+pub const MAINNET_ERAS: [(u32, u32, u32); 17] = [
+    (0, 1, 1),
+    (32_000, 1, 4),
+    (100_000, 5, 60),
+    (160_000, 60, 300),
+    (214_000, 250, 450),
+    (278_000, 350, 650),
+    (336_000, 600, 1_100),
+    (391_000, 1_300, 2_000),
+    (446_000, 1_800, 2_400),
+    (501_000, 1_200, 2_200),
+    (556_000, 1_900, 2_600),
+    (610_000, 1_900, 2_600),
+    (663_000, 1_600, 2_300),
+    (716_000, 1_700, 2_300),
+    (769_000, 2_500, 3_800),
+    (824_000, 3_000, 4_200),
+    (877_000, 3_000, 4_000),
+];
+
+/// The `(fewest, most)` transactions of a mainnet block at `height` ([`MAINNET_ERAS`]).
+pub fn mainnet_txs(height: u32) -> (u32, u32) {
+    let (_, min, max) = MAINNET_ERAS
+        .iter()
+        .rev()
+        .find(|(from, _, _)| *from <= height)
+        .copied()
+        .unwrap_or(MAINNET_ERAS[0]);
+    (min, max)
 }
 
 impl Default for Settings {
@@ -62,6 +113,8 @@ impl Default for Settings {
             bits: REGTEST_BITS,
             recent_blocks: 1_000,
             old_outputs_per_block: 400,
+            first_height: 0,
+            profile: Profile::Flat,
         }
     }
 }
@@ -92,9 +145,9 @@ impl Generator {
     pub fn new(settings: Settings) -> Self {
         let rng = Rng::new(settings.seed);
         Self {
-            settings,
             rng,
-            height: 0,
+            height: settings.first_height,
+            settings,
             prev: BlockHash::all_zeros(),
             coins: Vec::new(),
             reused: scripts::Pool::default(),
@@ -109,13 +162,18 @@ impl Generator {
     /// The next block of the chain, consensus-serialised.
     pub fn next_block(&mut self) -> Vec<u8> {
         let height = self.height;
-        let txs = self.rng.range(
-            u64::from(self.settings.min_txs),
-            u64::from(self.settings.max_txs),
-        );
+        let (min, max) = match self.settings.profile {
+            Profile::Flat => (self.settings.min_txs, self.settings.max_txs),
+            Profile::Mainnet => mainnet_txs(height),
+        };
+        let txs = self.rng.range(u64::from(min), u64::from(max));
         self.coins.push(Vec::new());
         // The first blocks have little to spend: their coinbases fund the chain.
-        let funding = if height < 10 { 2_000 } else { 1 };
+        let funding = if height - self.settings.first_height < 10 {
+            2_000
+        } else {
+            1
+        };
         let mut transactions = vec![self.coinbase(height, funding)];
         for _ in 1..txs {
             let tx = self.payment();

@@ -15,17 +15,18 @@
 
 pub mod diff;
 mod families;
-pub use families::Family;
 mod format;
-pub use format::{FORMAT_VERSION, Migrated};
 pub mod keys;
 mod replica;
-pub mod tuning;
-pub use replica::{Refresh, Replica};
-pub use tuning::Tuning;
-use tuning::{db_options, descriptors};
 pub mod snapshot;
+pub mod tuning;
 pub mod verify;
+
+pub use families::Family;
+pub use format::{FORMAT_VERSION, Migrated};
+pub use replica::{Refresh, Replica};
+pub use tuning::{IngestMode, Tuning};
+use tuning::{db_options, descriptors};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -192,6 +193,8 @@ fn stall_seconds(text: &str) -> f64 {
 pub struct RocksStore {
     db: DB,
     namespace: String,
+    /// The settings it was opened with.
+    tuning: Tuning,
     /// The column family names of the namespace, by [`Family::index`].
     families: [String; Family::ALL.len()],
     /// The tip as a u64 (`NO_TIP` when empty): read on every block and view without a disk read.
@@ -282,7 +285,7 @@ impl RocksStore {
         }
         let db = DB::open_cf_descriptors(&opts, path, descriptors(&names, tuning))
             .map_err(|source| rocks_error(path, source))?;
-        let store = Self::from_db(db, namespace)?;
+        let store = Self::from_db(db, namespace, tuning.clone())?;
         store.check_format(path, true)?;
         store.check_identity(identity, allow_change)?;
         Ok(store)
@@ -295,7 +298,7 @@ impl RocksStore {
         let tuning = Tuning::default();
         let db = DB::open_cf_descriptors(&db_options(&tuning), path, descriptors(&names, &tuning))
             .map_err(|source| rocks_error(path, source))?;
-        let store = Self::from_db(db, namespace)?;
+        let store = Self::from_db(db, namespace, tuning)?;
         store.check_format(path, false)?;
         Ok(store)
     }
@@ -305,15 +308,16 @@ impl RocksStore {
     /// sees what the daemon had written when it opened).
     pub fn open_read_only(path: &Path, label: Option<&str>) -> Result<Self, OpenError> {
         let (namespace, names) = existing_namespace(path, label)?;
-        let db = DB::open_cf_for_read_only(&db_options(&Tuning::default()), path, &names, false)
+        let tuning = Tuning::default();
+        let db = DB::open_cf_for_read_only(&db_options(&tuning), path, &names, false)
             .map_err(|source| rocks_error(path, source))?;
-        let store = Self::from_db(db, namespace)?;
+        let store = Self::from_db(db, namespace, tuning)?;
         store.check_format(path, false)?;
         Ok(store)
     }
 
     /// The store over an open database: loads the cached tip and first height.
-    fn from_db(db: DB, namespace: String) -> Result<Self, StorageError> {
+    fn from_db(db: DB, namespace: String, tuning: Tuning) -> Result<Self, StorageError> {
         let mut write_options = WriteOptions::default();
         // The WAL is written on every commit but not fsynced: a killed process loses nothing
         // (the kernel has the data); a power failure can lose the last blocks, which are then
@@ -321,6 +325,7 @@ impl RocksStore {
         write_options.set_sync(false);
         let store = Self {
             db,
+            tuning,
             families: Family::ALL.map(|f| f.name_in(&namespace)),
             namespace,
             tip: AtomicU64::new(NO_TIP),
@@ -342,6 +347,19 @@ impl RocksStore {
             .collect();
         out.sort();
         out
+    }
+
+    /// Switches the history and latest-value families to `mode`'s memtable and compaction
+    /// settings ([`Tuning`] holds them), from the next memtable on.
+    pub fn set_ingest_mode(&self, mode: IngestMode) -> Result<(), StorageError> {
+        let options = tuning::mode_options(&self.tuning, mode);
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for family in [Family::History, Family::Latest] {
+            self.db
+                .set_options_cf(self.cf(family)?, &options)
+                .map_err(|e| backend("changing the ingest settings", e))?;
+        }
+        Ok(())
     }
 
     /// The namespace's name (the label, or `default`).
@@ -966,6 +984,34 @@ mod tests {
             RocksStore::migrate(dir.path(), None),
             Err(OpenError::Layout { found: 9, .. })
         ));
+    }
+
+    #[test]
+    fn ingest_modes_switch_at_run_time_and_change_no_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RocksStore::open(dir.path(), None, &identity(1), false).unwrap();
+        // RocksDB writes the options it runs with to a new OPTIONS file on every change.
+        let bulk_in_force = || {
+            let text = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("OPTIONS-"))
+                .max_by_key(|e| e.file_name())
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .unwrap();
+            text.contains("level0_file_num_compaction_trigger=8")
+        };
+        assert!(!bulk_in_force());
+        for (h, mode) in [IngestMode::Bulk, IngestMode::Tip, IngestMode::Bulk]
+            .into_iter()
+            .enumerate()
+        {
+            s.set_ingest_mode(mode).unwrap();
+            assert_eq!(bulk_in_force(), mode == IngestMode::Bulk, "{mode:?}");
+            commit_chained(&s, h as u32, &[(b"k", &[h as u8])]);
+            assert_eq!(s.get_at(b"k", h as u32).unwrap(), Some(vec![h as u8]));
+        }
+        crate::verify::verify(&s, &[], 0).unwrap();
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! the store holds or answers.
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options, SliceTransform,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType,
+    DataBlockIndexType, Options, SliceTransform,
 };
 
 use crate::Family;
@@ -22,6 +23,29 @@ pub struct Tuning {
     /// Target size of the SST files of the history and latest-value families, in bytes.
     /// Default 256 MiB: a 1 TB database is about 4,000 files.
     pub target_file_bytes: u64,
+    /// Memtable size of the history and latest-value families in [`IngestMode::Bulk`], in
+    /// bytes (in [`IngestMode::Tip`]: 64 MiB). Default 128 MiB: the two then fill
+    /// `write_buffer_total_bytes` together.
+    pub bulk_write_buffer_bytes: usize,
+    /// L0 files that start a compaction into L1 in [`IngestMode::Bulk`] (RocksDB's default, used
+    /// at the tip: 4). Default 8: fewer, larger compactions while every block is new data.
+    pub bulk_l0_compaction_trigger: u32,
+    /// Compaction debt past which RocksDB slows writes down in [`IngestMode::Bulk`], in bytes
+    /// (at the tip: RocksDB's 64 GiB); writes stop at four times it. Default 64 GiB: the debt
+    /// stays bounded, and the sync waits for compaction rather than letting reads degrade.
+    pub bulk_soft_debt_bytes: u64,
+}
+
+/// How the store is being written: the daemon picks the mode from how far it is behind the
+/// node, and switches at run time ([`crate::RocksStore::set_ingest_mode`]). Both write the same
+/// batches, with the same crash consistency; only memtable and compaction settings differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IngestMode {
+    /// At or near the node's tip: RocksDB's settings for mixed reads and writes (the default).
+    #[default]
+    Tip,
+    /// Far behind: larger memtables and fewer, larger L0 compactions.
+    Bulk,
 }
 
 impl Default for Tuning {
@@ -31,6 +55,9 @@ impl Default for Tuning {
             block_cache_bytes: 256 << 20,
             write_buffer_total_bytes: 256 << 20,
             target_file_bytes: 256 << 20,
+            bulk_write_buffer_bytes: 128 << 20,
+            bulk_l0_compaction_trigger: 8,
+            bulk_soft_debt_bytes: 64 << 30,
         }
     }
 }
@@ -60,11 +87,21 @@ pub fn db_options(tuning: &Tuning) -> Options {
 const MAX_TOTAL_WAL_BYTES: u64 = 512 << 20;
 
 /// Block-based table options: the shared LRU block cache, bloom filters, 16 KiB blocks.
+///
+/// Index and filter blocks are partitioned (4 KiB partitions under a small top level, kept
+/// pinned): a 256 MiB SST file has a ~3 MB filter, and without partitions a read whose filter
+/// was evicted from the cache re-reads and checksums all of it (measured: most of a block's
+/// time once the filters outgrew the cache, at 0.8 GB). They are cached with high priority.
 fn table_options(cache: &Cache) -> BlockBasedOptions {
     let mut table = BlockBasedOptions::default();
     table.set_block_cache(cache);
     table.set_bloom_filter(10.0, false);
+    table.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+    table.set_partition_filters(true);
+    table.set_metadata_block_size(4 << 10);
     table.set_cache_index_and_filter_blocks(true);
+    table.set_cache_index_and_filter_blocks_with_high_priority(true);
+    table.set_pin_top_level_index_and_filter(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     table.set_block_size(16 << 10);
     table
@@ -108,14 +145,46 @@ pub fn history_cf_options(cache: &Cache, tuning: &Tuning) -> Options {
     o
 }
 
+/// Data block size of the latest-value family: a read that misses the block cache copies one
+/// block from the page cache, and its keys (hashes) do not compress.
+const LATEST_BLOCK_BYTES: usize = 4 << 10;
+
 /// The options of the latest-value family: those of [`large_cf_options`] with whole-key bloom
 /// filters (the default of [`table_options`]) and a memtable bloom filter, so that a point
 /// lookup of a key that was never written touches no data block.
 pub fn latest_cf_options(cache: &Cache, tuning: &Tuning) -> Options {
     let mut o = large_cf_options(cache, tuning);
+    let mut table = table_options(cache);
+    table.set_block_size(LATEST_BLOCK_BYTES);
+    table.set_data_block_index_type(DataBlockIndexType::BinaryAndHash);
+    o.set_block_based_table_factory(&table);
+    o.set_compression_type(DBCompressionType::None);
     o.set_memtable_whole_key_filtering(true);
     o.set_memtable_prefix_bloom_ratio(0.05);
     o
+}
+
+/// The mutable options of the history and latest-value families in `mode`.
+pub(crate) fn mode_options(tuning: &Tuning, mode: IngestMode) -> Vec<(&'static str, String)> {
+    let (buffer, l0, soft) = match mode {
+        IngestMode::Tip => (WRITE_BUFFER_BYTES, 4, 64u64 << 30),
+        IngestMode::Bulk => (
+            tuning.bulk_write_buffer_bytes,
+            tuning.bulk_l0_compaction_trigger,
+            tuning.bulk_soft_debt_bytes,
+        ),
+    };
+    vec![
+        ("write_buffer_size", buffer.to_string()),
+        ("level0_file_num_compaction_trigger", l0.to_string()),
+        ("level0_slowdown_writes_trigger", (l0 * 5).to_string()),
+        ("level0_stop_writes_trigger", (l0 * 9).to_string()),
+        ("soft_pending_compaction_bytes_limit", soft.to_string()),
+        (
+            "hard_pending_compaction_bytes_limit",
+            soft.saturating_mul(4).to_string(),
+        ),
+    ]
 }
 
 /// The descriptors of the column families `names`, with their options and one block cache.

@@ -1,7 +1,8 @@
 //! The project's benchmark: `cargo bench -p rockshrew --bench rockshrew [-- SECTION...]`.
 //!
 //! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`,
-//! `replicas`, `history`, `rollback`; and `scale` (minutes long: only when named; see `scale/mod.rs`).
+//! `replicas`, `history`, `rollback`; and `scale`, `sync` and `projection` (minutes long: only
+//! when named; see `scale/mod.rs`).
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
@@ -654,5 +655,11 @@ fn main() {
     // Minutes long: only when named.
     if wanted.iter().any(|w| w == "scale") {
         scale::scale();
+    }
+    if wanted.iter().any(|w| w == "sync") {
+        scale::daemon_sync();
+    }
+    if wanted.iter().any(|w| w == "projection") {
+        scale::projection();
     }
 }

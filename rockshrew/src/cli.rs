@@ -120,6 +120,11 @@ pub struct Args {
     /// Wait between polls of the node when caught up, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_interval_ms: u64,
+    /// From this many blocks behind the node, RocksDB is written with its bulk-sync settings
+    /// (larger memtables, fewer and larger compactions), and with its tip settings again below
+    /// half of it. Crash consistency is the same in both. 0: never.
+    #[arg(long, default_value_t = 144)]
+    pub bulk_sync_behind: u32,
     /// Timeout of one request to the node, in seconds.
     #[arg(long, default_value_t = 60)]
     pub rpc_timeout_secs: u64,

@@ -203,10 +203,15 @@ fn run_primary(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> 
             max_reorg_depth: args.max_reorg_depth,
             poll_interval: Duration::from_millis(args.poll_interval_ms),
             fetch_workers: usize::from(args.fetch_workers),
+            bulk_behind: args.bulk_sync_behind,
             ..SyncConfig::default()
         },
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
+        ingest: Some({
+            let store = store.clone();
+            Box::new(move |mode| store.set_ingest_mode(mode))
+        }),
     };
     let admin = crate::admin::AdminSocket::start(db_path, store.clone());
     let result = serve_while(

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub indexed_height: IntGauge,
     /// The source's best height, as last seen.
     pub node_tip: IntGauge,
+    /// 1 while the store is written in bulk mode (far behind the node), else 0.
+    pub bulk_ingest: IntGauge,
     /// Blocks per second over the last progress interval, times 1000 (a gauge of integers).
     pub blocks_per_second_milli: IntGauge,
     /// Blocks indexed by this process.
@@ -51,6 +53,10 @@ impl Metrics {
         let m = Self {
             indexed_height: IntGauge::new("indexed_height", "Highest committed block height")?,
             node_tip: IntGauge::new("node_tip", "Best block height of the block source")?,
+            bulk_ingest: IntGauge::new(
+                "bulk_ingest",
+                "1 while the store uses its bulk-sync settings (far behind the node), else 0",
+            )?,
             blocks_per_second_milli: IntGauge::new(
                 "blocks_per_second_milli",
                 "Indexing speed over the last progress interval, in milli-blocks per second",
@@ -97,6 +103,7 @@ impl Metrics {
         };
         m.registry.register(Box::new(m.indexed_height.clone()))?;
         m.registry.register(Box::new(m.node_tip.clone()))?;
+        m.registry.register(Box::new(m.bulk_ingest.clone()))?;
         m.registry
             .register(Box::new(m.blocks_per_second_milli.clone()))?;
         m.registry.register(Box::new(m.blocks_indexed.clone()))?;

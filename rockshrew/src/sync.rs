@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use metashrew_runtime::state_root::block_hash;
-use metashrew_runtime::{MetashrewRuntime, RuntimeError, Storage};
+use metashrew_runtime::{MetashrewRuntime, RuntimeError, Storage, StorageError};
+use rockshrew_store::IngestMode;
 
 use crate::metrics::Metrics;
 use crate::prefetch::Prefetcher;
@@ -37,7 +38,13 @@ pub struct SyncConfig {
     pub fetch_workers: usize,
     /// Blocks fetched ahead of execution at most.
     pub fetch_depth: usize,
+    /// From this many blocks behind the source's tip, the store is written with its bulk-sync
+    /// settings ([`IngestMode::Bulk`]); below half of it, with its tip settings again. 0: never.
+    pub bulk_behind: u32,
 }
+
+/// Switches the store's ingest settings (the daemon passes the RocksDB store's).
+pub type IngestSwitch = Box<dyn Fn(IngestMode) -> Result<(), StorageError> + Send + Sync>;
 
 impl Default for SyncConfig {
     fn default() -> Self {
@@ -48,6 +55,7 @@ impl Default for SyncConfig {
             poll_interval: Duration::from_secs(1),
             fetch_workers: 4,
             fetch_depth: 64,
+            bulk_behind: 144,
         }
     }
 }
@@ -73,6 +81,8 @@ pub struct Syncer<S: Storage> {
     pub metrics: Arc<Metrics>,
     /// Set to stop at the next block boundary.
     pub shutdown: Arc<AtomicBool>,
+    /// Called when the ingest mode should change (none: the store has one mode).
+    pub ingest: Option<IngestSwitch>,
 }
 
 /// What happened to a batch of fetched blocks.
@@ -91,6 +101,8 @@ struct Progress {
     total: u64,
     /// Time spent indexing (fetching, running and committing blocks), idle polls excluded.
     active: Duration,
+    /// The store's current ingest mode.
+    mode: IngestMode,
 }
 
 impl<S: Storage> Syncer<S> {
@@ -114,6 +126,7 @@ impl<S: Storage> Syncer<S> {
             blocks: 0,
             total: 0,
             active: Duration::ZERO,
+            mode: IngestMode::Tip,
         };
         let outcome = self.follow(&mut progress);
         let active = progress.active.as_secs_f64();
@@ -147,6 +160,8 @@ impl<S: Storage> Syncer<S> {
                 }
             };
             self.metrics.node_tip.set(i64::from(node_tip));
+            let next_height = tip.map_or(self.config.start_block, |t| t + 1);
+            self.adjust_ingest(progress, node_tip.saturating_sub(next_height))?;
             if let Some(t) = tip {
                 match self.check_tip(t) {
                     Ok(true) => continue,
@@ -313,11 +328,35 @@ impl<S: Storage> Syncer<S> {
             progress.blocks += 1;
             progress.total += 1;
             self.report_progress(progress, h, node_tip);
+            self.adjust_ingest(progress, node_tip.saturating_sub(h))?;
             if self.config.exit_at == Some(h) {
                 return Ok(Batch::Stop(SyncStop::ExitAt(h)));
             }
         }
         Ok(Batch::Done)
+    }
+
+    /// Switches the store to bulk mode at [`SyncConfig::bulk_behind`] blocks behind the
+    /// source's tip, and back below half of it.
+    fn adjust_ingest(&self, progress: &mut Progress, behind: u32) -> Result<()> {
+        let (Some(switch), threshold) = (&self.ingest, self.config.bulk_behind) else {
+            return Ok(());
+        };
+        let wanted = match progress.mode {
+            _ if threshold == 0 => IngestMode::Tip,
+            IngestMode::Tip if behind >= threshold => IngestMode::Bulk,
+            IngestMode::Bulk if behind < threshold / 2 => IngestMode::Tip,
+            current => current,
+        };
+        if wanted != progress.mode {
+            switch(wanted).context("switching the store's ingest settings")?;
+            log::info!("{behind} blocks behind the source: the store uses its {wanted:?} settings");
+            self.metrics
+                .bulk_ingest
+                .set(i64::from(wanted == IngestMode::Bulk));
+            progress.mode = wanted;
+        }
+        Ok(())
     }
 
     fn report_progress(&self, progress: &mut Progress, height: u32, node_tip: u32) {

@@ -141,6 +141,12 @@ fn indexes_the_bundled_blocks_serves_json_rpc_and_stops_cleanly() {
         .and_then(|l| l.split_whitespace().last())
         .unwrap_or_else(|| panic!("no blocks_indexed_total in {metrics}"));
     assert_eq!(committed, "0", "the restart indexed blocks again");
+    // 255 blocks behind at the start (the default --bulk-sync-behind is 144): the store was
+    // written with its bulk settings, and with its tip settings again near the end.
+    let first_log = d.log_text();
+    let bulk = first_log.find("the store uses its Bulk settings");
+    let tip = first_log.find("the store uses its Tip settings");
+    assert!(bulk.is_some() && bulk < tip, "{first_log}");
     // The first start compiled the module and kept it beside the database; the restart
     // loaded it from there.
     assert!(

@@ -26,9 +26,23 @@ struct Args {
     /// Most transactions per block.
     #[arg(long, default_value_t = 4_000)]
     max_txs: u32,
+    /// `mainnet`: each block gets the transaction count mainnet had at its height
+    /// (`chaingen::MAINNET_ERAS`), instead of --min-txs..--max-txs.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Flat)]
+    profile: ProfileArg,
+    /// Height of the first block (its BIP34 height).
+    #[arg(long, default_value_t = 0)]
+    first_height: u32,
     /// Obfuscate the files with this 8-byte key (16 hex digits), as Core 28+ does.
     #[arg(long)]
     xor: Option<String>,
+}
+
+/// `--profile`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ProfileArg {
+    Flat,
+    Mainnet,
 }
 
 fn main() -> Result<()> {
@@ -44,6 +58,11 @@ fn main() -> Result<()> {
         seed: args.seed,
         min_txs: args.min_txs,
         max_txs: args.max_txs.max(args.min_txs),
+        first_height: args.first_height,
+        profile: match args.profile {
+            ProfileArg::Flat => chaingen::Profile::Flat,
+            ProfileArg::Mainnet => chaingen::Profile::Mainnet,
+        },
         ..Settings::default()
     });
     let mut out = BlkWriter::create(&args.out, MAINNET_MAGIC, key, MAX_FILE_BYTES)

@@ -2,6 +2,8 @@
 //! generated mainnet-shaped chain (`chaingen`) read from `blk*.dat` files, with `spendables`.
 //!
 //! `METASHREW_SCALE_BLOCKS` (default 450: a database of about 5 GB) sets the chain's length,
+//! `METASHREW_SCALE_INGEST` the store's settings (`tip`, the default, or `bulk`: see
+//! `rockshrew_store::IngestMode`),
 //! `METASHREW_SCALE_DIR` where the chain and the database go (default: a temporary directory,
 //! removed afterwards). The series goes to `target/scale/scale.csv` and is drawn in
 //! `target/scale/scale.svg`.
@@ -32,6 +34,8 @@ struct Row {
     host_calls_ms: f64,
     commit_ms: f64,
     reads: f64,
+    /// Host-function time per guest read, in µs (median over the row's blocks).
+    us_per_read: f64,
     writes: f64,
     db_bytes: u64,
     stats: rockshrew::store::EngineStats,
@@ -101,6 +105,24 @@ fn scripts_of(block: &[u8], n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Mean µs of a RocksDB read at the tip (no host cache, nothing else running) of the keys
+/// blocks `heights` wrote: young and old state.
+fn quiet_reads(rt: &MetashrewRuntime<Store>, heights: [u32; 2], tip: u32) -> String {
+    let rocks = rt.storage().inner().inner();
+    let mut line = String::new();
+    for h in heights {
+        let keys = rocks.touched_keys(h).expect("touched keys");
+        let keys: Vec<&Vec<u8>> = keys.iter().step_by((keys.len() / 20_000).max(1)).collect();
+        let started = Instant::now();
+        for key in &keys {
+            std::hint::black_box(rocks.get_at(key, tip).expect("read"));
+        }
+        let us = started.elapsed().as_secs_f64() * 1e6 / keys.len().max(1) as f64;
+        let _ = write!(line, "keys of block {h}: {us:.2} µs; ");
+    }
+    line
+}
+
 /// p50 and p99 of `balance` views, in µs, per (script age, height) combination.
 fn views(rt: &MetashrewRuntime<Store>, old: &[Vec<u8>], new: &[Vec<u8>], tip: u32) -> String {
     let mut line = String::new();
@@ -129,12 +151,12 @@ fn views(rt: &MetashrewRuntime<Store>, old: &[Vec<u8>], new: &[Vec<u8>], tip: u3
 
 fn write_csv(path: &Path, rows: &[Row]) {
     let mut csv = String::from(
-        "height,blocks_per_s,ms_per_block,guest_ms,host_calls_ms,commit_ms,reads,writes,db_bytes,live_sst_bytes,pending_compaction_bytes,write_amplification,stall_seconds,rss_mib\n",
+        "height,blocks_per_s,ms_per_block,guest_ms,host_calls_ms,commit_ms,reads,us_per_read,writes,db_bytes,live_sst_bytes,pending_compaction_bytes,write_amplification,stall_seconds,rss_mib\n",
     );
     for r in rows {
         let _ = writeln!(
             csv,
-            "{},{:.3},{:.1},{:.1},{:.1},{:.1},{:.0},{:.0},{},{},{},{:.2},{:.3},{:.0}",
+            "{},{:.3},{:.1},{:.1},{:.1},{:.1},{:.0},{:.2},{:.0},{},{},{},{:.2},{:.3},{:.0}",
             r.height,
             r.blocks_per_s,
             r.ms_per_block,
@@ -142,6 +164,7 @@ fn write_csv(path: &Path, rows: &[Row]) {
             r.host_calls_ms,
             r.commit_ms,
             r.reads,
+            r.us_per_read,
             r.writes,
             r.db_bytes,
             r.stats.live_sst_bytes,
@@ -233,6 +256,16 @@ pub fn scale() {
     let source = FileSource::open(&files, 0, Duration::from_secs(3600)).expect("block files");
     let db = dir.join("db");
     let rt = runtime(guests::SPENDABLES, &db, InstanceMode::Fresh);
+    let ingest = match std::env::var("METASHREW_SCALE_INGEST").as_deref() {
+        Ok("bulk") => rockshrew::store::IngestMode::Bulk,
+        _ => rockshrew::store::IngestMode::Tip,
+    };
+    rt.storage()
+        .inner()
+        .inner()
+        .set_ingest_mode(ingest)
+        .expect("ingest settings");
+    println!("store settings: {ingest:?}");
     let block_at = |h: u32| {
         let hash = source.block_hash(h).expect("hash");
         source.block(&hash).expect("block")
@@ -242,6 +275,7 @@ pub fn scale() {
     let mut start_views = String::new();
     let (mut window_ms, mut guest, mut commit) = (Vec::new(), Vec::new(), Vec::new());
     let (mut host, mut reads, mut writes) = (Vec::new(), Vec::new(), Vec::new());
+    let mut per_read = Vec::new();
     let mut window_started = Instant::now();
     for h in 0..blocks {
         let block = block_at(h);
@@ -252,6 +286,7 @@ pub fn scale() {
         host.push(ms(report.host_call_time));
         commit.push(ms(report.commit_time));
         reads.push(report.reads as f64);
+        per_read.push(ms(report.host_call_time) * 1e3 / report.reads.max(1) as f64);
         writes.push(report.writes as f64);
         if (h + 1) % WINDOW != 0 && h + 1 != blocks {
             continue;
@@ -266,13 +301,14 @@ pub fn scale() {
             host_calls_ms: Samples(std::mem::take(&mut host)).median(),
             commit_ms: Samples(std::mem::take(&mut commit)).median(),
             reads: Samples(std::mem::take(&mut reads)).median(),
+            us_per_read: Samples(std::mem::take(&mut per_read)).median(),
             writes: Samples(std::mem::take(&mut writes)).median(),
             db_bytes: dir_bytes(&db),
             stats: rt.storage().inner().inner().engine_stats(),
             rss_mib: rss_mib(),
         };
         println!(
-            "height {:>6}: {:.2} blocks/s, {:.0} ms/block (guest {:.0} + host calls {:.0} + commit {:.0}; {:.0} reads, {:.0} writes), db {:.2} GB, compaction debt {:.2} GB, write amp {:.2}, stalls {:.1} s, RSS {:.0} MiB",
+            "height {:>6}: {:.2} blocks/s, {:.0} ms/block (guest {:.0} + host calls {:.0} + commit {:.0}; {:.0} reads at {:.2} µs, {:.0} writes), db {:.2} GB, compaction debt {:.2} GB, write amp {:.2}, stalls {:.1} s, RSS {:.0} MiB",
             row.height,
             row.blocks_per_s,
             row.ms_per_block,
@@ -280,6 +316,7 @@ pub fn scale() {
             row.host_calls_ms,
             row.commit_ms,
             row.reads,
+            row.us_per_read,
             row.writes,
             row.db_bytes as f64 / 1e9,
             row.stats.pending_compaction_bytes as f64 / 1e9,
@@ -290,11 +327,19 @@ pub fn scale() {
         rows.push(row);
         if rows.len() == 2 {
             start_views = views(&rt, &old_scripts, &scripts_of(&block, 50), h);
+            println!(
+                "quiet RocksDB reads at the tip: {}",
+                quiet_reads(&rt, [OLD_HEIGHT, h], h)
+            );
         }
         window_started = Instant::now();
     }
     let tip = blocks - 1;
     let end_views = views(&rt, &old_scripts, &scripts_of(&block_at(tip), 50), tip);
+    println!(
+        "quiet RocksDB reads at the tip: {}",
+        quiet_reads(&rt, [OLD_HEIGHT, tip], tip)
+    );
     println!("views at height {}: {start_views}", 2 * WINDOW - 1);
     println!("views at height {tip}: {end_views}");
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
@@ -305,10 +350,25 @@ pub fn scale() {
             .take(3)
             .map(|r| r.blocks_per_s)
             .collect();
-        println!(
-            "speed: {:.2} blocks/s over rows 2-4, {:.2} over the last 3 rows; database {:.2} -> {:.2} GB; RSS {:.0} -> {:.0} MiB",
+        let (head, tail) = (
             head.iter().sum::<f64>() / head.len().max(1) as f64,
             tail.iter().sum::<f64>() / tail.len().max(1) as f64,
+        );
+        let read_cost = |rows: &mut dyn Iterator<Item = &Row>| {
+            let v: Vec<f64> = rows.take(3).map(|r| r.us_per_read).collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let (read_head, read_tail) = (
+            read_cost(&mut rows.iter().skip(1)),
+            read_cost(&mut rows.iter().rev()),
+        );
+        println!(
+            "host time per read: {read_head:.2} µs over rows 2-4, {read_tail:.2} over the last 3 rows ({:.2}x)",
+            read_tail / read_head.max(1e-9)
+        );
+        println!(
+            "speed: {head:.2} blocks/s over rows 2-4, {tail:.2} over the last 3 rows ({:.0}%); database {:.2} -> {:.2} GB; RSS {:.0} -> {:.0} MiB",
+            100.0 * tail / head.max(1e-9),
             first.db_bytes as f64 / 1e9,
             last.db_bytes as f64 / 1e9,
             first.rss_mib,
@@ -319,8 +379,11 @@ pub fn scale() {
     rt.storage().inner().settle().expect("settled");
     rt.storage().inner().inner().flush().expect("flush");
     drop(rt);
+    // The first start compiles the module into the database's module cache; the second
+    // loads it from there, as every restart after the first does.
     println!(
-        "daemon start-up on the final database until RPC answers: {:.0} ms",
+        "daemon start-up on the final database until RPC answers: {:.0} ms compiling the module, {:.0} ms with it cached",
+        startup_ms(&db, &files),
         startup_ms(&db, &files)
     );
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale");
@@ -334,4 +397,139 @@ pub fn scale() {
         ),
         Err(e) => println!("series: {}/scale.csv; no plot: {e}", out.display()),
     }
+}
+
+/// The `sync` section: the daemon itself syncing a generated chain from its `blk*.dat` files,
+/// as an operator's first sync does. `METASHREW_SYNC_BLOCKS` (default 450) sets the length.
+/// Prints blocks/s per row of [`WINDOW`] blocks and the daemon's peak RSS; the series goes to
+/// `target/scale/sync.csv`.
+pub fn daemon_sync() {
+    let blocks: u32 = env_or("METASHREW_SYNC_BLOCKS", 450);
+    let temp = tempdir();
+    let dir =
+        std::env::var_os("METASHREW_SCALE_DIR").map_or(temp.path().to_path_buf(), PathBuf::from);
+    println!(
+        "\n## Daemon sync: {blocks} generated mainnet-shaped blocks from blk files, `spendables`, default settings ({})",
+        dir.display()
+    );
+    let files = dir.join("blocks");
+    generate(&files, blocks);
+    let db = dir.join("sync-db");
+    let last = blocks - 1;
+    let files_arg = files.to_str().expect("path").to_string();
+    let mut daemon = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &["--blocks-file", &files_arg, "--exit-at", &last.to_string()],
+    );
+    let started = Instant::now();
+    // When each height was first seen committed.
+    let mut reached: Vec<Option<f64>> = vec![None; blocks as usize];
+    let mut peak_kib = 0;
+    loop {
+        peak_kib = peak_kib.max(daemon.status_kib("VmHWM:"));
+        if let Ok(Some(_)) = daemon.child.try_wait() {
+            break;
+        }
+        if let Some(h) = daemon.height() {
+            let now = started.elapsed().as_secs_f64();
+            for slot in reached.iter_mut().take(h as usize + 1) {
+                slot.get_or_insert(now);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = daemon.log_text();
+    let total = started.elapsed().as_secs_f64();
+    // The daemon exits at --exit-at; the last heights are those of the exit.
+    for slot in reached.iter_mut() {
+        slot.get_or_insert(total);
+    }
+    let times: Vec<f64> = reached.into_iter().map(|t| t.unwrap_or(total)).collect();
+    let mut csv = String::from("height,blocks_per_s\n");
+    let rate = |from: u32, to: u32| {
+        f64::from(to - from) / (times[to as usize] - times[from as usize]).max(1e-9)
+    };
+    let mut h = WINDOW - 1;
+    while h + WINDOW <= last {
+        let r = rate(h, h + WINDOW);
+        let _ = writeln!(csv, "{},{r:.3}", h + WINDOW);
+        println!("blocks {:>5}..{:>5}: {r:.2} blocks/s", h + 1, h + WINDOW);
+        h += WINDOW;
+    }
+    let first = rate(WINDOW - 1, (4 * WINDOW - 1).min(last));
+    let tail = rate(last.saturating_sub(3 * WINDOW), last);
+    println!(
+        "blocks {}..{}: {first:.2} blocks/s; last {}: {tail:.2} blocks/s ({:.0}%); whole sync {total:.1} s; peak RSS {:.0} MiB",
+        WINDOW,
+        4 * WINDOW,
+        3 * WINDOW,
+        100.0 * tail / first.max(1e-9),
+        peak_kib as f64 / 1024.0
+    );
+    if let Some(line) = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("indexed ") && l.contains("blocks/s"))
+    {
+        println!("daemon: {line}");
+    }
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale");
+    std::fs::create_dir_all(&out).expect("output directory");
+    std::fs::write(out.join("sync.csv"), csv).expect("write CSV");
+}
+
+/// The tip height the full-chain projection runs to (mainnet, late 2026).
+const PROJECTION_TIP: u32 = 977_000;
+
+/// The `projection` section: the hours a full mainnet index with `spendables` takes, projected
+/// from blocks shaped like each era's (`chaingen::MAINNET_ERAS`). For each era, a fresh
+/// database indexes `METASHREW_PROJECTION_BLOCKS` (default 40) generated blocks of the era's
+/// transaction counts starting at the era's first height; the median ms/block of the second
+/// half, times the era's block count, is the era's time. `METASHREW_PROJECTION_SLOWDOWN`
+/// (default 1.0) multiplies the total: the last/first ms/block ratio of a `scale` run, for the
+/// cost of a grown database that a fresh one does not show.
+pub fn projection() {
+    let per_era: u32 = env_or("METASHREW_PROJECTION_BLOCKS", 40);
+    let slowdown: f64 = env_or("METASHREW_PROJECTION_SLOWDOWN", 1.0);
+    println!(
+        "\n## Full-chain projection: `spendables`, {per_era} generated blocks per mainnet era, fresh RocksDB each, to height {PROJECTION_TIP}"
+    );
+    let mut hours = 0.0;
+    let mut csv = String::from("first_height,last_height,min_txs,max_txs,ms_per_block,hours\n");
+    for (i, &(from, min, max)) in chaingen::MAINNET_ERAS.iter().enumerate() {
+        let to = chaingen::MAINNET_ERAS
+            .get(i + 1)
+            .map_or(PROJECTION_TIP, |next| next.0);
+        let dir = tempdir();
+        let rt = runtime(guests::SPENDABLES, dir.path(), InstanceMode::Fresh);
+        let mut generator = Generator::new(Settings {
+            first_height: from,
+            profile: chaingen::Profile::Mainnet,
+            ..Settings::default()
+        });
+        let mut samples = Vec::new();
+        for n in 0..per_era {
+            let block = generator.next_block();
+            let started = Instant::now();
+            rt.process_block(from + n, &block).expect("block");
+            if n >= per_era / 2 {
+                samples.push(ms(started.elapsed()));
+            }
+        }
+        let per_block = Samples(samples).median();
+        let era_hours = f64::from(to - from) * per_block / 3.6e6;
+        hours += era_hours;
+        println!(
+            "heights {from:>7}..{to:>7}: {min:>5}-{max:>5} transactions, {per_block:>8.2} ms/block, {era_hours:>6.2} h"
+        );
+        let _ = writeln!(csv, "{from},{to},{min},{max},{per_block:.3},{era_hours:.3}");
+    }
+    println!(
+        "projected full index: {hours:.1} h on fresh databases; x{slowdown:.2} for a grown database: {:.1} h",
+        hours * slowdown
+    );
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale");
+    std::fs::create_dir_all(&out).expect("output directory");
+    std::fs::write(out.join("projection.csv"), csv).expect("write CSV");
 }
