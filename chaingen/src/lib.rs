@@ -31,6 +31,9 @@ use bitcoin::{
 pub use rng::Rng;
 use scripts::Kind;
 
+/// Blocks at the start of a chain whose coinbase funds the payments of the blocks after them.
+pub const FUNDING_BLOCKS: u32 = 10;
+
 /// Regtest's `nBits`: any hash is below the target with probability 1/2.
 pub const REGTEST_BITS: u32 = 0x207f_ffff;
 
@@ -168,11 +171,12 @@ impl Generator {
         };
         let txs = self.rng.range(u64::from(min), u64::from(max));
         self.coins.push(Vec::new());
-        // The first blocks have little to spend: their coinbases fund the chain.
-        let funding = if height - self.settings.first_height < 10 {
-            2_000
-        } else {
-            1
+        // The first blocks have little to spend: their coinbases fund the chain (with a mainnet
+        // profile, with as many outputs as the era's blocks have transactions).
+        let funding = match self.settings.profile {
+            _ if height - self.settings.first_height >= FUNDING_BLOCKS => 1,
+            Profile::Flat => 2_000,
+            Profile::Mainnet => max as usize,
         };
         let mut transactions = vec![self.coinbase(height, funding)];
         for _ in 1..txs {

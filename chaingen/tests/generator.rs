@@ -137,3 +137,35 @@ fn spends_are_mostly_young_with_a_long_tail_and_scripts_are_mixed() {
         "the hottest script was paid {hottest} times"
     );
 }
+
+#[test]
+fn the_mainnet_profile_gives_each_era_its_transaction_counts_and_heights() {
+    for (era_start, min, max) in [
+        (50_000u32, 1, 4),
+        (400_000, 1_300, 2_000),
+        (900_000, 3_000, 4_000),
+    ] {
+        let mut generator = Generator::new(Settings {
+            first_height: era_start,
+            profile: chaingen::Profile::Mainnet,
+            ..Settings::default()
+        });
+        for n in 0..chaingen::FUNDING_BLOCKS + 3 {
+            let block: Block = deserialize(&generator.next_block()).expect("decodes");
+            assert_eq!(
+                block.bip34_block_height().expect("BIP34 height"),
+                u64::from(era_start + n)
+            );
+            if n >= chaingen::FUNDING_BLOCKS {
+                let txs = block.txdata.len() as u32;
+                assert!(
+                    (min..=max).contains(&txs),
+                    "{txs} transactions at {}",
+                    era_start + n
+                );
+            }
+        }
+    }
+    assert_eq!(chaingen::mainnet_txs(0), (1, 1));
+    assert_eq!(chaingen::mainnet_txs(976_999), (3_000, 4_000));
+}

@@ -431,7 +431,13 @@ pub fn daemon_sync() {
         if let Ok(Some(_)) = daemon.child.try_wait() {
             break;
         }
-        if let Some(h) = daemon.height() {
+        // From the metrics page: it answers from the start, and never fails the poll.
+        let (status, metrics) = daemon.get("/metrics");
+        let indexed = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("rockshrew_indexed_height "))
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        if let (200, Some(h)) = (status, indexed) {
             let now = started.elapsed().as_secs_f64();
             for slot in reached.iter_mut().take(h as usize + 1) {
                 slot.get_or_insert(now);
@@ -486,7 +492,8 @@ const PROJECTION_TIP: u32 = 977_000;
 /// from blocks shaped like each era's (`chaingen::MAINNET_ERAS`). For each era, a fresh
 /// database indexes `METASHREW_PROJECTION_BLOCKS` (default 40) generated blocks of the era's
 /// transaction counts starting at the era's first height; the median ms/block of the second
-/// half, times the era's block count, is the era's time. `METASHREW_PROJECTION_SLOWDOWN`
+/// half (and never of the chain's funding blocks), times the era's block count, is the era's
+/// time. `METASHREW_PROJECTION_SLOWDOWN`
 /// (default 1.0) multiplies the total: the last/first ms/block ratio of a `scale` run, for the
 /// cost of a grown database that a fresh one does not show.
 pub fn projection() {
@@ -513,7 +520,7 @@ pub fn projection() {
             let block = generator.next_block();
             let started = Instant::now();
             rt.process_block(from + n, &block).expect("block");
-            if n >= per_era / 2 {
+            if n >= (per_era / 2).max(chaingen::FUNDING_BLOCKS) {
                 samples.push(ms(started.elapsed()));
             }
         }
