@@ -118,12 +118,13 @@ pub fn cf_options(cache: &Cache) -> Options {
     o
 }
 
-/// Options of a large family: [`cf_options`] with SST files of `target_file_bytes` and a level
-/// 1 of eight of them (RocksDB's levels then grow tenfold each).
+/// Options of a large family: [`cf_options`] with SST files of `target_file_bytes`. Level 1
+/// keeps RocksDB's 256 MiB (the size of four memtables): every L0 -> L1 compaction rewrites the
+/// whole of level 1, and a level 1 of eight 256 MiB files measured 4.6x write amplification
+/// and half the speed at 6 GB.
 fn large_cf_options(cache: &Cache, tuning: &Tuning) -> Options {
     let mut o = cf_options(cache);
     o.set_target_file_size_base(tuning.target_file_bytes);
-    o.set_max_bytes_for_level_base(tuning.target_file_bytes.saturating_mul(8));
     o
 }
 
