@@ -242,17 +242,28 @@ fn startup_ms(db: &Path, files: &Path) -> f64 {
     }
 }
 
+/// The run's directory (`METASHREW_SCALE_DIR`, else `temp`) and the `blk*.dat` directory in it,
+/// holding a generated chain of `blocks` blocks; prints the section's title (`title` and the
+/// directory) first.
+fn chain_in(temp: &tempfile::TempDir, blocks: u32, title: &str) -> (PathBuf, PathBuf) {
+    let dir =
+        std::env::var_os("METASHREW_SCALE_DIR").map_or(temp.path().to_path_buf(), PathBuf::from);
+    println!("\n## {title} ({})", dir.display());
+    let files = dir.join("blocks");
+    generate(&files, blocks);
+    (dir, files)
+}
+
 pub fn scale() {
     let blocks: u32 = env_or("METASHREW_SCALE_BLOCKS", 450);
     let temp = tempdir();
-    let dir =
-        std::env::var_os("METASHREW_SCALE_DIR").map_or(temp.path().to_path_buf(), PathBuf::from);
-    println!(
-        "\n## Scale: {blocks} generated mainnet-shaped blocks, `spendables`, RocksDB, rows of {WINDOW} blocks ({})",
-        dir.display()
+    let (dir, files) = chain_in(
+        &temp,
+        blocks,
+        &format!(
+            "Scale: {blocks} generated mainnet-shaped blocks, `spendables`, RocksDB, rows of {WINDOW} blocks"
+        ),
     );
-    let files = dir.join("blocks");
-    generate(&files, blocks);
     let source = FileSource::open(&files, 0, Duration::from_secs(3600)).expect("block files");
     let db = dir.join("db");
     let rt = runtime(guests::SPENDABLES, &db, InstanceMode::Fresh);
@@ -406,14 +417,13 @@ pub fn scale() {
 pub fn daemon_sync() {
     let blocks: u32 = env_or("METASHREW_SYNC_BLOCKS", 450);
     let temp = tempdir();
-    let dir =
-        std::env::var_os("METASHREW_SCALE_DIR").map_or(temp.path().to_path_buf(), PathBuf::from);
-    println!(
-        "\n## Daemon sync: {blocks} generated mainnet-shaped blocks from blk files, `spendables`, default settings ({})",
-        dir.display()
+    let (dir, files) = chain_in(
+        &temp,
+        blocks,
+        &format!(
+            "Daemon sync: {blocks} generated mainnet-shaped blocks from blk files, `spendables`, default settings"
+        ),
     );
-    let files = dir.join("blocks");
-    generate(&files, blocks);
     let db = dir.join("sync-db");
     let last = blocks - 1;
     let files_arg = files.to_str().expect("path").to_string();
