@@ -68,14 +68,16 @@ fn verified_payload(bytes: &[u8]) -> Option<&[u8]> {
     (sha256(payload) == checksum).then_some(payload)
 }
 
-/// The module from its entry in `dir`, or compiled (and stored there).
+/// The module `wasm` (whose SHA-256 is `wasm_hash`) from its entry in `dir`, or compiled (and
+/// stored there).
 pub(crate) fn load(
     dir: &Path,
     engine: &Engine,
     wasm: &[u8],
+    wasm_hash: &[u8; 32],
     usage: &str,
 ) -> Result<(Module, CacheOutcome), wasmtime::Error> {
-    let path = entry_path(dir, engine, &sha256(wasm), usage);
+    let path = entry_path(dir, engine, wasm_hash, usage);
     let outcome = match std::fs::read(&path) {
         Err(_) => CacheOutcome::Miss,
         Ok(bytes) => match verified_payload(&bytes) {

@@ -341,6 +341,7 @@ fn fault(
 /// Compiles `wasm` for one use, checks its exports and links the ABI.
 fn compile<S: Storage>(
     wasm: &[u8],
+    module_hash: &[u8; 32],
     config: &RuntimeConfig,
     usage: Use,
 ) -> Result<Compiled<S>, RuntimeError> {
@@ -351,7 +352,7 @@ fn compile<S: Storage>(
                 Use::Blocks => "blocks",
                 Use::Views => "views",
             };
-            module_cache::load(dir, &engine, wasm, name)
+            module_cache::load(dir, &engine, wasm, module_hash, name)
         }
         None => Module::new(&engine, wasm).map(|m| (m, CacheOutcome::Off)),
     }
@@ -436,16 +437,16 @@ impl<S: Storage> MetashrewRuntime<S> {
             max_memory_bytes: ceiling,
             ..config
         };
+        let module_hash = crate::state_root::sha256(wasm);
         let (blocks, views) = std::thread::scope(|scope| {
-            let views = scope.spawn(|| compile(wasm, &config, Use::Views));
-            let blocks = compile(wasm, &config, Use::Blocks);
+            let views = scope.spawn(|| compile(wasm, &module_hash, &config, Use::Views));
+            let blocks = compile(wasm, &module_hash, &config, Use::Blocks);
             let views = views
                 .join()
                 .unwrap_or_else(|_| Err(RuntimeError::Config("compilation panicked".into())));
             (blocks, views)
         });
         let (blocks, views) = (blocks?, views?);
-        let module_hash = crate::state_root::sha256(wasm);
         let ticker = EpochTicker::start(&views.engine)?;
         let view_gate = Gate::new(config.max_concurrent_views);
         let runtime = Self {
