@@ -109,6 +109,33 @@ const CACHE_ALLOWED: bool = cfg!(any(
     feature = "region-allocator"
 ));
 
+/// Marks this instance as serving a view, before anything else runs in it: it then reserves no
+/// preallocated region, and so has no guest cache. A view instance serves one call, so a cache
+/// would only be filled, never reused, and the region's 1 GiB of address space would count
+/// against the host's view memory bound (`--view-memory-mib`, 256 MiB by default). What a view
+/// answers never depends on the cache.
+///
+/// This host calls it through the export `__metashrew_begin_view` before every view, so that
+/// views written in Metashrew's style (an export that calls [`input`] itself) get it too. A host
+/// that does not know the export never calls it, and views reserve the region as before. Does
+/// nothing once the SDK is initialised, and nothing on a native host (whose one region the
+/// whole process shares).
+pub fn begin_view() {
+    #[cfg(target_arch = "wasm32")]
+    if !INITIALIZED.with(Cell::get) {
+        // Refused only when the region is already reserved, which leaves it as it is.
+        let _ = metashrew_support::region::set_region_size(0);
+    }
+}
+
+/// The export through which the host calls [`begin_view`] (its name is the host's
+/// `metashrew_runtime` `BEGIN_VIEW_EXPORT`).
+#[cfg(target_arch = "wasm32")]
+#[unsafe(export_name = "__metashrew_begin_view")]
+pub extern "C" fn begin_view_export() {
+    begin_view();
+}
+
 /// Prepares the SDK; idempotent. Its first action is reserving the preallocated region, so the
 /// region sits at the same place in every instance. Then it installs the panic hook (in wasm)
 /// and creates the LRU cache. It never changes the cache mode.
@@ -298,8 +325,12 @@ pub fn index_block<E: std::fmt::Display>(index: impl FnOnce(u32, &[u8]) -> Resul
 
 /// Runs a view: reads the input (`u32 LE view height ++ request`), calls `view(height, request)`
 /// with reads at that height, and returns its bytes. Nothing it writes is kept.
+///
+/// A view instance reserves no preallocated region (and so has no guest cache, see
+/// [`begin_view`]).
 pub fn view_bytes<E>(view: impl FnOnce(u32, &[u8]) -> Result<Vec<u8>, E>) -> Result<Vec<u8>, E> {
     lru_cache::set_cache_allocation_mode(CacheAllocationMode::View);
+    begin_view();
     initialize();
     let input = input();
     let (height, request) = split_height(&input);

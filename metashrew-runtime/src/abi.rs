@@ -100,6 +100,11 @@ fn read_as_string(data: &[u8], ptr: i32) -> Option<String> {
     Some(String::from_utf16_lossy(&units))
 }
 
+/// The export a guest SDK may define to hear that its instance serves a view: called, when
+/// present as `() -> ()`, before the view function (this project's SDK then reserves no
+/// preallocated region in the view). Metashrew's hosts never call it.
+pub const BEGIN_VIEW_EXPORT: &str = "__metashrew_begin_view";
+
 /// The functions this host provides, all in module `env`.
 pub(crate) const PROVIDED: [&str; 7] = [
     "__host_len",
@@ -117,10 +122,19 @@ pub(crate) fn provides(module: &str, name: &str) -> bool {
 }
 
 /// Traps when the call's context is sealed (an instance made ahead of its block, whose start
-/// function must not reach the host).
+/// function must not reach the host), and interrupts a view or preview past its deadline or
+/// cancelled, so that a guest looping over host calls stops as promptly as one looping in wasm.
 fn unsealed<S: Storage>(caller: &Ctx<'_, S>, name: &str) -> wasmtime::Result<()> {
-    if caller.data().sealed {
+    let context = caller.data();
+    if context.sealed {
         return Err(format_err!("{name} called before the block was given"));
+    }
+    if context
+        .deadline
+        .as_ref()
+        .is_some_and(|d| d.stop().is_some())
+    {
+        return Err(wasmtime::Error::new(wasmtime::Trap::Interrupt));
     }
     Ok(())
 }

@@ -23,11 +23,18 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: u64,
     /// *Identity.* The most wasm stack a guest may use, in bytes.
     pub max_wasm_stack_bytes: usize,
-    /// Wall-clock limit of one view call (and of the view part of a preview).
+    /// Wall-clock limit of one view call, or of a whole preview (its block part and its view
+    /// part share it). Default 10 s.
     pub view_timeout: Duration,
     /// Views and previews running at once; more wait their turn. Each has a reserved memory
     /// slot (address space only, until used).
     pub max_concurrent_views: usize,
+    /// The most linear memory one view or preview may have, in bytes (default 256 MiB, as
+    /// Metashrew's `--view-memory-mb`); never more than `max_memory_bytes`. Growing past it
+    /// fails the call with [`crate::GuestFault::MemoryExceeded`], and the memory is given back
+    /// when the call ends. Not part of the identity: views write no state. With every view
+    /// slot busy, views hold at most `max_concurrent_views` times this.
+    pub view_memory_bytes: u64,
     /// How blocks get their instance.
     pub instance_mode: InstanceMode,
     /// Refuse modules that import functions the host does not provide. When false (Metashrew's
@@ -48,10 +55,18 @@ impl Default for RuntimeConfig {
             max_wasm_stack_bytes: 1 << 20,
             view_timeout: Duration::from_secs(10),
             max_concurrent_views: 16,
+            view_memory_bytes: 256 << 20,
             instance_mode: InstanceMode::Fresh,
             reject_unknown_imports: false,
             module_cache_dir: None,
         }
+    }
+}
+
+impl RuntimeConfig {
+    /// The memory bound of a view or preview: `view_memory_bytes`, at most the block ceiling.
+    pub fn view_memory_ceiling(&self) -> u64 {
+        self.view_memory_bytes.min(self.max_memory_bytes)
     }
 }
 

@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
-
+use crate::bounds::{Deadline, Limits};
 use crate::storage::{Storage, StorageError};
 
 /// The state a call reads.
@@ -48,7 +47,9 @@ pub enum CallKind {
 
 /// The wasmtime store data of one guest call.
 pub struct CallContext<S> {
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limits,
+    /// When a view or preview must stop (`None` for blocks: a block has no deadline).
+    pub(crate) deadline: Option<Deadline>,
     pub(crate) kind: CallKind,
     /// `u32 LE height ++ payload`.
     pub(crate) input: Vec<u8>,
@@ -81,7 +82,7 @@ const LAST_LOG_LIMIT: usize = 1024;
 
 impl<S: Storage> CallContext<S> {
     pub(crate) fn new(
-        limits: StoreLimits,
+        limits: Limits,
         kind: CallKind,
         height: u32,
         payload: &[u8],
@@ -92,6 +93,7 @@ impl<S: Storage> CallContext<S> {
         input.extend_from_slice(payload);
         Self {
             limits,
+            deadline: None,
             kind,
             input,
             state,
@@ -107,6 +109,14 @@ impl<S: Storage> CallContext<S> {
                 CallKind::Block => "metashrew::guest",
                 CallKind::View => "metashrew::view",
             },
+        }
+    }
+
+    /// This context, bounded by `deadline`.
+    pub(crate) fn until(self, deadline: Deadline) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self
         }
     }
 

@@ -95,7 +95,9 @@ impl RuntimeError {
 }
 
 /// What a guest did that ended its call. Deterministic: the same module on the same input does
-/// the same on every node, except [`GuestFault::TimedOut`], which only views and previews have.
+/// the same on every node, except [`GuestFault::TimedOut`], [`GuestFault::Cancelled`] and
+/// [`GuestFault::MemoryExceeded`], which only views and previews have (their bounds are the
+/// host's, not the index's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestFault {
     /// The call trapped: a wasm trap (`unreachable`, an out-of-bounds access, stack overflow,
@@ -111,6 +113,15 @@ pub enum GuestFault {
     TimedOut {
         /// The limit it exceeded.
         limit: Duration,
+    },
+    /// A view or preview was cancelled by its caller (its client went away).
+    Cancelled,
+    /// A view or preview grew its memory past its bound (`--view-memory-mib`).
+    MemoryExceeded {
+        /// The bound, in bytes.
+        limit_bytes: u64,
+        /// The size the guest asked for, in bytes.
+        requested_bytes: u64,
     },
     /// The module has no `_start: () -> ()` to run a block with.
     NoStart,
@@ -135,6 +146,16 @@ impl std::fmt::Display for GuestFault {
             GuestFault::TimedOut { limit } => {
                 write!(f, "interrupted after exceeding its time limit of {limit:?}")
             }
+            GuestFault::Cancelled => f.write_str("cancelled by its caller"),
+            GuestFault::MemoryExceeded {
+                limit_bytes,
+                requested_bytes,
+            } => write!(
+                f,
+                "asked for {} MiB of memory, past the view memory bound of {} MiB",
+                requested_bytes.div_ceil(1 << 20),
+                limit_bytes >> 20
+            ),
             GuestFault::NoStart => f.write_str("the module has no `_start: () -> ()` export"),
             GuestFault::NoFlush => f.write_str("_start returned without calling __flush"),
             GuestFault::NoMemory => f.write_str("the guest exports no memory"),

@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod abi;
+mod bounds;
 mod config;
 mod context;
 mod error;
@@ -26,6 +27,8 @@ mod memory_limits;
 mod module_cache;
 mod runtime;
 
+pub use abi::BEGIN_VIEW_EXPORT;
+pub use bounds::Cancellation;
 pub use config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 pub use error::{GuestFault, RuntimeError};
 pub use memory_limits::{DeclaredMemory, declared_memory, memory_ceiling};

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use wasmtime::{
-    Engine, ExternType, Instance, InstancePre, Linker, Module, Store, StoreLimitsBuilder, Trap,
+    Engine, ExternType, Instance, InstancePre, Linker, Module, Store, Trap, UpdateDeadline,
 };
 
 use crate::abi;
+use crate::bounds::{Cancellation, Deadline, Limits, Stop};
 use crate::config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 use crate::context::{CallContext, CallKind, StateView};
 use crate::error::{GuestFault, RuntimeError};
@@ -76,7 +77,8 @@ struct StartOutcome {
     host_call_time: std::time::Duration,
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`], which is what bounds view calls in time.
+/// Advances the engine's epoch every [`EPOCH_TICK`]: each tick, every running view or preview
+/// checks its [`Deadline`].
 struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -259,11 +261,15 @@ fn engine_for(config: &RuntimeConfig, usage: Use) -> Result<Engine, RuntimeError
         Use::Blocks => 2,
         Use::Views => config.max_concurrent_views.max(1) as u32,
     };
+    let slot_bytes = match usage {
+        Use::Blocks => config.max_memory_bytes,
+        Use::Views => config.view_memory_ceiling(),
+    };
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_core_instances(slots)
         .total_memories(slots)
         .total_tables(slots)
-        .max_memory_size(config.max_memory_bytes as usize);
+        .max_memory_size(slot_bytes as usize);
     if usage == Use::Blocks {
         // A fresh instance per block faults in (and the kernel zeroes) every page its heap
         // touches; AssemblyScript guests grow tens of MB per heavy block. Keeping the touched
@@ -276,8 +282,7 @@ fn engine_for(config: &RuntimeConfig, usage: Use) -> Result<Engine, RuntimeError
     c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&c).map_err(|e| {
         RuntimeError::Instantiate(format!(
-            "cannot reserve {slots} guest memory slot(s) of {} bytes: {e:#}",
-            config.max_memory_bytes
+            "cannot reserve {slots} guest memory slot(s) of {slot_bytes} bytes: {e:#}"
         ))
     })
 }
@@ -313,13 +318,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Turns a wasmtime failure into a readable reason.
-fn fault(
-    err: &wasmtime::Error,
-    timeout: Option<std::time::Duration>,
-    last_log: &str,
-) -> GuestFault {
-    if let (Some(Trap::Interrupt), Some(limit)) = (err.downcast_ref::<Trap>(), timeout) {
-        return GuestFault::TimedOut { limit };
+fn fault(err: &wasmtime::Error, deadline: Option<&Deadline>, last_log: &str) -> GuestFault {
+    if let (Some(Trap::Interrupt), Some(deadline)) = (err.downcast_ref::<Trap>(), deadline) {
+        return match deadline.stop() {
+            Some(Stop::Cancelled) => GuestFault::Cancelled,
+            _ => GuestFault::TimedOut {
+                limit: deadline.limit,
+            },
+        };
     }
     // The root cause says what happened; the wasm backtrace (the outer context) says where.
     let cause = err.root_cause().to_string();
@@ -388,6 +394,22 @@ fn compile<S: Storage>(
     Ok(Compiled { engine, pre, cache })
 }
 
+/// Refuses a view memory bound below what the module's memory starts at: no view could run.
+fn check_view_memory(wasm: &[u8], config: &RuntimeConfig) -> Result<(), RuntimeError> {
+    let bound = config.view_memory_ceiling();
+    let minimum =
+        crate::declared_memory(wasm)?.map_or(0, |m| m.minimum_pages.saturating_mul(65_536));
+    if minimum > bound {
+        return Err(RuntimeError::Config(format!(
+            "the module's memory starts at {} MiB, above the view memory bound of {} MiB \
+             (--view-memory-mib): no view could run",
+            minimum.div_ceil(1 << 20),
+            bound >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Reserves the process's preallocated region, once (later calls only check it): address space
 /// at a fixed place for code that allocates in it natively (see `metashrew_support::region`),
 /// no RAM. A failure is logged: nothing in the runtime itself needs the region.
@@ -437,6 +459,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             max_memory_bytes: ceiling,
             ..config
         };
+        check_view_memory(wasm, &config)?;
         let module_hash = crate::state_root::sha256(wasm);
         let (blocks, views) = std::thread::scope(|scope| {
             let views = scope.spawn(|| compile(wasm, &module_hash, &config, Use::Views));
@@ -468,7 +491,7 @@ impl<S: Storage> MetashrewRuntime<S> {
     /// grows the memory to the ceiling (address space only; no page is touched), so that the
     /// shortfall shows at start and not in the middle of a block.
     fn check_resources(&self) -> Result<(), RuntimeError> {
-        let context = self.context(CallKind::View, 0, &[], StateView::Empty);
+        let context = self.context(Use::Blocks, CallKind::View, 0, &[], StateView::Empty);
         let mut store = Self::new_store(&self.blocks, context);
         let instance = Self::instantiate(&self.blocks, &mut store)?;
         let memory = instance
@@ -556,7 +579,7 @@ impl<S: Storage> MetashrewRuntime<S> {
     fn premaker(&self) -> impl FnOnce() -> Option<BlockInstance<CallContext<S>>> + Send + 'static {
         let blocks = self.blocks.clone();
         let context = self
-            .context(CallKind::Block, 0, &[], StateView::Empty)
+            .context(Use::Blocks, CallKind::Block, 0, &[], StateView::Empty)
             .sealed();
         move || {
             let mut store = Self::new_store(&blocks, context);
@@ -576,19 +599,47 @@ impl<S: Storage> MetashrewRuntime<S> {
         store
     }
 
+    /// The context of a call on the compilation for `usage`, whose memory bound it takes: the
+    /// guest memory ceiling for blocks, the view memory bound for views and previews.
     fn context(
         &self,
+        usage: Use,
         kind: CallKind,
         height: u32,
         payload: &[u8],
         state: StateView<S>,
     ) -> CallContext<S> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.config.max_memory_bytes as usize)
-            .trap_on_grow_failure(true)
-            .instances(1)
-            .build();
-        CallContext::new(limits, kind, height, payload, state)
+        let bytes = match usage {
+            Use::Blocks => self.config.max_memory_bytes,
+            Use::Views => self.config.view_memory_ceiling(),
+        };
+        CallContext::new(Limits::new(bytes as usize), kind, height, payload, state)
+    }
+
+    /// A store on the view compilation for `context`, stopped at `deadline`: the epoch callback
+    /// checks it every [`EPOCH_TICK`] of guest code, the host functions on every call.
+    fn view_store(&self, context: CallContext<S>, deadline: &Deadline) -> Store<CallContext<S>> {
+        let mut store = Self::new_store(&self.views, context.until(deadline.clone()));
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| {
+            let stop = store.data().deadline.as_ref().and_then(Deadline::stop);
+            Ok(match stop {
+                Some(_) => UpdateDeadline::Interrupt,
+                None => UpdateDeadline::Continue(1),
+            })
+        });
+        store
+    }
+
+    /// Tells the guest's SDK that its instance serves a view or a preview, through
+    /// [`abi::BEGIN_VIEW_EXPORT`] when the module exports it.
+    fn begin_view(store: &mut Store<CallContext<S>>, instance: &Instance) -> Result<(), Failure> {
+        match instance.get_typed_func::<(), ()>(&mut *store, abi::BEGIN_VIEW_EXPORT) {
+            Ok(begin) => begin
+                .call(&mut *store, ())
+                .map_err(|e| Self::failure(store, &e)),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Runs `_start` in `store`/`instance` and returns what it flushed, how many store reads it
@@ -596,7 +647,6 @@ impl<S: Storage> MetashrewRuntime<S> {
     fn run_start(
         store: &mut Store<CallContext<S>>,
         instance: &Instance,
-        timeout: Option<std::time::Duration>,
     ) -> Result<StartOutcome, Failure> {
         let start = instance
             .get_typed_func::<(), ()>(&mut *store, "_start")
@@ -605,7 +655,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         let called = start.call(&mut *store, ());
         let start_time = started.elapsed();
         if let Err(err) = called {
-            return Err(Self::failure(store, &err, timeout));
+            return Err(Self::failure(store, &err));
         }
         let context = store.data_mut();
         let pairs = context
@@ -621,17 +671,21 @@ impl<S: Storage> MetashrewRuntime<S> {
         })
     }
 
-    /// Why a call that trapped with `err` failed: the storage failure it hit, if any, else the
-    /// guest's fault with its last log line.
-    fn failure(
-        store: &mut Store<CallContext<S>>,
-        err: &wasmtime::Error,
-        timeout: Option<std::time::Duration>,
-    ) -> Failure {
-        if let Some(storage) = store.data_mut().storage_failure.take() {
+    /// Why a call that trapped with `err` failed: the storage failure it hit, if any; for a view
+    /// or preview, its memory bound if it grew past it; else the guest's fault with its last log
+    /// line.
+    fn failure(store: &mut Store<CallContext<S>>, err: &wasmtime::Error) -> Failure {
+        let context = store.data_mut();
+        if let Some(storage) = context.storage_failure.take() {
             return Failure::Storage(storage);
         }
-        Failure::Guest(fault(err, timeout, &store.data().last_log))
+        if let (Some(_), Some(requested)) = (&context.deadline, context.limits.exceeded) {
+            return Failure::Guest(GuestFault::MemoryExceeded {
+                limit_bytes: context.limits.bytes() as u64,
+                requested_bytes: requested as u64,
+            });
+        }
+        Failure::Guest(fault(err, context.deadline.as_ref(), &context.last_log))
     }
 
     /// Runs block `height` and commits its writes, touched keys, hash, state root and the new
@@ -660,24 +714,23 @@ impl<S: Storage> MetashrewRuntime<S> {
             ),
             None => (GENESIS_PARENT_ROOT, StateView::Empty),
         };
-        let context = self.context(CallKind::Block, height, block, state);
+        let context = self.context(Use::Blocks, CallKind::Block, height, block, state);
         let started = std::time::Instant::now();
         let outcome = match self.config.instance_mode {
             InstanceMode::Fresh => {
                 let (mut store, instance) = self.block_instance(self.teardown.wait(), context)?;
                 let instantiate_time = started.elapsed();
-                let outcome =
-                    Self::run_start(&mut store, &instance, None).map(|outcome| StartOutcome {
-                        instantiate_time,
-                        ..outcome
-                    });
+                let outcome = Self::run_start(&mut store, &instance).map(|outcome| StartOutcome {
+                    instantiate_time,
+                    ..outcome
+                });
                 let memory = memory_bytes(&mut store, &instance);
                 self.teardown.retire(store, memory, self.premaker());
                 outcome
             }
             InstanceMode::Persistent => {
                 let (mut store, instance) = self.block_instance(kept.take(), context)?;
-                let outcome = Self::run_start(&mut store, &instance, None);
+                let outcome = Self::run_start(&mut store, &instance);
                 if outcome.is_ok() {
                     // Release the reads' handle on the store; the next block sets its own.
                     store.data_mut().state = StateView::Empty;
@@ -732,17 +785,27 @@ impl<S: Storage> MetashrewRuntime<S> {
         }
     }
 
-    fn view_deadline_ticks(&self) -> u64 {
-        (self.config.view_timeout.as_micros() / EPOCH_TICK.as_micros()).max(1) as u64 + 1
+    /// Calls view `name` on a read-only instance at `height` (the state after that block). Its
+    /// `__flush` changes nothing; it is interrupted after the configured view timeout, and fails
+    /// if it grows its memory past the view memory bound.
+    pub fn view(&self, name: &str, input: &[u8], height: u32) -> Result<Vec<u8>, RuntimeError> {
+        self.view_with(name, input, height, &Cancellation::new())
     }
 
-    /// Calls view `name` on a read-only instance at `height` (the state after that block). Its
-    /// `__flush` changes nothing; it is interrupted after the configured view timeout.
-    pub fn view(&self, name: &str, input: &[u8], height: u32) -> Result<Vec<u8>, RuntimeError> {
+    /// [`MetashrewRuntime::view`], stopped early (with [`GuestFault::Cancelled`]) when `cancel`
+    /// is raised. The time limit runs from when the call gets its view slot.
+    pub fn view_with(
+        &self,
+        name: &str,
+        input: &[u8],
+        height: u32,
+        cancel: &Cancellation,
+    ) -> Result<Vec<u8>, RuntimeError> {
         self.check_height(height)?;
         let _pass = self.view_gate.enter();
+        let deadline = Deadline::after(self.config.view_timeout, cancel.clone());
         let state = StateView::At(self.store.clone(), height);
-        self.run_view(name, input, height, state)
+        self.run_view(name, input, height, state, &deadline)
     }
 
     fn run_view(
@@ -751,25 +814,23 @@ impl<S: Storage> MetashrewRuntime<S> {
         input: &[u8],
         height: u32,
         state: StateView<S>,
+        deadline: &Deadline,
     ) -> Result<Vec<u8>, RuntimeError> {
         let failed = |fault: GuestFault| RuntimeError::ViewFailed {
             name: name.to_string(),
             height,
             fault,
         };
-        let mut store = Self::new_store(
-            &self.views,
-            self.context(CallKind::View, height, input, state),
-        );
-        store.set_epoch_deadline(self.view_deadline_ticks());
-        store.epoch_deadline_trap();
+        let context = self.context(Use::Views, CallKind::View, height, input, state);
+        let mut store = self.view_store(context, deadline);
         let instance = Self::instantiate(&self.views, &mut store)?;
         let func = instance
             .get_typed_func::<(), i32>(&mut store, name)
             .map_err(|_| RuntimeError::MissingExport(format!("{name}: () -> i32")))?;
-        let ptr = func.call(&mut store, ()).map_err(|e| {
-            Self::failure(&mut store, &e, Some(self.config.view_timeout)).into_error(failed)
-        })?;
+        Self::begin_view(&mut store, &instance).map_err(|f| f.into_error(failed))?;
+        let ptr = func
+            .call(&mut store, ())
+            .map_err(|e| Self::failure(&mut store, &e).into_error(failed))?;
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| failed(GuestFault::NoMemory))?;
@@ -779,12 +840,25 @@ impl<S: Storage> MetashrewRuntime<S> {
 
     /// Runs `block` as block `height + 1` on top of the state at `height` in an isolated
     /// overlay, then view `name` at `height + 1` over that overlay. Nothing reaches the store.
+    /// Both parts share one time limit and run under the view memory bound.
     pub fn preview(
         &self,
         block: &[u8],
         name: &str,
         input: &[u8],
         height: u32,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        self.preview_with(block, name, input, height, &Cancellation::new())
+    }
+
+    /// [`MetashrewRuntime::preview`], stopped early when `cancel` is raised.
+    pub fn preview_with(
+        &self,
+        block: &[u8],
+        name: &str,
+        input: &[u8],
+        height: u32,
+        cancel: &Cancellation,
     ) -> Result<Vec<u8>, RuntimeError> {
         self.check_height(height)?;
         let next = height.checked_add(1).ok_or(RuntimeError::HeightAboveTip {
@@ -793,29 +867,25 @@ impl<S: Storage> MetashrewRuntime<S> {
         })?;
         // One place for both calls: the block's instance is dropped before the view's is made.
         let _pass = self.view_gate.enter();
+        let deadline = Deadline::after(self.config.view_timeout, cancel.clone());
         let base = StateView::At(self.store.clone(), height);
-        let mut store = Self::new_store(
-            &self.views,
-            self.context(CallKind::Block, next, block, base),
-        );
-        store.set_epoch_deadline(self.view_deadline_ticks());
-        store.epoch_deadline_trap();
+        let context = self.context(Use::Views, CallKind::Block, next, block, base);
+        let mut store = self.view_store(context, &deadline);
         let instance = Self::instantiate(&self.views, &mut store)?;
-        let StartOutcome { pairs, .. } =
-            Self::run_start(&mut store, &instance, Some(self.config.view_timeout)).map_err(
-                |failure| {
-                    failure.into_error(|fault| RuntimeError::BlockFailed {
-                        height: next,
-                        fault,
-                    })
-                },
-            )?;
+        let StartOutcome { pairs, .. } = Self::begin_view(&mut store, &instance)
+            .and_then(|()| Self::run_start(&mut store, &instance))
+            .map_err(|failure| {
+                failure.into_error(|fault| RuntimeError::BlockFailed {
+                    height: next,
+                    fault,
+                })
+            })?;
         drop(store);
         let writes: HashMap<Vec<u8>, Vec<u8>> = pairs.into_iter().collect();
         let overlay = StateView::Overlay {
             writes: Arc::new(writes),
             base: Some((self.store.clone(), height)),
         };
-        self.run_view(name, input, next, overlay)
+        self.run_view(name, input, next, overlay, &deadline)
     }
 }

@@ -92,9 +92,32 @@ pub struct Args {
     /// Open JSON-RPC connections at most; further ones wait in the kernel's accept queue.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
-    /// Time limit of one view or preview call, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    /// Time limit of one view, or of a whole preview (its block and its view share it), in
+    /// milliseconds. A view past it stops within ~10 ms and fails.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub view_timeout_ms: u64,
+    /// Most linear memory one view or preview may have, in MiB (at most the guest memory
+    /// ceiling). Past it the call fails with JSON-RPC error -32002 and its memory is given
+    /// back. Not part of the index's identity.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub view_memory_mib: u64,
+    /// New views and previews are refused (JSON-RPC error -32001) while the host's available
+    /// memory (`MemAvailable`) is below this many MiB. 0: never.
+    #[arg(long, default_value_t = 0)]
+    pub view_memory_floor_mib: u64,
+    /// Nice value of the view threads (-20 first, 19 last): views run behind the indexer.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub view_nice: i32,
+    /// CPUs the view threads may run on, as `0-3,6` (default: any).
+    #[arg(long)]
+    pub view_cores: Option<crate::placement::CpuList>,
+    /// Nice value of the rest of the daemon: the indexer, its writer, the server's own threads
+    /// (a value below 0 needs CAP_SYS_NICE).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub indexer_nice: i32,
+    /// CPUs the rest of the daemon may run on, as `0-3,6` (default: any).
+    #[arg(long)]
+    pub indexer_cores: Option<crate::placement::CpuList>,
     /// Views and previews run at once; further requests wait their turn (each running view has
     /// a guest memory slot reserved at start).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]

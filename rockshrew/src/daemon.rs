@@ -15,7 +15,8 @@ use metashrew_runtime::{
 use crate::cli::{Args, Mode};
 use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
-use crate::rpc::{AppState, ServerConfig};
+use crate::placement::Placement;
+use crate::rpc::{AppState, ServerConfig, ViewSettings};
 use crate::source::BlockSource;
 use crate::source::files::FileSource;
 use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
@@ -30,6 +31,7 @@ fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
     Ok(RuntimeConfig {
         max_memory_bytes: args.max_guest_memory_mib << 20,
         view_timeout: Duration::from_millis(args.view_timeout_ms),
+        view_memory_bytes: args.view_memory_mib << 20,
         max_concurrent_views: usize::from(args.max_concurrent_views),
         instance_mode: match args.instance_mode {
             Mode::Fresh => InstanceMode::Fresh,
@@ -133,6 +135,17 @@ fn load_indexer(args: &Args) -> Result<Indexer> {
     })
 }
 
+/// How views run: the view threads' placement and the memory floor.
+pub(crate) fn view_settings(args: &Args) -> ViewSettings {
+    ViewSettings {
+        placement: Placement {
+            nice: args.view_nice,
+            cores: args.view_cores.clone(),
+        },
+        memory_floor_bytes: args.view_memory_floor_mib << 20,
+    }
+}
+
 pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
@@ -151,6 +164,13 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
 /// `--replica-of` a read replica.
 pub fn run(args: Args) -> Result<()> {
     let db_path = args.db_path.clone().context("--db-path is required")?;
+    // Every thread started from here on inherits it; the view threads then take their own.
+    Placement {
+        nice: args.indexer_nice,
+        cores: args.indexer_cores.clone(),
+    }
+    .apply_to_current_thread()
+    .context("--indexer-nice / --indexer-cores")?;
     let fds = crate::fd_budget::claim(u64::from(args.max_connections))?;
     let indexer = load_indexer(&args)?;
     match &args.replica_of {
@@ -215,7 +235,7 @@ fn run_primary(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> 
     };
     let admin = crate::admin::AdminSocket::start(db_path, store.clone());
     let result = serve_while(
-        Arc::new(AppState::new(runtime, metrics)),
+        Arc::new(AppState::new(runtime, metrics, &view_settings(args))?),
         server_config(args)?,
         shutdown,
         move || syncer.run(),

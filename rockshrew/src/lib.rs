@@ -11,6 +11,7 @@ pub mod cli;
 pub mod daemon;
 pub mod fd_budget;
 pub mod metrics;
+pub mod placement;
 pub mod prefetch;
 mod replica;
 pub mod rpc;

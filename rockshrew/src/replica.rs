@@ -67,7 +67,10 @@ pub(crate) fn run(
         shutdown: shutdown.clone(),
     };
     serve_while(
-        Arc::new(AppState::new(runtime, metrics).with_replica(replica)),
+        Arc::new(
+            AppState::new(runtime, metrics, &crate::daemon::view_settings(args))?
+                .with_replica(replica),
+        ),
         server_config(args)?,
         shutdown,
         move || Ok(follower.run()),

@@ -176,7 +176,12 @@ fn buffers_above_2_gib_work() {
                (call $flush (i32.const 0x80000104))))"#
     ))
     .unwrap();
-    let rt = load(&wasm, RuntimeConfig::default()).unwrap();
+    // Views need the memory the module starts with too.
+    let config = RuntimeConfig {
+        view_memory_bytes: 4 << 30,
+        ..RuntimeConfig::default()
+    };
+    let rt = load(&wasm, config).unwrap();
     rt.process_block(0, &genesis()).unwrap();
     assert_eq!(rt.storage().get_at(b"k", 0).unwrap(), Some(b"v".to_vec()));
 }
@@ -217,4 +222,145 @@ fn a_views_flush_changes_nothing() {
     rt.process_block(0, &genesis()).unwrap();
     assert_eq!(rt.view("write", &[], 0).unwrap(), Vec::<u8>::new());
     assert_eq!(rt.storage().get_at(b"k", u32::MAX).unwrap(), None);
+}
+
+/// A guest whose `_start` grows its memory to 16 MiB, and whose views `hog` (grows 1 MiB at a
+/// time, touching every page, without end), `chatter` (calls the host without end) and `fill`
+/// (fills its whole memory without end) never finish by themselves.
+fn unbounded_views() -> Vec<u8> {
+    guest(
+        r#"(func $grow_and_touch (param $pages i32)
+             (local $at i32) (local $end i32)
+             (local.set $at (i32.mul (memory.grow (local.get $pages)) (i32.const 65536)))
+             (local.set $end (i32.add (local.get $at) (i32.mul (local.get $pages) (i32.const 65536))))
+             (loop $touch
+               (i32.store (local.get $at) (i32.const 1))
+               (local.set $at (i32.add (local.get $at) (i32.const 4096)))
+               (br_if $touch (i32.lt_u (local.get $at) (local.get $end)))))
+           (func (export "_start")
+             (call $grow_and_touch (i32.const 255))
+             (call $flush (i32.const 0x104)))
+           (func (export "hog") (result i32)
+             (loop $more (call $grow_and_touch (i32.const 16)) (br $more))
+             (i32.const 0))
+           (func (export "chatter") (result i32)
+             (i32.store (i32.const 0x200) (i32.const 1))
+             (loop $more (drop (call $get_len (i32.const 0x204))) (br $more))
+             (i32.const 0))
+           (func (export "fill") (result i32)
+             (drop (memory.grow (i32.const 127)))
+             (loop $more
+               (memory.fill (i32.const 0) (i32.const 7) (i32.mul (memory.size) (i32.const 65536)))
+               (br $more))
+             (i32.const 0))"#,
+    )
+}
+
+#[test]
+fn a_view_past_its_memory_bound_fails_while_blocks_keep_their_ceiling() {
+    let config = RuntimeConfig {
+        view_memory_bytes: 8 << 20,
+        ..RuntimeConfig::default()
+    };
+    let rt = load(&unbounded_views(), config).unwrap();
+    // The block grows to 16 MiB, twice the view bound: blocks have their own ceiling.
+    rt.process_block(0, &genesis()).unwrap();
+    for _ in 0..3 {
+        match rt.view("hog", &[], 0) {
+            Err(RuntimeError::ViewFailed {
+                fault:
+                    GuestFault::MemoryExceeded {
+                        limit_bytes,
+                        requested_bytes,
+                    },
+                ..
+            }) => {
+                assert_eq!(limit_bytes, 8 << 20);
+                assert!(requested_bytes > 8 << 20);
+            }
+            other => panic!("expected the view memory bound, got {other:?}"),
+        }
+    }
+    // A preview's block part runs under the view bound too.
+    match rt.preview(&genesis(), "hog", &[], 0) {
+        Err(RuntimeError::BlockFailed {
+            fault: GuestFault::MemoryExceeded { limit_bytes, .. },
+            height: 1,
+        }) => assert_eq!(limit_bytes, 8 << 20),
+        other => panic!("expected the view memory bound, got {other:?}"),
+    }
+    assert_eq!(rt.tip().unwrap(), Some(0));
+}
+
+#[test]
+fn a_view_bound_below_the_modules_initial_memory_is_refused_at_load() {
+    let wasm = wat::parse_str(format!(
+        "(module {ABI_IMPORTS} (memory (export \"memory\") 160) (func (export \"_start\")))"
+    ))
+    .unwrap();
+    let config = RuntimeConfig {
+        view_memory_bytes: 8 << 20,
+        ..RuntimeConfig::default()
+    };
+    match load(&wasm, config) {
+        Err(RuntimeError::Config(reason)) => {
+            assert!(reason.contains("--view-memory-mib"), "{reason}")
+        }
+        Err(other) => panic!("expected a configuration error, got {other}"),
+        Ok(_) => panic!("expected a configuration error"),
+    }
+}
+
+#[test]
+fn views_stop_at_their_deadline_in_host_calls_and_bulk_memory_loops() {
+    let config = RuntimeConfig {
+        view_timeout: Duration::from_millis(150),
+        ..RuntimeConfig::default()
+    };
+    let rt = load(&unbounded_views(), config).unwrap();
+    rt.process_block(0, &genesis()).unwrap();
+    for view in ["chatter", "fill"] {
+        match rt.view(view, &[], 0) {
+            Err(RuntimeError::ViewFailed {
+                fault: GuestFault::TimedOut { limit },
+                ..
+            }) => assert_eq!(limit, Duration::from_millis(150)),
+            other => panic!("{view}: expected a timeout, got {other:?}"),
+        }
+    }
+    // A preview whose view never ends is stopped by the same deadline as its block.
+    match rt.preview(&genesis(), "chatter", &[], 0) {
+        Err(RuntimeError::ViewFailed {
+            fault: GuestFault::TimedOut { .. },
+            height: 1,
+            ..
+        }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_cancelled_view_stops_with_its_own_fault() {
+    let config = RuntimeConfig {
+        view_timeout: Duration::from_secs(600),
+        ..RuntimeConfig::default()
+    };
+    let rt = Arc::new(load(&unbounded_views(), config).unwrap());
+    rt.process_block(0, &genesis()).unwrap();
+    for view in ["chatter", "fill"] {
+        let cancel = metashrew_runtime::Cancellation::new();
+        let call = {
+            let (rt, cancel) = (rt.clone(), cancel.clone());
+            std::thread::spawn(move || rt.view_with(view, &[], 0, &cancel))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        cancel.cancel();
+        match call.join().unwrap() {
+            Err(RuntimeError::ViewFailed {
+                fault: GuestFault::Cancelled,
+                ..
+            }) => {}
+            other => panic!("{view}: expected a cancellation, got {other:?}"),
+        }
+    }
 }

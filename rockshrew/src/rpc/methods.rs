@@ -7,9 +7,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use metashrew_runtime::{RuntimeError, Storage};
+use metashrew_runtime::{Cancellation, GuestFault, RuntimeError, Storage};
 
-use super::{AppState, INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError, SERVER_ERROR};
+use super::{
+    AppState, INTERNAL_ERROR, METHOD_NOT_FOUND, RESOURCE_EXHAUSTED, RpcError, SERVER_ERROR,
+    UNAVAILABLE,
+};
 use metashrew_storage::display_hex;
 
 const METHODS: [&str; 5] = [
@@ -30,6 +33,14 @@ fn runtime_error(err: RuntimeError) -> RpcError {
         RuntimeError::HeightAboveTip { .. } | RuntimeError::MissingExport(_) => {
             RpcError::invalid_params(err.to_string())
         }
+        RuntimeError::ViewFailed {
+            fault: GuestFault::MemoryExceeded { .. },
+            ..
+        }
+        | RuntimeError::BlockFailed {
+            fault: GuestFault::MemoryExceeded { .. },
+            ..
+        } => RpcError::new(RESOURCE_EXHAUSTED, format!("Resource exhausted: {err}")),
         RuntimeError::ViewFailed { .. } => {
             RpcError::new(SERVER_ERROR, format!("View function error: {err}"))
         }
@@ -110,30 +121,67 @@ pub fn resolve_tag(tag: Option<&Value>, tip: Option<u32>) -> Result<u32, RpcErro
     Ok(height)
 }
 
-/// Runs blocking runtime work off the async threads, timing it as a view.
+/// Raises its flag when dropped: when the request's future is dropped because the client went
+/// away, the view it started stops.
+struct CancelOnDrop(Cancellation);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Refuses a new view while the host's available memory is below the floor.
+fn check_memory_floor<S: Storage>(state: &AppState<S>) -> Result<(), RpcError> {
+    if state.memory_floor_bytes == 0 {
+        return Ok(());
+    }
+    match super::host_memory::available_bytes() {
+        Some(available) if available < state.memory_floor_bytes => Err(RpcError::new(
+            UNAVAILABLE,
+            format!(
+                "Unavailable: the host has {} MiB of memory available, below the view memory floor of {} MiB (--view-memory-floor-mib); try again later",
+                available >> 20,
+                state.memory_floor_bytes >> 20
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs runtime work on a view thread, timing it as a view. The slot is held until the work
+/// ends, even when the client has gone (the work is then cancelled and ends promptly).
 async fn blocking<S: Storage, T: Send + 'static>(
     state: &Arc<AppState<S>>,
-    work: impl FnOnce(&AppState<S>) -> Result<T, RpcError> + Send + 'static,
+    work: impl FnOnce(&AppState<S>, &Cancellation) -> Result<T, RpcError> + Send + 'static,
 ) -> Result<T, RpcError> {
     let started = Instant::now();
-    let _slot = state
+    let cancel = Cancellation::new();
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    let slot = state
         .slots
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("view slots closed: {e}")))?;
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let pinned = state.replica.as_ref().map(|r| r.pin());
-        let r = work(&state);
-        drop(pinned);
-        state
-            .metrics
-            .view_seconds
-            .observe(started.elapsed().as_secs_f64());
-        r
-    })
-    .await
-    .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("view task failed: {e}")))?
+    check_memory_floor(state)?;
+    let worker_state = state.clone();
+    state
+        .pool
+        .run(move || {
+            let state = worker_state;
+            let pinned = state.replica.as_ref().map(|r| r.pin());
+            let r = work(&state, &cancel);
+            drop(pinned);
+            drop(slot);
+            state
+                .metrics
+                .view_seconds
+                .observe(started.elapsed().as_secs_f64());
+            r
+        })
+        .await
+        .map_err(|_| RpcError::new(INTERNAL_ERROR, "the view's thread failed"))?
 }
 
 fn hex_result(bytes: &[u8]) -> Value {
@@ -151,8 +199,10 @@ pub async fn dispatch<S: Storage>(
             let name = string_param(&params, 0, "view name")?.to_string();
             let input = decode_hex(string_param(&params, 1, "input hex")?, "input")?;
             let height = resolve_tag(params.get(2), tip(&state)?)?;
-            let out = blocking(&state, move |s| {
-                s.runtime.view(&name, &input, height).map_err(runtime_error)
+            let out = blocking(&state, move |s, cancel| {
+                s.runtime
+                    .view_with(&name, &input, height, cancel)
+                    .map_err(runtime_error)
             })
             .await?;
             Ok(hex_result(&out))
@@ -162,9 +212,9 @@ pub async fn dispatch<S: Storage>(
             let name = string_param(&params, 1, "view name")?.to_string();
             let input = decode_hex(string_param(&params, 2, "input hex")?, "input")?;
             let height = resolve_tag(params.get(3), tip(&state)?)?;
-            let out = blocking(&state, move |s| {
+            let out = blocking(&state, move |s, cancel| {
                 s.runtime
-                    .preview(&block, &name, &input, height)
+                    .preview_with(&block, &name, &input, height, cancel)
                     .map_err(runtime_error)
             })
             .await?;

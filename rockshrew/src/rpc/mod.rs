@@ -3,11 +3,17 @@
 //!
 //! Requests may be single objects or batches (up to [`MAX_BATCH`] entries). Errors use the
 //! standard codes: -32700 parse error, -32600 invalid request, -32601 method not found, -32602
-//! invalid params, -32603 internal error, -32000 for a view or preview that failed. The body size
-//! is limited (`--max-request-bytes`); views run on blocking threads and never wait for block
-//! indexing.
+//! invalid params, -32603 internal error, -32000 for a view or preview that failed, -32001 for a
+//! view refused because the host is short of memory (`--view-memory-floor-mib`), -32002 for one
+//! that grew past its memory bound (`--view-memory-mib`), as Metashrew's production line answers.
+//! The body size is limited (`--max-request-bytes`). Views run on their own threads
+//! ([`view_pool`]), at a lower priority than the indexer, and never wait for block indexing;
+//! heights, hashes and roots are answered on the server's threads without waiting for views. A
+//! view whose client disconnects is cancelled.
 
+pub mod host_memory;
 pub mod methods;
+pub mod view_pool;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +52,10 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// Implementation-defined: the guest failed (Metashrew's code for view and preview errors).
 pub const SERVER_ERROR: i64 = -32000;
+/// Implementation-defined: the view was refused for now (the host is below its memory floor).
+pub const UNAVAILABLE: i64 = -32001;
+/// Implementation-defined: the view grew past its memory bound.
+pub const RESOURCE_EXHAUSTED: i64 = -32002;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,21 +89,41 @@ pub struct AppState<S: Storage> {
     pub metrics: Arc<Metrics>,
     /// Runtime calls in flight, at most the runtime's view slots: the rest wait here, without
     /// holding a thread.
-    pub(crate) slots: tokio::sync::Semaphore,
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    /// The threads views run on, one per slot.
+    pub(crate) pool: view_pool::ViewPool,
+    /// New views are refused while the host has less available memory than this (0: never).
+    pub(crate) memory_floor_bytes: u64,
     /// On a replica: held across every runtime call, so that no answer mixes two refreshes.
     pub(crate) replica: Option<Arc<Replica>>,
 }
 
+/// How views are run, beside the runtime's own bounds (time, memory per view, slots).
+#[derive(Debug, Clone, Default)]
+pub struct ViewSettings {
+    /// Priority and CPUs of the view threads.
+    pub placement: crate::placement::Placement,
+    /// New views are refused (-32001) while the host's available memory is below this many
+    /// bytes; 0: never.
+    pub memory_floor_bytes: u64,
+}
+
 impl<S: Storage> AppState<S> {
-    /// State over `runtime` and `metrics`.
-    pub fn new(runtime: Arc<MetashrewRuntime<S>>, metrics: Arc<Metrics>) -> Self {
-        let slots = tokio::sync::Semaphore::new(runtime.config().max_concurrent_views.max(1));
-        Self {
+    /// State over `runtime` and `metrics`; starts the view threads.
+    pub fn new(
+        runtime: Arc<MetashrewRuntime<S>>,
+        metrics: Arc<Metrics>,
+        views: &ViewSettings,
+    ) -> Result<Self, view_pool::PoolError> {
+        let places = runtime.config().max_concurrent_views.max(1);
+        Ok(Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(places)),
+            pool: view_pool::ViewPool::start(places, &views.placement)?,
+            memory_floor_bytes: views.memory_floor_bytes,
             runtime,
             metrics,
-            slots,
             replica: None,
-        }
+        })
     }
 
     /// The state of a read replica: every runtime call holds `replica`'s current state.
