@@ -148,6 +148,10 @@ pub struct Args {
     /// half of it. Crash consistency is the same in both. 0: never.
     #[arg(long, default_value_t = 144)]
     pub bulk_sync_behind: u32,
+    /// Index blocks without checking their proof of work, their difficulty or the network's
+    /// genesis. Only for synthetic chains: relinked mainnet blocks, generated test chains.
+    #[arg(long)]
+    pub no_pow_check: bool,
     /// Timeout of one request to the node, in seconds.
     #[arg(long, default_value_t = 60)]
     pub rpc_timeout_secs: u64,

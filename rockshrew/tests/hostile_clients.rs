@@ -431,3 +431,177 @@ fn half_open_and_idle_connections_are_dropped_and_bounded_while_clients_are_serv
     // Still serving.
     assert_eq!(d.call("metashrew_height", json!([]))["result"], "255");
 }
+
+/// An indexer in WAT whose blocks write `key` = their height, with views that misbehave: `hog`
+/// grows its memory 1 MiB at a time and touches every page, up to 512 MiB; `spin` never returns;
+/// `height` answers the view height (u32 LE).
+const HOSTILE_VIEWS_WAT: &str = r#"
+  (memory (export "memory") 4)
+  ;; The flush: KeyValueFlush { list: ["key", height] }, 11 bytes at 0x104.
+  (data (i32.const 0x100) "\0b\00\00\00\0a\03key\0a\04")
+  (func $load
+    (i32.store (i32.const 0x0FFC) (call $host_len))
+    (call $load_input (i32.const 0x1000)))
+  (func (export "_start")
+    (call $load)
+    (i32.store (i32.const 0x10B) (i32.load (i32.const 0x1000)))
+    (call $flush (i32.const 0x104)))
+  (func (export "height") (result i32)
+    (call $load)
+    (i32.store (i32.const 0x3000) (i32.const 4))
+    (i32.store (i32.const 0x3004) (i32.load (i32.const 0x1000)))
+    (i32.const 0x3004))
+  (func (export "hog") (result i32)
+    (local $at i32) (local $end i32) (local $mib i32)
+    (loop $more
+      (local.set $at (i32.mul (memory.grow (i32.const 16)) (i32.const 65536)))
+      (local.set $end (i32.add (local.get $at) (i32.const 0x100000)))
+      (loop $touch
+        (i32.store (local.get $at) (i32.const 1))
+        (local.set $at (i32.add (local.get $at) (i32.const 4096)))
+        (br_if $touch (i32.lt_u (local.get $at) (local.get $end))))
+      (local.set $mib (i32.add (local.get $mib) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $mib) (i32.const 512))))
+    (i32.store (i32.const 0x3000) (i32.const 0))
+    (i32.const 0x3004))
+  (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))
+"#;
+
+/// [`HOSTILE_VIEWS_WAT`] built and written into `dir`; its path.
+fn hostile_views_module(dir: &std::path::Path) -> String {
+    let wasm = wat::parse_str(format!(
+        "(module {} {HOSTILE_VIEWS_WAT})",
+        metashrew_tests::ABI_IMPORTS
+    ))
+    .unwrap();
+    let path = dir.join("hostile-views.wasm");
+    std::fs::write(&path, wasm).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The state roots of the module at `wasm` over `chain`, computed in-process, as RPC hex.
+fn roots_in_process(wasm: &str, chain: &[Vec<u8>]) -> Vec<String> {
+    let rt = metashrew_runtime::MetashrewRuntime::load(
+        wasm,
+        Arc::new(metashrew_runtime::MemStore::new()),
+        metashrew_runtime::RuntimeConfig::default(),
+    )
+    .unwrap();
+    (0..chain.len())
+        .map(|h| {
+            let report = rt.process_block(h as u32, &chain[h]).unwrap();
+            format!("0x{}", hex::encode(report.state_root))
+        })
+        .collect()
+}
+
+#[test]
+fn memory_hungry_views_fail_cleanly_while_indexing_goes_on_in_bounded_memory() {
+    const VIEWS: usize = 16;
+    const VIEW_MIB: u64 = 64;
+    let blocks = mainnet_blocks();
+    let chain = fork(&blocks, 256, 1_500);
+    let node = FakeNode::start(chain.clone());
+    node.faults.delay_ms.store(2, Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = hostile_views_module(dir.path());
+    let mut d = Daemon::start(
+        &wasm,
+        &dir.path().join("db"),
+        &[
+            "--daemon-rpc-url",
+            &node.url(),
+            "--view-memory-mib",
+            &VIEW_MIB.to_string(),
+            "--no-pow-check",
+        ],
+    );
+    d.wait_for_height(100, WAIT);
+    let (hwm_before, rss_before) = (d.status_kib("VmHWM"), d.status_kib("VmRSS"));
+    let height_before = d.height().unwrap();
+    let port = d.port;
+    let callers: Vec<_> = (0..VIEWS)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let client = common::Client { port };
+                (0..4)
+                    .map(|_| client.call("metashrew_view", json!(["hog", "0x", "latest"])))
+                    .collect::<Vec<Value>>()
+            })
+        })
+        .collect();
+    for caller in callers {
+        for answer in caller.join().unwrap() {
+            assert_eq!(answer["error"]["code"], -32002, "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("64 MiB"), "{message}");
+        }
+    }
+    let hwm_growth_mib = d.status_kib("VmHWM").saturating_sub(hwm_before) >> 10;
+    let rss_after = d.status_kib("VmRSS");
+    // Bounded by the views' bound (16 x 64 MiB) plus room for the caches filling meanwhile;
+    // without the bound each view would take 512 MiB (8 GiB in all).
+    assert!(
+        hwm_growth_mib <= VIEWS as u64 * VIEW_MIB + 256,
+        "peak RSS grew by {hwm_growth_mib} MiB"
+    );
+    // The views' memory was given back.
+    assert!(
+        rss_after < rss_before + (200 << 10),
+        "RSS {rss_before} KiB before the views, {rss_after} KiB after"
+    );
+    assert!(d.height().unwrap() > height_before, "indexing stalled");
+    let last = chain.len() as u32 - 1;
+    d.wait_for_height(last, WAIT);
+    let served: Vec<String> = (0..=last)
+        .map(|h| {
+            d.call("metashrew_stateroot", json!([h]))["result"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(served, roots_in_process(&wasm, &chain));
+    let height = d.call("metashrew_view", json!(["height", "0x", "latest"]));
+    assert_eq!(
+        height["result"],
+        format!("0x{}", hex::encode(last.to_le_bytes()))
+    );
+}
+
+#[test]
+fn a_view_whose_client_disconnects_is_cancelled_and_frees_its_slot() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = hostile_views_module(dir.path());
+    let mut d = Daemon::start(
+        &wasm,
+        &dir.path().join("db"),
+        &[
+            "--blocks-file",
+            FIXTURE,
+            "--max-concurrent-views",
+            "1",
+            "--view-timeout-ms",
+            "600000",
+        ],
+    );
+    d.wait_for_height(255, WAIT);
+    // A client starts a view that never ends, then goes away.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_view",
+                      "params": ["spin", "0x", "latest"]})
+    .to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(stream);
+    // The only view slot is free again: without the cancellation it would stay taken for the
+    // 600 s of the view timeout, and this call would wait past the client's 30 s.
+    let answer = d.call("metashrew_view", json!(["height", "0x", "latest"]));
+    assert_eq!(answer["result"], "0xff000000", "{answer}");
+}

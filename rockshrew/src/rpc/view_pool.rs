@@ -45,6 +45,7 @@ impl ViewPool {
                     let placed_ok = placement.apply_to_current_thread();
                     let failed = placed_ok.is_err();
                     let _ = placed.send(placed_ok);
+                    drop(placed);
                     if failed {
                         return;
                     }
