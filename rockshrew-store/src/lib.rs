@@ -126,6 +126,9 @@ pub enum OpenError {
 const TIP: &[u8] = b"tip";
 const FIRST: &[u8] = b"first";
 const IDENTITY: &[u8] = b"identity";
+/// Prefix of the block headers kept for the daemon's proof-of-work checks: `header/ ++ u32 BE
+/// height` -> the 80-byte header.
+const HEADER: &[u8] = b"header/";
 /// When the tip was committed: u64 BE microseconds since the Unix epoch. Not part of the state
 /// (no root covers it); replicas use it to measure how far behind they are.
 const COMMITTED_AT: &[u8] = b"committed_at";
@@ -245,6 +248,10 @@ fn unix_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn header_key(height: u32) -> Vec<u8> {
+    [HEADER, &height.to_be_bytes()].concat()
 }
 
 fn be_u32(bytes: &[u8]) -> Result<u32, StorageError> {
@@ -466,6 +473,40 @@ impl RocksStore {
             stats.stall_seconds = stall_seconds(&text);
         }
         stats
+    }
+
+    /// Keeps the 80-byte header of the block at `height`, for the daemon's proof-of-work checks
+    /// (a retarget reads the headers of its period). It is written just before the block
+    /// commits, outside the block's batch: a header above the tip, or one whose hash is not the
+    /// stored block hash of its height, is left from a block that did not commit, and is to be
+    /// ignored (the next block at that height overwrites it).
+    pub fn put_header(&self, height: u32, header: &[u8; 80]) -> Result<(), StorageError> {
+        self.db
+            .put_cf_opt(
+                self.cf(Family::Meta)?,
+                header_key(height),
+                header,
+                &self.write_options,
+            )
+            .map_err(|e| backend("writing a block header", e))
+    }
+
+    /// The header [`RocksStore::put_header`] kept at `height`, if any.
+    pub fn header(&self, height: u32) -> Result<Option<[u8; 80]>, StorageError> {
+        let stored = self
+            .db
+            .get_pinned_cf(self.cf(Family::Meta)?, header_key(height))
+            .map_err(|e| backend("reading a block header", e))?;
+        stored
+            .map(|bytes| {
+                <[u8; 80]>::try_from(&bytes[..]).map_err(|_| {
+                    StorageError::Corrupt(format!(
+                        "the header kept at height {height} is {} bytes, not 80",
+                        bytes.len()
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// Syncs the WAL, then writes the namespace's memtables to SST files, so that the next

@@ -382,7 +382,11 @@ fn views(blocks: &[Vec<u8>]) {
         let node = FakeNode::start(chain.clone());
         let dir = tempdir();
         let db = dir.path().join("db");
-        let mut d = Daemon::start(guest, &db, &["--daemon-rpc-url", &node.url()]);
+        let mut d = Daemon::start(
+            guest,
+            &db,
+            &["--no-pow-check", "--daemon-rpc-url", &node.url()],
+        );
         d.wait_for_height(300, Duration::from_secs(120));
         let pid = d.child.id();
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -438,7 +442,11 @@ fn replicas(blocks: &[Vec<u8>]) {
     let node = FakeNode::start(chain);
     let dir = tempdir();
     let db = dir.path().join("db");
-    let mut primary = Daemon::start(guests::SPENDABLES, &db, &["--daemon-rpc-url", &node.url()]);
+    let mut primary = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &["--no-pow-check", "--daemon-rpc-url", &node.url()],
+    );
     primary.wait_for_height(300, Duration::from_secs(120));
     let rate = |d: &Daemon| {
         let h0 = d.height().unwrap_or(0);

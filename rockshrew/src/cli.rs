@@ -148,6 +148,10 @@ pub struct Args {
     /// half of it. Crash consistency is the same in both. 0: never.
     #[arg(long, default_value_t = 144)]
     pub bulk_sync_behind: u32,
+    /// The network whose proof-of-work and difficulty rules every block is checked against
+    /// (and whose genesis block 0 must be).
+    #[arg(long, value_enum, default_value_t = crate::pow::Chain::Main)]
+    pub network: crate::pow::Chain,
     /// Index blocks without checking their proof of work, their difficulty or the network's
     /// genesis. Only for synthetic chains: relinked mainnet blocks, generated test chains.
     #[arg(long)]

@@ -16,12 +16,13 @@ use crate::cli::{Args, Mode};
 use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
 use crate::placement::Placement;
+use crate::pow::Rules;
 use crate::rpc::{AppState, ServerConfig, ViewSettings};
 use crate::source::BlockSource;
 use crate::source::files::FileSource;
 use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
 use crate::store::{IndexIdentity, RocksStore, Tuning};
-use crate::sync::{SyncConfig, SyncStop, Syncer};
+use crate::sync::{PowCheck, SyncConfig, SyncStop, Syncer};
 
 fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
     anyhow::ensure!(
@@ -214,7 +215,9 @@ fn run_primary(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> 
     }
     let shutdown = Arc::new(AtomicBool::new(false));
     let source = block_source(args, &shutdown)?;
+    let state = AppState::new(runtime.clone(), metrics.clone(), &view_settings(args))?;
     let syncer = Syncer {
+        abandoned: state.abandoned.clone(),
         runtime: runtime.clone(),
         source,
         config: SyncConfig {
@@ -232,14 +235,20 @@ fn run_primary(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> 
             let store = store.clone();
             Box::new(move |mode| store.set_ingest_mode(mode))
         }),
+        pow: if args.no_pow_check {
+            log::warn!("--no-pow-check: blocks are indexed without checking their proof of work");
+            None
+        } else {
+            Some(PowCheck {
+                rules: Rules::new(args.network),
+                store: store.clone(),
+            })
+        },
     };
     let admin = crate::admin::AdminSocket::start(db_path, store.clone());
-    let result = serve_while(
-        Arc::new(AppState::new(runtime, metrics, &view_settings(args))?),
-        server_config(args)?,
-        shutdown,
-        move || syncer.run(),
-    );
+    let result = serve_while(Arc::new(state), server_config(args)?, shutdown, move || {
+        syncer.run()
+    });
     drop(admin);
     if let Err(err) = cached.inner().settle() {
         log::error!("{err}");

@@ -6,12 +6,14 @@
 
 #![deny(missing_docs)]
 
+pub mod abandoned;
 pub mod admin;
 pub mod cli;
 pub mod daemon;
 pub mod fd_budget;
 pub mod metrics;
 pub mod placement;
+pub mod pow;
 pub mod prefetch;
 mod replica;
 pub mod rpc;

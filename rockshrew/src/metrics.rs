@@ -22,6 +22,8 @@ pub struct Metrics {
     pub block_phase_seconds: HistogramVec,
     /// Reorganisations rolled back.
     pub reorgs: IntCounter,
+    /// Blocks refused by the proof-of-work checks.
+    pub pow_refused: IntCounter,
     /// Blocks rolled back per reorganisation.
     pub reorg_depth: Histogram,
     /// Time of view calls.
@@ -68,6 +70,10 @@ impl Metrics {
                 &["phase"],
             )?,
             reorgs: IntCounter::new("reorgs_total", "Chain reorganisations rolled back")?,
+            pow_refused: IntCounter::new(
+                "pow_refused_total",
+                "Blocks refused by the proof-of-work checks",
+            )?,
             reorg_depth: Histogram::with_opts(
                 HistogramOpts::new("reorg_depth_blocks", "Blocks rolled back per reorg")
                     .buckets(vec![1.0, 2.0, 3.0, 6.0, 10.0, 20.0, 50.0, 100.0]),
@@ -110,6 +116,7 @@ impl Metrics {
         m.registry
             .register(Box::new(m.block_phase_seconds.clone()))?;
         m.registry.register(Box::new(m.reorgs.clone()))?;
+        m.registry.register(Box::new(m.pow_refused.clone()))?;
         m.registry.register(Box::new(m.reorg_depth.clone()))?;
         m.registry.register(Box::new(m.view_seconds.clone()))?;
         m.registry.register(Box::new(m.rpc_requests.clone()))?;

@@ -7,6 +7,11 @@
 //! mismatch of the second kind (or the source's hash at our tip changing) is a reorg: the store
 //! is rolled back to the last height where both agree, within `max_reorg_depth`, and indexing
 //! resumes from there. A deeper reorg stops the daemon with a clear error.
+//!
+//! With proof-of-work checks on ([`PowCheck`], the default), every block must also pass
+//! [`crate::pow::Rules::check`] before it runs, and a reorganisation's blocks before anything
+//! is rolled back: a block that fails is refused (logged with its height, hash and the rule it
+//! broke), nothing of it is indexed, and the source is asked again after the poll interval.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +23,7 @@ use metashrew_runtime::{MetashrewRuntime, RuntimeError, Storage, StorageError};
 use rockshrew_store::IngestMode;
 
 use crate::metrics::Metrics;
+use crate::pow::{Branch, CheckError, Checked, HeaderStore, KeptHeaders, Rules, header_of};
 use crate::prefetch::Prefetcher;
 use metashrew_storage::display_hex;
 
@@ -41,6 +47,15 @@ pub struct SyncConfig {
     /// From this many blocks behind the source's tip, the store is written with its bulk-sync
     /// settings ([`IngestMode::Bulk`]); below half of it, with its tip settings again. 0: never.
     pub bulk_behind: u32,
+}
+
+/// The proof-of-work check of every block: the network's rules, and the database whose kept
+/// headers they read and extend.
+pub struct PowCheck {
+    /// The rules of the network.
+    pub rules: Rules,
+    /// Where headers are kept.
+    pub store: Arc<crate::store::RocksStore>,
 }
 
 /// Switches the store's ingest settings (the daemon passes the RocksDB store's).
@@ -83,6 +98,10 @@ pub struct Syncer<S: Storage> {
     pub shutdown: Arc<AtomicBool>,
     /// Called when the ingest mode should change (none: the store has one mode).
     pub ingest: Option<IngestSwitch>,
+    /// Proof-of-work checks (none: `--no-pow-check`).
+    pub pow: Option<PowCheck>,
+    /// Where the hashes of rolled-back blocks are recorded.
+    pub abandoned: Arc<crate::abandoned::Abandoned>,
 }
 
 /// What happened to a batch of fetched blocks.
@@ -199,7 +218,78 @@ impl<S: Storage> Syncer<S> {
         if self.agrees_at(tip)? {
             return Ok(false);
         }
-        self.handle_reorg(tip)?;
+        if !self.handle_reorg(tip)? {
+            self.sleep(self.config.poll_interval);
+        }
+        Ok(true)
+    }
+
+    /// The stored block hash of `height`, for the kept headers.
+    fn stored_hash(&self, height: u32) -> Result<Option<[u8; 32]>, StorageError> {
+        self.runtime.block_hash(height).map_err(|e| match e {
+            RuntimeError::Storage(err) => err,
+            other => StorageError::Corrupt(other.to_string()),
+        })
+    }
+
+    /// Checks `block` at `height` against the rules over `earlier` headers; a refusal is logged
+    /// and counted, and returns false.
+    fn passes(
+        &self,
+        pow: &PowCheck,
+        height: u32,
+        block: &[u8],
+        earlier: &dyn HeaderStore,
+    ) -> Result<bool> {
+        match pow.rules.check(height, block, earlier) {
+            Ok(Checked::Full) => Ok(true),
+            Ok(Checked::Partial) => {
+                log::debug!("block {height}: difficulty not checked (earlier headers unknown)");
+                Ok(true)
+            }
+            Err(CheckError::Refused(refused)) => {
+                log::error!("{refused}; nothing of it is indexed, asking the source again later");
+                self.metrics.pow_refused.inc();
+                Ok(false)
+            }
+            Err(CheckError::Storage(err)) => Err(err).context("reading the kept block headers"),
+        }
+    }
+
+    /// Fetches the source's blocks above `fork` up to `to` and checks them as a branch; false
+    /// (logged) if one is refused or does not link to the one before.
+    fn branch_passes(&self, pow: &PowCheck, fork: u32, to: u32) -> Result<bool> {
+        let hash_at = |h| self.stored_hash(h);
+        let kept = KeptHeaders {
+            store: &pow.store,
+            hash_at: &hash_at,
+        };
+        let mut branch = Branch {
+            fork,
+            headers: Vec::new(),
+            below: &kept,
+        };
+        let mut parent = self.runtime.block_hash(fork)?;
+        for height in fork + 1..=to {
+            let hash = match self.source.block_hash(height) {
+                Ok(hash) => hash,
+                Err(SourceError::NoBlock(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let block = self.source.block(&hash)?;
+            let (Some(header), Some(linked)) = (header_of(&block), parent) else {
+                break;
+            };
+            if block_hash(&block) != Some(hash) || block[4..36] != linked {
+                log::error!("the source's branch at {height} does not link; not following it");
+                return Ok(false);
+            }
+            if !self.passes(pow, height, &block, &branch)? {
+                return Ok(false);
+            }
+            branch.headers.push(header);
+            parent = Some(hash);
+        }
         Ok(true)
     }
 
@@ -214,8 +304,10 @@ impl<S: Storage> Syncer<S> {
         Ok(ours.is_some() && ours == theirs)
     }
 
-    /// Walks down from `from` until our hash and the source's agree, then rolls back to there.
-    fn handle_reorg(&self, from: u32) -> Result<()> {
+    /// Walks down from `from` until our hash and the source's agree, then rolls back to there;
+    /// with proof-of-work checks, only once the source's blocks that replace ours pass them.
+    /// Returns whether it rolled back.
+    fn handle_reorg(&self, from: u32) -> Result<bool> {
         let first = self.runtime.storage().first_height()?.unwrap_or(0);
         let mut height = from;
         loop {
@@ -238,6 +330,20 @@ impl<S: Storage> Syncer<S> {
             height -= 1;
         }
         let depth = from - height;
+        if let Some(pow) = &self.pow
+            && !self.branch_passes(pow, height, from)?
+        {
+            log::error!(
+                "the source's branch replacing our blocks {}..={from} is refused: nothing is rolled back",
+                height + 1
+            );
+            return Ok(false);
+        }
+        for abandoned in height + 1..=from {
+            if let Some(hash) = self.runtime.block_hash(abandoned)? {
+                self.abandoned.record(hash, abandoned);
+            }
+        }
         log::warn!(
             "chain reorganisation: rolling back {depth} block(s), from {from} to {height} ({})",
             self.runtime
@@ -250,7 +356,7 @@ impl<S: Storage> Syncer<S> {
         self.metrics.reorgs.inc();
         self.metrics.reorg_depth.observe(f64::from(depth));
         self.metrics.indexed_height.set(i64::from(height));
-        Ok(())
+        Ok(true)
     }
 
     fn index_range(
@@ -293,8 +399,26 @@ impl<S: Storage> Syncer<S> {
                 && fetched.block[4..36] != parent
             {
                 log::warn!("block {h} does not link to our block {}: reorg", h - 1);
-                self.handle_reorg(h - 1)?;
-                return Ok(Batch::Done);
+                return Ok(match self.handle_reorg(h - 1)? {
+                    true => Batch::Done,
+                    false => Batch::Refetch,
+                });
+            }
+            if let Some(pow) = &self.pow {
+                let hash_at = |h| self.stored_hash(h);
+                let kept = KeptHeaders {
+                    store: &pow.store,
+                    hash_at: &hash_at,
+                };
+                if !self.passes(pow, h, &fetched.block, &kept)? {
+                    return Ok(Batch::Refetch);
+                }
+                let header: &[u8; 80] = fetched.block[..80]
+                    .try_into()
+                    .context("a block shorter than its header")?;
+                pow.store
+                    .put_header(h, header)
+                    .context("keeping the block's header")?;
             }
             let report = match self.runtime.process_block(h, &fetched.block) {
                 Ok(r) => r,

@@ -67,7 +67,11 @@ fn mainnet_blocks_out_of_order_obfuscated_with_a_stale_branch_index_as_from_the_
     let expected: Vec<&String> = heights.iter().map(|&h| &reference[h as usize]).collect();
     let db = dir.path().join("db");
     let files_arg = files.to_str().unwrap();
-    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--blocks-file", files_arg]);
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &["--no-pow-check", "--blocks-file", files_arg],
+    );
     d.wait_for_height(255, WAIT);
     for (&h, root) in heights.iter().zip(&expected) {
         assert_eq!(
@@ -88,7 +92,11 @@ fn a_followed_directory_is_polled_for_new_blocks_and_reorganisations() {
     write_all(&mut out, &blocks[..200]);
     let db = dir.path().join("db");
     let files_arg = files.to_str().unwrap();
-    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--blocks-file", files_arg]);
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &["--no-pow-check", "--blocks-file", files_arg],
+    );
     d.wait_for_height(199, WAIT);
 
     // The node appends a branch of blocks 196..=201 (longer: it wins, a reorganisation), then

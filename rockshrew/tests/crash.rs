@@ -79,6 +79,7 @@ fn resume_and_compare(db: &std::path::Path, node: &FakeNode, reference: &Referen
         guests::SPENDABLES,
         db,
         &[
+            "--no-pow-check",
             "--daemon-rpc-url",
             &node.url(),
             "--exit-at",
@@ -124,7 +125,13 @@ fn sigkill_at_random_instants_loses_nothing() {
             let d = Daemon::start(
                 guests::SPENDABLES,
                 &db,
-                &["--daemon-rpc-url", &node.url(), "--fetch-workers", "1"],
+                &[
+                    "--no-pow-check",
+                    "--daemon-rpc-url",
+                    &node.url(),
+                    "--fetch-workers",
+                    "1",
+                ],
             );
             // Most kills land while syncing (after the start-up, which compiles the guest);
             // some during the start-up itself.
@@ -172,6 +179,7 @@ fn a_disk_that_fills_up_stops_the_daemon_cleanly_and_loses_nothing() {
             guests::SPENDABLES,
             "--db-path",
             &db_arg,
+            "--no-pow-check",
             "--daemon-rpc-url",
             &url,
         ],

@@ -191,6 +191,8 @@ fn follows_a_node_through_faults_lies_and_a_reorg() {
         guests::SPENDABLES,
         &dir.path().join("db"),
         &[
+            // The reorganisations below are forged branches, with no proof of work.
+            "--no-pow-check",
             "--daemon-rpc-url",
             &node.url(),
             "--auth",
@@ -222,14 +224,43 @@ fn follows_a_node_through_faults_lies_and_a_reorg() {
         )
     );
 
-    // The node grows, then reorganises: 195.. is replaced by a longer branch.
+    // The node grows, then reorganises: 225.. is replaced by a longer branch.
     node.set_chain(blocks[..=230].to_vec());
     d.wait_for_height(230, WAIT);
+    // Views and roots pinned to a block by its hash, with or without 0x, answer for it.
+    let hash_228 = d.call("metashrew_getblockhash", json!([228]))["result"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bare_228 = hash_228.trim_start_matches("0x").to_string();
+    assert_eq!(balance(&d, json!(hash_228)), balance(&d, json!(228)));
+    assert_eq!(
+        d.call("metashrew_stateroot", json!([bare_228]))["result"],
+        d.call("metashrew_stateroot", json!([228]))["result"]
+    );
+    let unknown = format!("0x{}", "ab".repeat(32));
+    let reply = d.call(
+        "metashrew_view",
+        json!(["balance", coinbase9_script_hex(), unknown]),
+    );
+    assert_eq!(reply["error"]["code"], -32003, "{reply}");
+    assert!(reply["error"]["message"].as_str().unwrap().contains("unknown"));
     let branch = fork(&blocks[..=230], 225, 3);
     node.set_chain(branch.clone());
     d.wait_for_height(233, WAIT);
     let log = d.log_text();
     assert!(log.contains("chain reorganisation: rolling back"), "{log}");
+    // The block the pinned calls named was reorganised away, and they say so.
+    let reply = d.call(
+        "metashrew_view",
+        json!(["balance", coinbase9_script_hex(), hash_228]),
+    );
+    assert_eq!(reply["error"]["code"], -32003, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("at height 228, and a reorganisation replaced it"),
+        "{message}"
+    );
     let (_, metrics) = d.get("/metrics");
     assert!(metrics.contains("rockshrew_reorgs_total 1"), "{metrics}");
 
@@ -238,7 +269,7 @@ fn follows_a_node_through_faults_lies_and_a_reorg() {
     let mut fresh = Daemon::start(
         guests::SPENDABLES,
         &dir2.path().join("db"),
-        &["--daemon-rpc-url", &node.url()],
+        &["--no-pow-check", "--daemon-rpc-url", &node.url()],
     );
     fresh.wait_for_height(233, WAIT);
     assert_eq!(roots(&d, 233), roots(&fresh, 233));
@@ -480,4 +511,155 @@ fn a_low_open_file_limit_is_raised_and_budgeted_or_refused_at_start() {
     assert!(log.contains("128 for RocksDB's files"), "{log}");
     assert!(!log.contains("Too many open files"), "{log}");
     assert_eq!(balance(&d, json!(170)), 40 * 100_000_000);
+}
+
+/// The `/metrics` count of blocks refused by the proof-of-work checks.
+fn pow_refused(daemon: &Daemon) -> u64 {
+    let (_, metrics) = daemon.get("/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("rockshrew_pow_refused_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the daemon has refused at least `count` blocks.
+fn wait_for_refusals(daemon: &Daemon, count: u64) {
+    let started = std::time::Instant::now();
+    while pow_refused(daemon) < count {
+        assert!(
+            started.elapsed() < WAIT,
+            "no refusal:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn display_hash(block: &[u8]) -> String {
+    let header: bitcoin::block::Header = bitcoin::consensus::deserialize(&block[..80]).unwrap();
+    header.block_hash().to_string()
+}
+
+#[test]
+fn unworked_blocks_and_branches_are_refused_and_nothing_of_them_is_indexed() {
+    let blocks = mainnet_blocks();
+    let node = FakeNode::start(blocks[..=200].to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &dir.path().join("db"),
+        &["--daemon-rpc-url", &node.url()],
+    );
+    d.wait_for_height(200, WAIT);
+    let ours = roots(&d, 200);
+    let hash_195 = d.call("metashrew_getblockhash", json!([195]));
+
+    // A longer branch replacing 190.., linked but never mined, served as a reorganisation.
+    let branch = fork(&blocks[..=200], 190, 5);
+    node.set_chain(branch.clone());
+    wait_for_refusals(&d, 1);
+    let log = d.log_text();
+    let refused = format!(
+        "block 190 ({}) is refused: its hash is above the target of its nBits 0x1d00ffff",
+        display_hash(&branch[190])
+    );
+    assert!(log.contains(&refused), "{log}");
+    assert!(log.contains("nothing is rolled back"), "{log}");
+    assert!(!log.contains("rolling back"), "{log}");
+
+    // A next block that links to our tip but carries no work.
+    let mut forged = blocks[..=201].to_vec();
+    forged[201][76..80].copy_from_slice(&7u32.to_le_bytes());
+    node.set_chain(forged.clone());
+    wait_for_refusals(&d, pow_refused(&d) + 1);
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!(
+            "block 201 ({}) is refused",
+            display_hash(&forged[201])
+        )),
+        "{log}"
+    );
+    assert_eq!(d.height(), Some(200));
+    assert_eq!(roots(&d, 200), ours);
+    assert_eq!(d.call("metashrew_getblockhash", json!([195])), hash_195);
+
+    // The real chain goes on.
+    node.set_chain(blocks.clone());
+    d.wait_for_height(255, WAIT);
+    assert_eq!(roots(&d, 255), reference_roots());
+}
+
+#[test]
+fn blocks_of_another_network_or_with_the_wrong_difficulty_are_refused() {
+    use bitcoin::CompactTarget;
+    use bitcoin::block::Header;
+    let text = std::fs::read_to_string(metashrew_tests::fixtures::REGTEST_0_206_PATH).unwrap();
+    let regtest: Vec<Vec<u8>> = text.lines().map(|l| hex::decode(l).unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Mainnet's rules by default: regtest's genesis is not worked enough for them.
+    let d = Daemon::start(
+        guests::SPENDABLES,
+        &dir.path().join("main"),
+        &[
+            "--blocks-file",
+            metashrew_tests::fixtures::REGTEST_0_206_PATH,
+        ],
+    );
+    wait_for_refusals(&d, 1);
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!(
+            "block 0 ({}) is refused: its nBits 0x207fffff is above the network's proof-of-work limit",
+            display_hash(&regtest[0])
+        )),
+        "{log}"
+    );
+    assert!(
+        d.call("metashrew_getblockhash", json!([0]))["error"].is_object(),
+        "nothing is indexed"
+    );
+    drop(d);
+
+    // Block 207 mined at a harder target than regtest's: its work is done, its nBits is wrong.
+    let parent: Header = bitcoin::consensus::deserialize(&regtest[206][..80]).unwrap();
+    let mut header = Header {
+        prev_blockhash: parent.block_hash(),
+        bits: CompactTarget::from_consensus(0x2000ffff),
+        time: parent.time + 600,
+        ..parent
+    };
+    while !header.target().is_met_by(header.block_hash()) {
+        header.nonce += 1;
+    }
+    let mut wrong = bitcoin::consensus::serialize(&header);
+    wrong.extend_from_slice(&regtest[206][80..]);
+    let file = dir.path().join("regtest.hex");
+    let mut lines: Vec<String> = regtest.iter().map(hex::encode).collect();
+    lines.push(hex::encode(&wrong));
+    std::fs::write(&file, lines.join("\n")).unwrap();
+
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &dir.path().join("regtest"),
+        &[
+            "--network",
+            "regtest",
+            "--blocks-file",
+            file.to_str().unwrap(),
+        ],
+    );
+    d.wait_for_height(206, WAIT);
+    wait_for_refusals(&d, 1);
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!(
+            "block 207 ({}) is refused: its nBits 0x2000ffff is not the 0x207fffff the difficulty rules give",
+            header.block_hash()
+        )),
+        "{log}"
+    );
+    assert_eq!(d.height(), Some(206));
 }

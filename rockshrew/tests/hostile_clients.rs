@@ -258,7 +258,11 @@ fn many_concurrent_clients_while_indexing_get_correct_answers() {
     node.faults.delay_ms.store(1, Ordering::SeqCst);
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("db");
-    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--daemon-rpc-url", &node.url()]);
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &["--no-pow-check", "--daemon-rpc-url", &node.url()],
+    );
     d.wait_for_height(200, WAIT);
     let port = d.port;
     let stop = Arc::new(AtomicBool::new(false));

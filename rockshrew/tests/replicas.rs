@@ -57,7 +57,7 @@ fn replicas_follow_the_primary_through_a_reorganisation_and_a_kill() {
     let node = FakeNode::start(blocks[..=120].to_vec());
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let args = ["--daemon-rpc-url", &node.url()];
+    let args = ["--no-pow-check", "--daemon-rpc-url", &node.url()];
     let mut primary = Daemon::start(guests::SPENDABLES, &db, &args);
     primary.wait_for_height(1, WAIT);
     let mut replicas = [
@@ -180,7 +180,13 @@ fn a_snapshot_of_a_live_primary_verifies_restores_and_resumes_to_the_same_roots(
     node.faults.delay_ms.store(20, Ordering::SeqCst);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    let args = ["--daemon-rpc-url", &node.url(), "--fetch-workers", "1"];
+    let args = [
+        "--no-pow-check",
+        "--daemon-rpc-url",
+        &node.url(),
+        "--fetch-workers",
+        "1",
+    ];
     let mut primary = Daemon::start(guests::SPENDABLES, &db, &args);
     primary.wait_for_height(40, WAIT);
     let snap = dir.path().join("snap");

@@ -42,6 +42,12 @@ pub mod fixtures {
         block9.txdata[0].output[0].script_pubkey.as_bytes().to_vec()
     }
 
+    /// Regtest blocks 0..=206 (a real regtest chain from its genesis), hex, one per line.
+    pub const REGTEST_0_206_PATH: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/regtest-blocks-000000-000206.hex"
+    );
+
     /// Mainnet blocks 0..=255, raw consensus bytes, indexed by height.
     pub fn mainnet_blocks() -> Vec<Vec<u8>> {
         MAINNET_0_255

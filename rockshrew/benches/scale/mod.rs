@@ -229,7 +229,11 @@ fn plot(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
 fn startup_ms(db: &Path, files: &Path) -> f64 {
     let started = Instant::now();
     let files = files.to_str().expect("path");
-    let daemon = Daemon::start(guests::SPENDABLES, db, &["--blocks-file", files]);
+    let daemon = Daemon::start(
+        guests::SPENDABLES,
+        db,
+        &["--no-pow-check", "--blocks-file", files],
+    );
     loop {
         if daemon.get("/metrics").0 == 200 {
             return ms(started.elapsed());
@@ -430,7 +434,13 @@ pub fn daemon_sync() {
     let mut daemon = Daemon::start(
         guests::SPENDABLES,
         &db,
-        &["--blocks-file", &files_arg, "--exit-at", &last.to_string()],
+        &[
+            "--no-pow-check",
+            "--blocks-file",
+            &files_arg,
+            "--exit-at",
+            &last.to_string(),
+        ],
     );
     let started = Instant::now();
     // When each height was first seen committed.

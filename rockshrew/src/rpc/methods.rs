@@ -1,6 +1,13 @@
 //! Metashrew's JSON-RPC methods, with its result shapes: `"0x"`-prefixed hex strings, and the
 //! height as a decimal string. Block tags are `"latest"`, a decimal string (text after a `:` is
-//! ignored, as Metashrew does), or a JSON number; a height above the indexed tip is an error.
+//! ignored, as Metashrew does), a JSON number, or a block hash (64 hex digits in display order,
+//! with or without `0x`); a height above the indexed tip is an error.
+//!
+//! A call tagged with a block hash runs at that block's height if the block is on the indexed
+//! chain, and is checked again when it is done: if a reorganisation replaced the block in the
+//! meantime, the call fails (-32003) rather than answer for another block. A hash not on the
+//! indexed chain fails with -32003 too, saying whether it is unknown or was reorganised away.
+//! Hashes are looked up among the last [`HASH_TAG_DEPTH`] blocks.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,8 +17,8 @@ use serde_json::Value;
 use metashrew_runtime::{Cancellation, GuestFault, RuntimeError, Storage};
 
 use super::{
-    AppState, INTERNAL_ERROR, METHOD_NOT_FOUND, RESOURCE_EXHAUSTED, RpcError, SERVER_ERROR,
-    UNAVAILABLE,
+    AppState, BLOCK_NOT_ON_CHAIN, INTERNAL_ERROR, METHOD_NOT_FOUND, RESOURCE_EXHAUSTED, RpcError,
+    SERVER_ERROR, UNAVAILABLE,
 };
 use metashrew_storage::display_hex;
 
@@ -87,6 +94,94 @@ fn tip<S: Storage>(state: &AppState<S>) -> Result<Option<u32>, RpcError> {
     state.runtime.tip().map_err(runtime_error)
 }
 
+/// How far below the tip a block-hash tag is looked for.
+pub const HASH_TAG_DEPTH: u32 = 10_000;
+
+/// A block hash given as a tag (64 hex digits, display order, optional `0x`), in internal order.
+fn hash_tag(text: &str) -> Option<[u8; 32]> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut hash: [u8; 32] = hex::decode(digits).ok()?.try_into().ok()?;
+    hash.reverse();
+    Some(hash)
+}
+
+/// A block tag resolved: the height to run at, and the block hash the caller pinned, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// The height.
+    pub height: u32,
+    /// The block the caller named by hash (internal order).
+    pub pinned: Option<[u8; 32]>,
+}
+
+fn not_on_chain(hash: &[u8; 32], why: String) -> RpcError {
+    RpcError::new(
+        BLOCK_NOT_ON_CHAIN,
+        format!(
+            "block {} is not on the indexed chain: {why}",
+            display_hex(hash)
+        ),
+    )
+}
+
+/// Resolves a block tag: a height tag as [`resolve_tag`], a hash tag to its height on the
+/// indexed chain.
+fn resolve<S: Storage>(state: &AppState<S>, tag: Option<&Value>) -> Result<Resolved, RpcError> {
+    let tip = tip(state)?;
+    let Some(hash) = tag.and_then(Value::as_str).and_then(hash_tag) else {
+        return resolve_tag(tag, tip).map(|height| Resolved {
+            height,
+            pinned: None,
+        });
+    };
+    let tip = tip.ok_or_else(|| RpcError::new(SERVER_ERROR, "nothing is indexed yet"))?;
+    let lowest = tip.saturating_sub(HASH_TAG_DEPTH);
+    for height in (lowest..=tip).rev() {
+        match state.runtime.block_hash(height).map_err(runtime_error)? {
+            Some(h) if h == hash => {
+                return Ok(Resolved {
+                    height,
+                    pinned: Some(hash),
+                });
+            }
+            Some(_) => {}
+            // Below the first indexed block.
+            None => break,
+        }
+    }
+    Err(not_on_chain(
+        &hash,
+        match state.abandoned.height_of(&hash) {
+            Some(height) => format!("it was at height {height}, and a reorganisation replaced it"),
+            None => format!("unknown (looked for among the last {HASH_TAG_DEPTH} blocks)"),
+        },
+    ))
+}
+
+/// After a call pinned to a block hash: fails if that block is no longer at its height.
+fn still_there<S: Storage>(state: &AppState<S>, resolved: &Resolved) -> Result<(), RpcError> {
+    let Some(pinned) = resolved.pinned else {
+        return Ok(());
+    };
+    match state
+        .runtime
+        .block_hash(resolved.height)
+        .map_err(runtime_error)?
+    {
+        Some(hash) if hash == pinned => Ok(()),
+        _ => Err(not_on_chain(
+            &pinned,
+            format!(
+                "a reorganisation replaced it at height {} during the call",
+                resolved.height
+            ),
+        )),
+    }
+}
+
 /// Resolves a block tag to a height at or below the tip.
 pub fn resolve_tag(tag: Option<&Value>, tip: Option<u32>) -> Result<u32, RpcError> {
     let tip = tip.ok_or_else(|| RpcError::new(SERVER_ERROR, "nothing is indexed yet"))?;
@@ -108,7 +203,7 @@ pub fn resolve_tag(tag: Option<&Value>, tip: Option<u32>) -> Result<u32, RpcErro
             .ok_or_else(|| RpcError::invalid_params(format!("invalid block height {n}")))?,
         Some(other) => {
             return Err(RpcError::invalid_params(format!(
-                "a block tag is \"latest\", a decimal string or a number, not {}",
+                "a block tag is \"latest\", a decimal string, a number or a block hash, not {}",
                 brief(other)
             )));
         }
@@ -198,11 +293,13 @@ pub async fn dispatch<S: Storage>(
         "metashrew_view" => {
             let name = string_param(&params, 0, "view name")?.to_string();
             let input = decode_hex(string_param(&params, 1, "input hex")?, "input")?;
-            let height = resolve_tag(params.get(2), tip(&state)?)?;
+            let at = resolve(&state, params.get(2))?;
             let out = blocking(&state, move |s, cancel| {
-                s.runtime
-                    .view_with(&name, &input, height, cancel)
-                    .map_err(runtime_error)
+                let out = s
+                    .runtime
+                    .view_with(&name, &input, at.height, cancel)
+                    .map_err(runtime_error)?;
+                still_there(s, &at).map(|()| out)
             })
             .await?;
             Ok(hex_result(&out))
@@ -211,11 +308,13 @@ pub async fn dispatch<S: Storage>(
             let block = decode_hex(string_param(&params, 0, "block hex")?, "block")?;
             let name = string_param(&params, 1, "view name")?.to_string();
             let input = decode_hex(string_param(&params, 2, "input hex")?, "input")?;
-            let height = resolve_tag(params.get(3), tip(&state)?)?;
+            let at = resolve(&state, params.get(3))?;
             let out = blocking(&state, move |s, cancel| {
-                s.runtime
-                    .preview_with(&block, &name, &input, height, cancel)
-                    .map_err(runtime_error)
+                let out = s
+                    .runtime
+                    .preview_with(&block, &name, &input, at.height, cancel)
+                    .map_err(runtime_error)?;
+                still_there(s, &at).map(|()| out)
             })
             .await?;
             Ok(hex_result(&out))
@@ -236,9 +335,10 @@ pub async fn dispatch<S: Storage>(
             }
         }
         "metashrew_stateroot" => {
-            let height = resolve_tag(params.first(), tip(&state)?)?;
+            let at = resolve(&state, params.first())?;
+            let height = at.height;
             match state.runtime.state_root(height).map_err(runtime_error)? {
-                Some(root) => Ok(hex_result(&root)),
+                Some(root) => still_there(&state, &at).map(|()| hex_result(&root)),
                 None => Err(RpcError::invalid_params(format!(
                     "State root not found for height {height}"
                 ))),
@@ -284,6 +384,22 @@ mod tests {
             -32602
         );
         assert_eq!(resolve_tag(None, None).unwrap_err().code, -32000);
+    }
+
+    #[test]
+    fn hash_tags() {
+        let shown = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
+        let mut internal = hex::decode(shown).unwrap();
+        internal.reverse();
+        assert_eq!(hash_tag(shown).map(|h| h.to_vec()), Some(internal.clone()));
+        assert_eq!(
+            hash_tag(&format!("0x{shown}")).map(|h| h.to_vec()),
+            Some(internal)
+        );
+        assert_eq!(hash_tag(&shown[1..]), None);
+        assert_eq!(hash_tag(&format!("{}zz", &shown[2..])), None);
+        assert_eq!(hash_tag("latest"), None);
+        assert_eq!(hash_tag("123"), None);
     }
 
     #[test]

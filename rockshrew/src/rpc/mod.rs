@@ -5,7 +5,8 @@
 //! standard codes: -32700 parse error, -32600 invalid request, -32601 method not found, -32602
 //! invalid params, -32603 internal error, -32000 for a view or preview that failed, -32001 for a
 //! view refused because the host is short of memory (`--view-memory-floor-mib`), -32002 for one
-//! that grew past its memory bound (`--view-memory-mib`), as Metashrew's production line answers.
+//! that grew past its memory bound (`--view-memory-mib`), as Metashrew's production line answers,
+//! and -32003 for a call pinned to a block hash that is not on the indexed chain.
 //! The body size is limited (`--max-request-bytes`). Views run on their own threads
 //! ([`view_pool`]), at a lower priority than the indexer, and never wait for block indexing;
 //! heights, hashes and roots are answered on the server's threads without waiting for views. A
@@ -56,6 +57,9 @@ pub const SERVER_ERROR: i64 = -32000;
 pub const UNAVAILABLE: i64 = -32001;
 /// Implementation-defined: the view grew past its memory bound.
 pub const RESOURCE_EXHAUSTED: i64 = -32002;
+/// Implementation-defined: the block hash a call was pinned to is not on the indexed chain
+/// (unknown, or reorganised away).
+pub const BLOCK_NOT_ON_CHAIN: i64 = -32003;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +100,8 @@ pub struct AppState<S: Storage> {
     pub(crate) memory_floor_bytes: u64,
     /// On a replica: held across every runtime call, so that no answer mixes two refreshes.
     pub(crate) replica: Option<Arc<Replica>>,
+    /// Blocks rolled back by the sync loop, for block-hash tags.
+    pub abandoned: Arc<crate::abandoned::Abandoned>,
 }
 
 /// How views are run, beside the runtime's own bounds (time, memory per view, slots).
@@ -123,6 +129,7 @@ impl<S: Storage> AppState<S> {
             runtime,
             metrics,
             replica: None,
+            abandoned: Arc::default(),
         })
     }
 
