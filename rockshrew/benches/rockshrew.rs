@@ -1,8 +1,8 @@
 //! The project's benchmark: `cargo bench -p rockshrew --bench rockshrew [-- SECTION...]`.
 //!
 //! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`,
-//! `replicas`, `history`, `rollback`; and `scale`, `sync` and `projection` (minutes long: only
-//! when named; see `scale/mod.rs`).
+//! `contention`, `deadlines`, `pow`, `replicas`, `history`, `rollback`; and `scale`, `sync` and `projection`
+//! (minutes long: only when named; see `scale/mod.rs`).
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
@@ -430,6 +430,214 @@ fn views(blocks: &[Vec<u8>]) {
     }
 }
 
+/// Cheap calls timed in a loop for `window`: (method, latencies).
+fn cheap_calls(port: u16, window: Duration) -> Vec<(&'static str, Samples)> {
+    std::thread::spawn(move || cheap_calls_here(port, window))
+        .join()
+        .expect("cheap calls")
+}
+
+fn cheap_calls_here(port: u16, window: Duration) -> Vec<(&'static str, Samples)> {
+    // The measuring client runs ahead of everything else on the machine when the benchmark may
+    // do that (root), so that its own scheduling delays are not counted as the daemon's.
+    let _ = rockshrew::placement::Placement {
+        nice: -10,
+        cores: None,
+    }
+    .apply_to_current_thread();
+    // One keep-alive connection, as a client that polls would hold.
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{port}/");
+    let call = |method: &str, params: &Value| -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let mut reply = agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .expect("daemon answers");
+        serde_json::from_str(&reply.body_mut().read_to_string().expect("body")).expect("JSON")
+    };
+    let calls: [(&str, Value); 3] = [
+        ("metashrew_height", json!([])),
+        ("metashrew_getblockhash", json!([100])),
+        ("metashrew_stateroot", json!(["latest"])),
+    ];
+    let mut out: Vec<(&str, Vec<f64>)> = calls.iter().map(|(m, _)| (*m, Vec::new())).collect();
+    let started = Instant::now();
+    while started.elapsed() < window {
+        for (i, (method, params)) in calls.iter().enumerate() {
+            let t = Instant::now();
+            let reply = call(method, params);
+            assert!(reply["result"].is_string(), "{method}: {reply}");
+            out[i].1.push(ms(t.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    out.into_iter().map(|(m, v)| (m, Samples(v))).collect()
+}
+
+/// Indexing heavy blocks while every view slot runs a heavy preview (the heavy block itself,
+/// then `balance`): indexing speed against its idle speed, and the p99 of the cheap calls
+/// (height, block hash, state root), idle and busy; with the view threads at the default
+/// `--view-nice 19` and at 0 (the indexer's own priority).
+fn contention(blocks: &[Vec<u8>]) {
+    const WINDOW: Duration = Duration::from_secs(20);
+    const VIEW_SLOTS: usize = 16;
+    println!(
+        "\n## Contention: indexing heavy blocks (block {HEAVY_HEIGHT} relinked) with {VIEW_SLOTS} heavy previews in flight (`spendables`)"
+    );
+    let heavy = heavy_block();
+    let mut base = blocks.to_vec();
+    base.push(heavy.clone());
+    let chain = fork(&base, 256, 400);
+    let preview = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_preview",
+        "params": [hex::encode(&heavy), "balance", hex::encode(metashrew_tests::fixtures::coinbase9_script()), "latest"]})
+    .to_string();
+    for (nice, indexer_nice) in [("19", "0"), ("19", "5"), ("0", "0")] {
+        let node = FakeNode::start(chain.clone());
+        let dir = tempdir();
+        let db = dir.path().join("db");
+        let mut d = Daemon::start(
+            guests::SPENDABLES,
+            &db,
+            &[
+                "--no-pow-check",
+                "--daemon-rpc-url",
+                &node.url(),
+                "--view-nice",
+                nice,
+                "--indexer-nice",
+                indexer_nice,
+            ],
+        );
+        d.wait_for_height(262, Duration::from_secs(300));
+        let h0 = d.height().unwrap_or(0);
+        let idle_calls = cheap_calls(d.port, WINDOW);
+        let idle = f64::from(d.height().unwrap_or(0) - h0) / WINDOW.as_secs_f64();
+        let busy_views = {
+            let port = d.port;
+            let body = preview.clone();
+            std::thread::spawn(move || {
+                load(port, &body, VIEW_SLOTS, WINDOW + Duration::from_secs(2))
+            })
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        let h1 = d.height().unwrap_or(0);
+        let busy_calls = cheap_calls(d.port, WINDOW);
+        let busy = f64::from(d.height().unwrap_or(0) - h1) / WINDOW.as_secs_f64();
+        let (previews, bad) = busy_views.join().expect("views");
+        let previews = Samples(previews.into_iter().map(ms).collect());
+        println!(
+            "--view-nice {nice} --indexer-nice {indexer_nice}: indexing {idle:.2} blocks/s idle, {busy:.2} with the views busy ({:.0}%); previews p50 {:.0} ms ({} calls, {bad} bad answers)",
+            100.0 * busy / idle.max(1e-9),
+            previews.median(),
+            previews.0.len()
+        );
+        for ((method, idle), (_, busy)) in idle_calls.iter().zip(&busy_calls) {
+            println!(
+                "  {method}: p50/p99 {:.2}/{:.2} ms idle, {:.2}/{:.2} ms busy",
+                idle.median(),
+                idle.quantile(0.99),
+                busy.median(),
+                busy.quantile(0.99)
+            );
+        }
+    }
+}
+
+/// How far past its deadline a view runs, in-process: a loop in guest code (`spin`), a loop of
+/// host calls (`chatter`), and 256 MiB filled per instruction (`fill`), under a 100 ms limit;
+/// and how long a cancelled `spin` takes to stop.
+fn deadlines(blocks: &[Vec<u8>]) {
+    use metashrew_runtime::{Cancellation, MemStore};
+    const LIMIT: Duration = Duration::from_millis(100);
+    println!(
+        "\n## View deadlines: time past a 100 ms limit, and from a cancellation to the stop (ms, 10 runs)"
+    );
+    let config = RuntimeConfig {
+        view_timeout: LIMIT,
+        ..RuntimeConfig::default()
+    };
+    let rt = Arc::new(
+        MetashrewRuntime::from_bytes(
+            &common::hostile_views_wasm(),
+            Arc::new(MemStore::new()),
+            config,
+        )
+        .expect("loads"),
+    );
+    rt.process_block(0, &blocks[0]).expect("block 0");
+    for view in ["spin", "chatter", "fill"] {
+        let past = Samples(
+            (0..10)
+                .map(|_| {
+                    let started = Instant::now();
+                    assert!(rt.view(view, &[], 0).is_err());
+                    ms(started.elapsed()) - ms(LIMIT)
+                })
+                .collect(),
+        );
+        println!("`{view}`: {} ms past the limit", past.show(1));
+    }
+    let stops = Samples(
+        (0..10)
+            .map(|_| {
+                let cancel = Cancellation::new();
+                let call = {
+                    let (rt, cancel) = (rt.clone(), cancel.clone());
+                    std::thread::spawn(move || rt.view_with("spin", &[], 0, &cancel).is_err())
+                };
+                std::thread::sleep(Duration::from_millis(30));
+                let cancelled = Instant::now();
+                cancel.cancel();
+                assert!(call.join().expect("view thread"));
+                ms(cancelled.elapsed())
+            })
+            .collect(),
+    );
+    println!(
+        "cancelled `spin`: stopped {} ms after the cancellation",
+        stops.show(1)
+    );
+}
+
+/// The proof-of-work check's cost per block: mainnet 0..255 (each with its previous header)
+/// and the heavy block's header, checked in a loop.
+fn pow(blocks: &[Vec<u8>]) {
+    use rockshrew::pow::{Chain, HeaderStore, Rules, header_of};
+    struct Previous(Vec<bitcoin::block::Header>);
+    impl HeaderStore for Previous {
+        fn header(
+            &self,
+            height: u32,
+        ) -> Result<Option<bitcoin::block::Header>, metashrew_runtime::StorageError> {
+            Ok(self.0.get(height as usize).copied())
+        }
+    }
+    println!("\n## Proof-of-work check per block (mainnet 0..255, 200 rounds)");
+    let rules = Rules::new(Chain::Main);
+    let known = Previous(
+        blocks
+            .iter()
+            .map(|b| header_of(b).expect("header"))
+            .collect(),
+    );
+    let mut per_block = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        for (h, block) in blocks.iter().enumerate() {
+            rules
+                .check(h as u32, block, &known)
+                .expect("real blocks pass");
+        }
+        per_block.push(started.elapsed().as_secs_f64() * 1e6 / blocks.len() as f64);
+    }
+    println!("{} µs per block", Samples(per_block).show(2));
+}
+
 /// Read replicas of a primary indexing a long chain: the primary's speed alone and with two
 /// replicas; view latency and throughput on the primary and on a replica; the replica's lag
 /// from the primary showing a height over RPC to the replica showing it.
@@ -650,6 +858,15 @@ fn main() {
     }
     if run("views") {
         views(&blocks);
+    }
+    if run("contention") {
+        contention(&blocks);
+    }
+    if run("deadlines") {
+        deadlines(&blocks);
+    }
+    if run("pow") {
+        pow(&blocks);
     }
     if run("replicas") {
         replicas(&blocks);

@@ -105,17 +105,19 @@ pub struct Args {
     /// memory (`MemAvailable`) is below this many MiB. 0: never.
     #[arg(long, default_value_t = 0)]
     pub view_memory_floor_mib: u64,
-    /// Nice value of the view threads (-20 first, 19 last): views run behind the indexer.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i32).range(-20..=19))]
+    /// Nice value of the view threads (-20 first, 19 last): views run behind the indexer. At 19,
+    /// the 16 view threads together weigh about a quarter of the indexer's one thread.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub view_nice: i32,
     /// CPUs the view threads may run on, as `0-3,6` (default: any).
     #[arg(long)]
     pub view_cores: Option<crate::placement::CpuList>,
-    /// Nice value of the rest of the daemon: the indexer, its writer, the server's own threads
-    /// (a value below 0 needs CAP_SYS_NICE).
+    /// Nice value of the indexing thread and the threads it starts (block fetchers, instance
+    /// teardown); a value below 0 needs CAP_SYS_NICE. Above 0, the server's threads (at the
+    /// daemon's own priority) answer heights, hashes and roots ahead of indexing.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub indexer_nice: i32,
-    /// CPUs the rest of the daemon may run on, as `0-3,6` (default: any).
+    /// CPUs the indexing thread and the threads it starts may run on, as `0-3,6` (default: any).
     #[arg(long)]
     pub indexer_cores: Option<crate::placement::CpuList>,
     /// Views and previews run at once; further requests wait their turn (each running view has

@@ -165,13 +165,6 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
 /// `--replica-of` a read replica.
 pub fn run(args: Args) -> Result<()> {
     let db_path = args.db_path.clone().context("--db-path is required")?;
-    // Every thread started from here on inherits it; the view threads then take their own.
-    Placement {
-        nice: args.indexer_nice,
-        cores: args.indexer_cores.clone(),
-    }
-    .apply_to_current_thread()
-    .context("--indexer-nice / --indexer-cores")?;
     let fds = crate::fd_budget::claim(u64::from(args.max_connections))?;
     let indexer = load_indexer(&args)?;
     match &args.replica_of {
@@ -246,7 +239,16 @@ fn run_primary(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> 
         },
     };
     let admin = crate::admin::AdminSocket::start(db_path, store.clone());
+    let indexer_placement = Placement {
+        nice: args.indexer_nice,
+        cores: args.indexer_cores.clone(),
+    };
     let result = serve_while(Arc::new(state), server_config(args)?, shutdown, move || {
+        // The indexing thread and the threads it starts (block fetchers, instance teardown);
+        // the server's threads and RocksDB's keep the daemon's own priority.
+        indexer_placement
+            .apply_to_current_thread()
+            .context("--indexer-nice / --indexer-cores")?;
         syncer.run()
     });
     drop(admin);

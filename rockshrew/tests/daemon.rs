@@ -244,7 +244,12 @@ fn follows_a_node_through_faults_lies_and_a_reorg() {
         json!(["balance", coinbase9_script_hex(), unknown]),
     );
     assert_eq!(reply["error"]["code"], -32003, "{reply}");
-    assert!(reply["error"]["message"].as_str().unwrap().contains("unknown"));
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown")
+    );
     let branch = fork(&blocks[..=230], 225, 3);
     node.set_chain(branch.clone());
     d.wait_for_height(233, WAIT);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, FIXTURE, FakeNode, coinbase9_script_hex, fork};
+use common::{Daemon, FIXTURE, FakeNode, coinbase9_script_hex, fork, hostile_views_module};
 use metashrew_tests::Rng;
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
@@ -436,53 +436,6 @@ fn half_open_and_idle_connections_are_dropped_and_bounded_while_clients_are_serv
     assert_eq!(d.call("metashrew_height", json!([]))["result"], "255");
 }
 
-/// An indexer in WAT whose blocks write `key` = their height, with views that misbehave: `hog`
-/// grows its memory 1 MiB at a time and touches every page, up to 512 MiB; `spin` never returns;
-/// `height` answers the view height (u32 LE).
-const HOSTILE_VIEWS_WAT: &str = r#"
-  (memory (export "memory") 4)
-  ;; The flush: KeyValueFlush { list: ["key", height] }, 11 bytes at 0x104.
-  (data (i32.const 0x100) "\0b\00\00\00\0a\03key\0a\04")
-  (func $load
-    (i32.store (i32.const 0x0FFC) (call $host_len))
-    (call $load_input (i32.const 0x1000)))
-  (func (export "_start")
-    (call $load)
-    (i32.store (i32.const 0x10B) (i32.load (i32.const 0x1000)))
-    (call $flush (i32.const 0x104)))
-  (func (export "height") (result i32)
-    (call $load)
-    (i32.store (i32.const 0x3000) (i32.const 4))
-    (i32.store (i32.const 0x3004) (i32.load (i32.const 0x1000)))
-    (i32.const 0x3004))
-  (func (export "hog") (result i32)
-    (local $at i32) (local $end i32) (local $mib i32)
-    (loop $more
-      (local.set $at (i32.mul (memory.grow (i32.const 16)) (i32.const 65536)))
-      (local.set $end (i32.add (local.get $at) (i32.const 0x100000)))
-      (loop $touch
-        (i32.store (local.get $at) (i32.const 1))
-        (local.set $at (i32.add (local.get $at) (i32.const 4096)))
-        (br_if $touch (i32.lt_u (local.get $at) (local.get $end))))
-      (local.set $mib (i32.add (local.get $mib) (i32.const 1)))
-      (br_if $more (i32.lt_u (local.get $mib) (i32.const 512))))
-    (i32.store (i32.const 0x3000) (i32.const 0))
-    (i32.const 0x3004))
-  (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))
-"#;
-
-/// [`HOSTILE_VIEWS_WAT`] built and written into `dir`; its path.
-fn hostile_views_module(dir: &std::path::Path) -> String {
-    let wasm = wat::parse_str(format!(
-        "(module {} {HOSTILE_VIEWS_WAT})",
-        metashrew_tests::ABI_IMPORTS
-    ))
-    .unwrap();
-    let path = dir.join("hostile-views.wasm");
-    std::fs::write(&path, wasm).unwrap();
-    path.to_str().unwrap().to_string()
-}
-
 /// The state roots of the module at `wasm` over `chain`, computed in-process, as RPC hex.
 fn roots_in_process(wasm: &str, chain: &[Vec<u8>]) -> Vec<String> {
     let rt = metashrew_runtime::MetashrewRuntime::load(
@@ -521,7 +474,11 @@ fn memory_hungry_views_fail_cleanly_while_indexing_goes_on_in_bounded_memory() {
         ],
     );
     d.wait_for_height(100, WAIT);
-    let (hwm_before, rss_before) = (d.status_kib("VmHWM"), d.status_kib("VmRSS"));
+    let (hwm_before, rss_before) = (d.status_kib("VmHWM:"), d.status_kib("VmRSS:"));
+    assert!(
+        hwm_before > 0 && rss_before > 0,
+        "the daemon's memory is readable"
+    );
     let height_before = d.height().unwrap();
     let port = d.port;
     let callers: Vec<_> = (0..VIEWS)
@@ -541,8 +498,14 @@ fn memory_hungry_views_fail_cleanly_while_indexing_goes_on_in_bounded_memory() {
             assert!(message.contains("64 MiB"), "{message}");
         }
     }
-    let hwm_growth_mib = d.status_kib("VmHWM").saturating_sub(hwm_before) >> 10;
-    let rss_after = d.status_kib("VmRSS");
+    let hwm_growth_mib = d.status_kib("VmHWM:").saturating_sub(hwm_before) >> 10;
+    let rss_after = d.status_kib("VmRSS:");
+    eprintln!(
+        "{VIEWS} hungry views: peak RSS {} MiB before, +{hwm_growth_mib} MiB during; RSS {} MiB before, {} MiB after",
+        hwm_before >> 10,
+        rss_before >> 10,
+        rss_after >> 10
+    );
     // Bounded by the views' bound (16 x 64 MiB) plus room for the caches filling meanwhile;
     // without the bound each view would take 512 MiB (8 GiB in all).
     assert!(

@@ -292,9 +292,11 @@ pub async fn dispatch<S: Storage>(
     match method.as_str() {
         "metashrew_view" => {
             let name = string_param(&params, 0, "view name")?.to_string();
-            let input = decode_hex(string_param(&params, 1, "input hex")?, "input")?;
+            let input = string_param(&params, 1, "input hex")?.to_string();
             let at = resolve(&state, params.get(2))?;
             let out = blocking(&state, move |s, cancel| {
+                // Decoded on the view thread: an input can be large.
+                let input = decode_hex(&input, "input")?;
                 let out = s
                     .runtime
                     .view_with(&name, &input, at.height, cancel)
@@ -305,11 +307,13 @@ pub async fn dispatch<S: Storage>(
             Ok(hex_result(&out))
         }
         "metashrew_preview" => {
-            let block = decode_hex(string_param(&params, 0, "block hex")?, "block")?;
+            let block = string_param(&params, 0, "block hex")?.to_string();
             let name = string_param(&params, 1, "view name")?.to_string();
-            let input = decode_hex(string_param(&params, 2, "input hex")?, "input")?;
+            let input = string_param(&params, 2, "input hex")?.to_string();
             let at = resolve(&state, params.get(3))?;
             let out = blocking(&state, move |s, cancel| {
+                // Decoded on the view thread: a block is megabytes of hex.
+                let (block, input) = (decode_hex(&block, "block")?, decode_hex(&input, "input")?);
                 let out = s
                     .runtime
                     .preview_with(&block, &name, &input, at.height, cancel)

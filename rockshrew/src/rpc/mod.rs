@@ -213,8 +213,23 @@ async fn handle_one<S: Storage>(state: Arc<AppState<S>>, request: Value) -> Valu
     response(id, result)
 }
 
+/// Request bodies from this size on are parsed on a view thread, not on the server's: a
+/// preview carries a whole block in hex, and parsing megabytes would hold up the cheap calls.
+const PARSE_OFF_SERVER_BYTES: usize = 64 << 10;
+
 async fn handle<S: Storage>(State(state): State<Arc<AppState<S>>>, body: Bytes) -> Response {
-    let parsed: Value = match serde_json::from_slice(&body) {
+    let parsed: Result<Value, serde_json::Error> = if body.len() >= PARSE_OFF_SERVER_BYTES {
+        match state.pool.run(move || serde_json::from_slice(&body)).await {
+            Ok(parsed) => parsed,
+            Err(_) => {
+                let error = RpcError::new(INTERNAL_ERROR, "the parsing thread failed");
+                return axum::Json(response(Value::Null, Err(error))).into_response();
+            }
+        }
+    } else {
+        serde_json::from_slice(&body)
+    };
+    let parsed: Value = match parsed {
         Ok(v) => v,
         Err(e) => {
             let error = RpcError::new(PARSE_ERROR, format!("Parse error: {e}"));

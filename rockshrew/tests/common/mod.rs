@@ -491,3 +491,65 @@ pub fn roots_of(chain: &[Vec<u8>]) -> Vec<String> {
         })
         .collect()
 }
+
+/// An indexer in WAT whose blocks write `key` = their height, with views that misbehave: `hog`
+/// grows its memory 1 MiB at a time and touches every page, up to 512 MiB; `spin` never returns;
+/// `chatter` calls the host without end; `fill` grows to 256 MiB and fills it all, one
+/// instruction at a time, without end; `height` answers the view height (u32 LE).
+pub const HOSTILE_VIEWS_WAT: &str = r#"
+  (memory (export "memory") 4)
+  ;; The flush: KeyValueFlush { list: ["key", height] }, 11 bytes at 0x104.
+  (data (i32.const 0x100) "\0b\00\00\00\0a\03key\0a\04")
+  (func $load
+    (i32.store (i32.const 0x0FFC) (call $host_len))
+    (call $load_input (i32.const 0x1000)))
+  (func (export "_start")
+    (call $load)
+    (i32.store (i32.const 0x10B) (i32.load (i32.const 0x1000)))
+    (call $flush (i32.const 0x104)))
+  (func (export "height") (result i32)
+    (call $load)
+    (i32.store (i32.const 0x3000) (i32.const 4))
+    (i32.store (i32.const 0x3004) (i32.load (i32.const 0x1000)))
+    (i32.const 0x3004))
+  (func (export "hog") (result i32)
+    (local $at i32) (local $end i32) (local $mib i32)
+    (loop $more
+      (local.set $at (i32.mul (memory.grow (i32.const 16)) (i32.const 65536)))
+      (local.set $end (i32.add (local.get $at) (i32.const 0x100000)))
+      (loop $touch
+        (i32.store (local.get $at) (i32.const 1))
+        (local.set $at (i32.add (local.get $at) (i32.const 4096)))
+        (br_if $touch (i32.lt_u (local.get $at) (local.get $end))))
+      (local.set $mib (i32.add (local.get $mib) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $mib) (i32.const 512))))
+    (i32.store (i32.const 0x3000) (i32.const 0))
+    (i32.const 0x3004))
+  (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))
+  (func (export "chatter") (result i32)
+    (i32.store (i32.const 0x3000) (i32.const 1))
+    (loop $more (drop (call $get_len (i32.const 0x3004))) (br $more))
+    (i32.const 0))
+  (func (export "fill") (result i32)
+    (drop (memory.grow (i32.sub (i32.const 4096) (memory.size))))
+    (loop $more
+      (memory.fill (i32.const 0) (i32.const 7) (i32.mul (memory.size) (i32.const 65536)))
+      (br $more))
+    (i32.const 0))
+"#;
+
+/// [`HOSTILE_VIEWS_WAT`] as a whole module.
+pub fn hostile_views_wasm() -> Vec<u8> {
+    wat::parse_str(format!(
+        "(module {} {HOSTILE_VIEWS_WAT})",
+        metashrew_tests::ABI_IMPORTS
+    ))
+    .expect("valid WAT")
+}
+
+/// [`HOSTILE_VIEWS_WAT`] built and written into `dir`; its path.
+pub fn hostile_views_module(dir: &std::path::Path) -> String {
+    let path = dir.join("hostile-views.wasm");
+    std::fs::write(&path, hostile_views_wasm()).expect("module written");
+    path.to_str().expect("UTF-8 path").to_string()
+}
