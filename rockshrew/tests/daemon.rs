@@ -628,6 +628,24 @@ fn blocks_of_another_network_or_with_the_wrong_difficulty_are_refused() {
     );
     drop(d);
 
+    // Mainnet's genesis is worked enough for regtest's rules, but it is not regtest's genesis.
+    let d = Daemon::start(
+        guests::SPENDABLES,
+        &dir.path().join("regtest-of-mainnet"),
+        &["--network", "regtest", "--blocks-file", FIXTURE],
+    );
+    wait_for_refusals(&d, 1);
+    let log = d.log_text();
+    assert!(
+        log.contains(&format!(
+            "block 0 ({}) is refused: it is not the genesis block of regtest ({})",
+            display_hash(&mainnet_blocks()[0]),
+            display_hash(&regtest[0])
+        )),
+        "{log}"
+    );
+    drop(d);
+
     // Block 207 mined at a harder target than regtest's: its work is done, its nBits is wrong.
     let parent: Header = bitcoin::consensus::deserialize(&regtest[206][..80]).unwrap();
     let mut header = Header {
