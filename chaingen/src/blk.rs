@@ -20,7 +20,7 @@ pub const REGTEST_MAGIC: [u8; 4] = [0xfa, 0xbf, 0xb5, 0xda];
 /// Core's largest block file.
 pub const MAX_FILE_BYTES: u64 = 128 << 20;
 
-/// See the module documentation.
+/// Writes blocks into `blkNNNNN.dat` files as Core does (optionally XORed with `xor.dat`'s key).
 pub struct BlkWriter {
     dir: PathBuf,
     magic: [u8; 4],

@@ -1,6 +1,6 @@
 //! A small deterministic generator (xorshift64*): the same seed gives the same chain anywhere.
 
-/// See the module documentation.
+/// A xorshift64* generator: the same seed gives the same sequence on every machine.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 

@@ -12,7 +12,26 @@
 //! cannot observe the cache's history through its heap.
 //!
 //! On a native target the host imports are replaced by [`mock`], so indexer logic can be tested
-//! with plain `cargo test`.
+//! with plain `cargo test`:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! // An indexer that counts blocks under `/count`.
+//! fn index(_height: u32, _block: &[u8]) -> Result<(), std::convert::Infallible> {
+//!     let key = Arc::new(b"/count".to_vec());
+//!     let count = metashrew_core::get(key.clone());
+//!     let next = count.first().copied().unwrap_or(0) + 1;
+//!     metashrew_core::set(key, Arc::new(vec![next]));
+//!     Ok(())
+//! }
+//!
+//! for height in 0..3 {
+//!     metashrew_core::mock::set_input(height, b"a block");
+//!     metashrew_core::index_block(index);
+//! }
+//! assert_eq!(metashrew_core::mock::get_state(b"/count"), vec![3]);
+//! ```
 
 #![deny(missing_docs)]
 

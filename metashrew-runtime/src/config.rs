@@ -15,19 +15,21 @@ pub enum InstanceMode {
     Persistent,
 }
 
-/// See the module documentation.
+/// How the runtime runs guests: memory and stack bounds, view limits, instance recycling, the
+/// compiled-module cache. The fields marked *identity* change what an indexer computes; the
+/// others never do. `RuntimeConfig::default()` gives the defaults each field states.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
-    /// *Identity.* The most linear memory a guest may have, in bytes (at most 4 GiB). Growing
-    /// past it traps, the same way on every machine.
+    /// *Identity.* The most linear memory a guest may have, in bytes (at most 4 GiB; default
+    /// 4 GiB). Growing past it traps, the same way on every machine.
     pub max_memory_bytes: u64,
-    /// *Identity.* The most wasm stack a guest may use, in bytes.
+    /// *Identity.* The most wasm stack a guest may use, in bytes (default 1 MiB).
     pub max_wasm_stack_bytes: usize,
     /// Wall-clock limit of one view call, or of a whole preview (its block part and its view
     /// part share it). Default 10 s.
     pub view_timeout: Duration,
-    /// Views and previews running at once; more wait their turn. Each has a reserved memory
-    /// slot (address space only, until used).
+    /// Views and previews running at once; more wait their turn (default 16). Each has a
+    /// reserved memory slot (address space only, until used).
     pub max_concurrent_views: usize,
     /// The most linear memory one view or preview may have, in bytes (default 256 MiB, as
     /// Metashrew's `--view-memory-mb`); never more than `max_memory_bytes`. Growing past it
@@ -35,11 +37,11 @@ pub struct RuntimeConfig {
     /// when the call ends. Not part of the identity: views write no state. With every view
     /// slot busy, views hold at most `max_concurrent_views` times this.
     pub view_memory_bytes: u64,
-    /// How blocks get their instance.
+    /// How blocks get their instance (default [`InstanceMode::Fresh`]).
     pub instance_mode: InstanceMode,
     /// Refuse modules that import functions the host does not provide. When false (Metashrew's
     /// behaviour) such imports are linked as traps: the module loads, and calling one fails the
-    /// block with the import's name.
+    /// block with the import's name. Default false.
     pub reject_unknown_imports: bool,
     /// A directory where compiled modules are kept, keyed by the module's hash and every
     /// engine setting that affects code, so that loading the same module again does not

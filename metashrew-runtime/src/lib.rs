@@ -14,6 +14,28 @@
 //! stack and a configured memory ceiling that traps when exceeded ([`RuntimeConfig`]); by default
 //! every block runs in a fresh instance. Any trap, host fault or missing flush fails the block and
 //! commits nothing.
+//!
+//! A guest written in WAT, one block and one view, over an in-memory store:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig};
+//!
+//! // Buffers are length-prefixed: an empty flush at 0x104, the view's answer "hi" at 0x10c.
+//! let wasm = wat::parse_str(
+//!     r#"(module
+//!          (import "env" "__flush" (func $flush (param i32)))
+//!          (memory (export "memory") 1)
+//!          (data (i32.const 0x100) "\00\00\00\00\00\00\00\00\02\00\00\00hi")
+//!          (func (export "_start") (call $flush (i32.const 0x104)))
+//!          (func (export "hello") (result i32) (i32.const 0x10c)))"#,
+//! )?;
+//! let runtime = MetashrewRuntime::from_bytes(&wasm, Arc::new(MemStore::new()), RuntimeConfig::default())?;
+//! let report = runtime.process_block(0, &[0u8; 80])?;
+//! assert_eq!((report.height, report.writes), (0, 0));
+//! assert_eq!(runtime.view("hello", &[], 0)?, b"hi");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![deny(missing_docs)]
 

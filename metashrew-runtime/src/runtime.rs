@@ -421,7 +421,7 @@ fn reserve_region() {
 
 impl<S: Storage> MetashrewRuntime<S> {
     /// Loads the indexer at `path`: reserves the preallocated region first (see
-    /// [`reserve_region`]), then as [`MetashrewRuntime::from_bytes`].
+    /// `reserve_region`), then as [`MetashrewRuntime::from_bytes`].
     pub fn load(
         path: impl AsRef<Path>,
         store: Arc<S>,

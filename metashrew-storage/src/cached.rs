@@ -34,7 +34,8 @@ struct Cache {
 /// Cache writes done per hold of the lock during a commit, so reads are never held up long.
 const WRITES_PER_LOCK: usize = 64;
 
-/// See the module documentation.
+/// A memory-bounded read cache in front of the store `S`, written through on every commit; it
+/// only ever answers what `S` would.
 pub struct CachedStore<S> {
     inner: S,
     cache: Option<Arc<Mutex<Cache>>>,

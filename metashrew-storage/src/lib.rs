@@ -13,6 +13,7 @@
 //! commitment to everything written.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod background;
 mod cached;

@@ -13,7 +13,7 @@ struct Inner {
     blocks: BTreeMap<u32, (BlockHash, StateRoot, Vec<Vec<u8>>)>,
 }
 
-/// See the module documentation. Cloning is not offered: share it behind an `Arc`.
+/// A [`Storage`] held in memory. Cloning is not offered: share it behind an `Arc`.
 #[derive(Default)]
 pub struct MemStore {
     inner: RwLock<Inner>,

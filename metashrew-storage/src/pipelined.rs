@@ -21,7 +21,8 @@ use super::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 /// Commits with at least this many writes are written in the background.
 pub const PIPELINE_MIN_WRITES: usize = 1024;
 
-/// See the module documentation.
+/// The store `S` with large blocks written on a background thread while the next block runs;
+/// reads answer from the block being written meanwhile.
 pub struct PipelinedStore<S: Storage> {
     /// Dropped first: waits for the pending block.
     writer: Option<Background>,

@@ -89,6 +89,23 @@ mod tests {
         );
     }
 
+    /// A known answer, computed outside this code (Python's `hashlib` over the documented
+    /// layout): a change to the root function cannot pass unnoticed.
+    #[test]
+    fn the_root_of_a_literal_write_set_is_pinned() {
+        let root = next_root(
+            &[0; 32],
+            1,
+            &[7; 32],
+            &w(&[(b"a", b"1"), (b"key", b"value")]),
+        );
+        let hex: String = root.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "04296ecd3f33a0b704472d52f6b7ecb036a442010b88b658216a2a13b37af172"
+        );
+    }
+
     #[test]
     fn genesis_block_hash() {
         let genesis = "0100000000000000000000000000000000000000000000000000000000000000000000003ba3edfd7a7b12b27ac72c3e67768f617fc81bc3888a51323a9fb8aa4b1e5e4a29ab5f49ffff001d1dac2b7c";

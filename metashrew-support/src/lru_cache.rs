@@ -50,7 +50,8 @@ pub struct CacheStats {
     pub budget: usize,
 }
 
-/// See the module documentation.
+/// An LRU cache of byte keys and values bounded in bytes (each entry weighs its key, its value
+/// and a fixed overhead); inserting evicts the least recently used entries until the new one fits.
 pub struct MemoryBoundedLru {
     entries: lru::LruCache<Box<[u8]>, Box<[u8]>, FixedState>,
     budget: usize,
@@ -232,11 +233,6 @@ impl MemoryBoundedLru {
         self.stats
     }
 
-    /// Keys from most to least recently used.
-    pub fn keys_mru_first(&self) -> impl Iterator<Item = &[u8]> {
-        self.entries.iter().map(|(k, _)| &**k)
-    }
-
     fn sync_stats(&mut self) {
         self.stats.items = self.entries.len();
         self.stats.memory_usage = self.used;
@@ -343,7 +339,7 @@ pub fn set_lru_cache(key: Arc<Vec<u8>>, value: Arc<Vec<u8>>) {
 }
 
 /// The cache key under which a storage key's value is held: by view height when one is set.
-/// Allocated inside the region (see [`namespaced`]).
+/// Allocated inside the region (see `namespaced`).
 pub fn storage_cache_key(key: &[u8]) -> Vec<u8> {
     match get_view_height() {
         Some(h) => namespaced(NS_HEIGHT, Some(h), key),

@@ -47,7 +47,8 @@ fn region_scope_active() -> bool {
     REGION_DEPTH.try_with(|d| d.get() > 0).unwrap_or(false)
 }
 
-/// See the module documentation.
+/// A global allocator over `A` that puts the allocations made inside `in_region` into the
+/// preallocated region, and every other one into `A`.
 pub struct RegionAwareAllocator<A> {
     inner: A,
 }

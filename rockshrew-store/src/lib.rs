@@ -12,6 +12,7 @@
 //! tuning is in [`tuning`].
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod diff;
 mod families;
@@ -192,7 +193,8 @@ fn stall_seconds(text: &str) -> f64 {
         .fold(0.0, |acc, v| acc * 60.0 + v)
 }
 
-/// See the module documentation.
+/// One index namespace of a RocksDB database: versioned history, the latest-value family,
+/// per-block hashes, roots and touched keys, and its metadata ([`Family`]).
 pub struct RocksStore {
     db: DB,
     namespace: String,

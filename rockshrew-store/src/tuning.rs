@@ -107,7 +107,7 @@ fn table_options(cache: &Cache) -> BlockBasedOptions {
     table
 }
 
-/// RocksDB options of one column family: [`table_options`], LZ4, 64 MiB write buffers.
+/// RocksDB options of one column family: `table_options`, LZ4, 64 MiB write buffers.
 pub fn cf_options(cache: &Cache) -> Options {
     let table = table_options(cache);
     let mut o = Options::default();
@@ -128,7 +128,7 @@ fn large_cf_options(cache: &Cache, tuning: &Tuning) -> Options {
     o
 }
 
-/// The options of a `history` column family: those of [`large_cf_options`], plus a prefix
+/// The options of a `history` column family: those of `large_cf_options`, plus a prefix
 /// extractor (a history key without its 4-byte height: every entry of one indexer key shares
 /// it) whose bloom filters let a read skip every SST file that holds no entry of its key.
 /// Without them a read seeks into every level, and reads slow down as the database grows.
@@ -150,8 +150,8 @@ pub fn history_cf_options(cache: &Cache, tuning: &Tuning) -> Options {
 /// block from the page cache, and its keys (hashes) do not compress.
 const LATEST_BLOCK_BYTES: usize = 4 << 10;
 
-/// The options of the latest-value family: those of [`large_cf_options`] with whole-key bloom
-/// filters (the default of [`table_options`]) and a memtable bloom filter, so that a point
+/// The options of the latest-value family: those of `large_cf_options` with whole-key bloom
+/// filters (the default of `table_options`) and a memtable bloom filter, so that a point
 /// lookup of a key that was never written touches no data block.
 pub fn latest_cf_options(cache: &Cache, tuning: &Tuning) -> Options {
     let mut o = large_cf_options(cache, tuning);

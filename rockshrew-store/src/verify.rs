@@ -142,7 +142,7 @@ pub enum VerifyError {
     /// Something is stored above the tip.
     #[error("{what} at height {height}, above the tip {tip}")]
     AboveTip {
-        /// What: "a block entry", "a touched list", "a history entry".
+        /// What: "block entry" or "touched list".
         what: &'static str,
         /// Its height.
         height: u32,

@@ -9,7 +9,7 @@ use lru::LruCache;
 /// Rolled-back blocks remembered at most.
 pub const REMEMBERED: usize = 10_000;
 
-/// See the module documentation.
+/// Hashes of rolled-back blocks with their heights, the most recent [`REMEMBERED`].
 pub struct Abandoned(Mutex<LruCache<[u8; 32], u32>>);
 
 impl Default for Abandoned {

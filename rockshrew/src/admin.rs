@@ -3,7 +3,9 @@
 //! RocksDB lets one process write a database, and a checkpoint needs that process. The daemon
 //! listens on a Unix socket in its database directory ([`socket_path`]), so only users who can
 //! reach that directory can ask. One request per connection, one JSON line each way:
-//! `{"snapshot": OUT, "label": LABEL}` -> `{"manifest": {..}}` or `{"error": ".."}`.
+//! `{"snapshot": OUT, "label": LABEL}` -> `{"manifest": {..}}` or `{"error": ".."}`. A request
+//! is at most 16 KiB and must arrive within 5 s; `OUT` must be an absolute path that does not
+//! exist yet, or an empty directory.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -80,10 +82,38 @@ impl Drop for AdminSocket {
     }
 }
 
+/// The largest request accepted, in bytes.
+const MAX_REQUEST_BYTES: u64 = 16 << 10;
+/// Time a client has to send its request.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Where a snapshot may be written: an absolute path that does not exist yet, or an empty
+/// directory (removed first: a checkpoint makes its own); never over anything else.
+fn check_destination(out: &Path) -> std::result::Result<(), String> {
+    if !out.is_absolute() {
+        return Err(format!("{} is not an absolute path", out.display()));
+    }
+    match std::fs::read_dir(out).map(|mut entries| entries.next().is_none()) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(true) => std::fs::remove_dir(out)
+            .map_err(|e| format!("cannot use the empty directory {}: {e}", out.display())),
+        Ok(false) => Err(format!(
+            "{} is a directory that is not empty",
+            out.display()
+        )),
+        Err(_) => Err(format!("{} exists and is not a directory", out.display())),
+    }
+}
+
 fn answer(stream: UnixStream, store: &RocksStore) -> Result<()> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
-    let reply = match serde_json::from_str::<Request>(&line) {
+    BufReader::new((&stream).take(MAX_REQUEST_BYTES)).read_line(&mut line)?;
+    let request = serde_json::from_str::<Request>(&line)
+        .map_err(|err| format!("malformed request: {err}"))
+        .and_then(|r| check_destination(&r.snapshot).map(|()| r));
+    let reply = match request {
         Ok(request) if request.label.as_deref().unwrap_or("default") != store.namespace() => {
             Reply::Error(format!(
                 "this daemon serves the index `{}`, not `{}`",
@@ -105,7 +135,7 @@ fn answer(stream: UnixStream, store: &RocksStore) -> Result<()> {
                 Err(err) => Reply::Error(err.to_string()),
             }
         }
-        Err(err) => Reply::Error(format!("malformed request: {err}")),
+        Err(err) => Reply::Error(err),
     };
     let mut text = serde_json::to_string(&reply)?;
     text.push('\n');
@@ -137,5 +167,60 @@ pub fn request_snapshot(
     match serde_json::from_str(&line).context("the daemon's answer")? {
         Reply::Manifest(manifest) => Ok(Some(manifest)),
         Reply::Error(err) => anyhow::bail!("the daemon could not take the snapshot: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_go_only_to_new_or_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_destination(&dir.path().join("new")).is_ok());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(check_destination(&empty).is_ok());
+        assert!(!empty.exists(), "made room for the checkpoint");
+        let full = dir.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        std::fs::write(full.join("keep"), b"x").unwrap();
+        assert!(check_destination(&full).unwrap_err().contains("not empty"));
+        assert!(full.join("keep").exists());
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(
+            check_destination(&file)
+                .unwrap_err()
+                .contains("not a directory")
+        );
+        assert!(check_destination(Path::new("relative")).is_err());
+    }
+
+    #[test]
+    fn an_endless_request_is_cut_at_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, server) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            let huge = vec![b'x'; 1 << 20];
+            let _ = (&client).write_all(&huge);
+            let mut reply = String::new();
+            let _ = BufReader::new(&client).read_line(&mut reply);
+            reply
+        });
+        let store = RocksStore::open(
+            &dir.path().join("db"),
+            None,
+            &rockshrew_store::IndexIdentity {
+                module_hash: [0; 32],
+                max_memory_bytes: 1 << 20,
+                max_wasm_stack_bytes: 1 << 20,
+            },
+            false,
+        )
+        .unwrap();
+        answer(server, &store).unwrap();
+        let reply = writer.join().unwrap();
+        assert!(reply.contains("malformed request"), "{reply}");
     }
 }

@@ -64,10 +64,10 @@ pub struct Args {
     /// Stop (and exit) once this height is committed.
     #[arg(long)]
     pub exit_at: Option<u32>,
-    /// JSON-RPC bind address.
+    /// JSON-RPC bind address. Also read from `HOST` (unprefixed, as Metashrew reads it).
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: String,
-    /// JSON-RPC port.
+    /// JSON-RPC port. Also read from `PORT` (unprefixed, as Metashrew reads it).
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
     /// Namespace of this index in the database (several indexers can share one database).
@@ -89,7 +89,8 @@ pub struct Args {
     /// Time a client has to send a request's body, in milliseconds.
     #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_timeout_ms: u64,
-    /// Open JSON-RPC connections at most; further ones wait in the kernel's accept queue.
+    /// Open JSON-RPC connections at most. At the bound, a new connection closes the oldest one
+    /// that has not sent a whole request yet; when every open one has, it waits for a slot.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_connections: u32,
     /// Time limit of one view, or of a whole preview (its block and its view share it), in
@@ -142,8 +143,9 @@ pub struct Args {
     /// Blocks fetched from the node in parallel (1-64).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=64))]
     pub fetch_workers: u8,
-    /// Wait between polls of the node when caught up, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Wait between polls of the node when caught up, in milliseconds (at least 1: a caught-up
+    /// daemon must not spin on the node).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub poll_interval_ms: u64,
     /// From this many blocks behind the node, RocksDB is written with its bulk-sync settings
     /// (larger memtables, fewer and larger compactions), and with its tip settings again below

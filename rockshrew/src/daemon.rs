@@ -187,9 +187,9 @@ fn run_primary(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> 
     )?);
     let namespace = store.namespace().to_string();
     // Reads go through a host cache, written through on every commit; large blocks are then
-    // written to RocksDB in the background while the next one runs (the cache write stays on
-    // the indexing thread: done in the background too, it would contend with the next block's
-    // reads). Neither layer changes what a read answers.
+    // written to RocksDB in the background while the next one runs, and filled into the cache
+    // by a thread of its own (reads of a key whose fill is pending are answered from the block
+    // being committed). Neither layer changes what a read answers.
     let cached = Arc::new(CachedStore::new(
         PipelinedStore::new(store.clone()),
         (args.host_cache_mib as usize) << 20,

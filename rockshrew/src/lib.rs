@@ -5,6 +5,7 @@
 //! (JSON-RPC views, previews, heights, hashes, roots), with [`metrics`] beside them.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod abandoned;
 pub mod admin;

@@ -1,3 +1,7 @@
+//! `rockshrew`: the daemon and its tools (see the library, `rockshrew`, for what they do).
+
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use rockshrew::cli::Tool;
 

@@ -28,7 +28,7 @@ pub struct Metrics {
     pub reorg_depth: Histogram,
     /// Time of view calls.
     pub view_seconds: Histogram,
-    /// JSON-RPC requests by method and outcome.
+    /// JSON-RPC requests by method.
     pub rpc_requests: IntCounterVec,
     /// Replicas: seconds from the primary committing a block to this replica serving it
     /// (observed for the newest block of each refresh that brings new blocks).

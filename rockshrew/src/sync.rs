@@ -84,7 +84,8 @@ pub enum SyncStop {
     Shutdown,
 }
 
-/// See the module documentation.
+/// The sync loop over one runtime and one block source: checks, runs and commits each block,
+/// following reorganisations.
 pub struct Syncer<S: Storage> {
     /// The indexer.
     pub runtime: Arc<MetashrewRuntime<S>>,
@@ -106,7 +107,7 @@ pub struct Syncer<S: Storage> {
 
 /// What happened to a batch of fetched blocks.
 enum Batch {
-    /// All of it was indexed.
+    /// Go on from the store's tip: the batch was indexed, or a reorganisation was rolled back.
     Done,
     /// Fetch again from the (possibly new) tip.
     Refetch,

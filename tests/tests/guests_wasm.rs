@@ -122,3 +122,16 @@ fn probe_heap_addresses_do_not_depend_on_cache_hits() {
         );
     }
 }
+
+/// The state root of `spendables` after the bundled blocks 0..=255, pinned: a change to the
+/// root function, to the guest's writes or to the ABI shows here, even if every run agrees with
+/// every other.
+#[test]
+fn the_spendables_root_at_255_is_pinned() {
+    let rt = run_all(guests::SPENDABLES, &mainnet_blocks(), InstanceMode::Fresh);
+    let root = rt.state_root(255).unwrap().unwrap();
+    assert_eq!(
+        hex::encode(root),
+        "7b0b12b2119620d381f6f18e86987e5ecc37cf216f3d7aa20d5ec940b470585f"
+    );
+}

@@ -2,6 +2,8 @@
 //! indexer diverge and the first key whose value differs there. Exits 0 when identical, 1 when
 //! they differ, 2 on error.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

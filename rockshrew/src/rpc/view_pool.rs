@@ -10,7 +10,8 @@ use crate::placement::Placement;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// See the module documentation. Dropping it lets its threads finish their job and exit.
+/// A fixed set of threads, placed once, that run views and previews. Dropping it lets its threads
+/// finish their job and exit.
 pub struct ViewPool {
     jobs: Mutex<Sender<Job>>,
 }

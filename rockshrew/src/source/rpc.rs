@@ -34,14 +34,16 @@ pub fn default_cookie_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".bitcoin").join(".cookie"))
 }
 
-/// See the module documentation.
+/// The longest wait between retries of an unavailable node.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A [`BlockSource`] over Bitcoin Core's JSON-RPC, retrying while the node is unavailable.
 pub struct RpcSource {
     url: String,
     auth: Auth,
     agent: ureq::Agent,
     shutdown: Arc<AtomicBool>,
     next_id: AtomicU64,
-    max_backoff: Duration,
 }
 
 /// Largest response accepted (a 4 MB block is 8 MB of hex).
@@ -68,14 +70,7 @@ impl RpcSource {
             agent,
             shutdown,
             next_id: AtomicU64::new(1),
-            max_backoff: Duration::from_secs(30),
         }
-    }
-
-    /// Caps the retry backoff (tests use short ones).
-    pub fn with_max_backoff(mut self, max: Duration) -> Self {
-        self.max_backoff = max;
-        self
     }
 
     fn authorization(&self) -> Result<Option<String>, SourceError> {
@@ -198,7 +193,7 @@ impl RpcSource {
                         }
                         std::thread::sleep(Duration::from_millis(50).min(delay));
                     }
-                    delay = (delay * 2).min(self.max_backoff);
+                    delay = (delay * 2).min(MAX_BACKOFF);
                 }
             }
         }

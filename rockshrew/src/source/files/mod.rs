@@ -103,7 +103,8 @@ struct State {
     reported_gap: Option<[u8; 32]>,
 }
 
-/// See the module documentation.
+/// A [`BlockSource`] over block files: Core's `blk*.dat` directory (followed as it grows), one
+/// `blk*.dat` file, or a hex file; heights come from the chain the blocks form.
 pub struct FileSource {
     origin: Origin,
     start_block: u32,
@@ -241,8 +242,13 @@ impl FileSource {
         };
         let known = state.files.len();
         if let Some(dir) = dir {
-            for path in list_blk_files(dir)?.into_iter().skip(known) {
-                state.files.push(Scanned { path, resume_at: 0 });
+            // New files by name, not by position: a pruning node deletes its oldest files.
+            let seen: std::collections::HashSet<PathBuf> =
+                state.files.iter().map(|f| f.path.clone()).collect();
+            for path in list_blk_files(dir)? {
+                if !seen.contains(&path) {
+                    state.files.push(Scanned { path, resume_at: 0 });
+                }
             }
         }
         let before = state.index.len();

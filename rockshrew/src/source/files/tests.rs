@@ -243,6 +243,36 @@ fn a_partial_last_record_waits_and_appended_blocks_and_reorgs_are_picked_up() {
 }
 
 #[test]
+fn new_files_are_found_after_a_pruning_node_deletes_its_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = genesis_chain(40);
+    write(dir.path(), &chain[..20], MAINNET_MAGIC, None, 1_000);
+    let files = list_blk_files(dir.path()).unwrap();
+    assert!(files.len() >= 3, "{} files", files.len());
+    let source = open(dir.path(), 0).unwrap();
+    assert_chain(&source, 0, &chain[..20]);
+    // The node prunes its oldest file, then writes new ones after its newest.
+    std::fs::remove_file(&files[0]).unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), &chain[20..], MAINNET_MAGIC, None, 1_000);
+    let next = files.len();
+    for (i, file) in list_blk_files(extra.path())
+        .unwrap()
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("blk{:05}.dat", next + i);
+        std::fs::rename(&file, dir.path().join(name)).unwrap();
+    }
+    assert_eq!(source.tip_height().unwrap(), 39);
+    for height in 20..40 {
+        let hash = source.block_hash(height).unwrap();
+        assert_eq!(hash, hash_of(&chain[height as usize]), "height {height}");
+        assert_eq!(source.block(&hash).unwrap(), chain[height as usize]);
+    }
+}
+
+#[test]
 fn coinbase_heights_are_read_from_real_blocks() {
     let blocks = metashrew_tests::fixtures::mainnet_blocks();
     // Version-1 blocks state no height.
