@@ -222,3 +222,57 @@ pub struct VerifyArgs {
     #[arg(long = "expect-root", value_name = "HEIGHT:ROOT")]
     pub expect_root: Vec<Expected>,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Args;
+
+    /// The options table of `docs/operations.md`, as `rockshrew --help` states each option.
+    fn options_table() -> String {
+        let mut out = String::from("| option | default | meaning |\n| --- | --- | --- |\n");
+        for arg in Args::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let default = match defaults.join(", ") {
+                d if d.is_empty() => String::new(),
+                d => format!("`{d}`"),
+            };
+            let help = arg
+                .get_long_help()
+                .or(arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace('|', "\\|");
+            out.push_str(&format!("| `--{long}` | {default} | {help} |\n"));
+        }
+        out
+    }
+
+    #[test]
+    fn the_operations_guide_lists_every_option_as_help_states_it() {
+        let guide = include_str!("../../docs/operations.md");
+        let table = options_table();
+        let begin = "<!-- options:begin -->\n";
+        let inside = guide
+            .split_once(begin)
+            .and_then(|(_, rest)| rest.split_once("<!-- options:end -->"))
+            .map(|(table, _)| table);
+        assert_eq!(
+            inside,
+            Some(table.as_str()),
+            "docs/operations.md's options table is not `rockshrew --help`'s; between the markers it should read:\n\n{table}"
+        );
+    }
+}

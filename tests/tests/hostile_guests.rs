@@ -15,7 +15,7 @@
 //!   and never changes the store.
 //!
 //! `METASHREW_FUZZ_CASES` sets the number of programs (default 300, a few seconds);
-//! `METASHREW_FUZZ_SEED` the first seed. Long runs: see the README.
+//! `METASHREW_FUZZ_SEED` the first seed. Long runs: see `docs/testing.md`.
 
 // A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
