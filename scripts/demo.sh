@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on bundled data, with no node: builds rockshrew and the example guests, indexes
-# the real mainnet blocks 0..255 shipped in tests/fixtures with `spendables`, serves JSON-RPC,
+# the real mainnet blocks 0..255 shipped in integration/fixtures with `spendables`, serves JSON-RPC,
 # asks it real questions, and stops it cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ cargo build --locked --profile guest --target wasm32-unknown-unknown -p spendabl
 PORT=${PORT:-18080}
 DB=$(mktemp -d)/db
 WASM=target/wasm32-unknown-unknown/guest/spendables.wasm
-BLOCKS=tests/fixtures/blocks-000000-000255.hex
+BLOCKS=integration/fixtures/blocks-000000-000255.hex
 echo "== rockshrew --indexer $WASM --db-path $DB --blocks-file $BLOCKS --port $PORT"
 ./target/release/rockshrew --indexer "$WASM" --db-path "$DB" --blocks-file "$BLOCKS" --port "$PORT" &
 PID=$!

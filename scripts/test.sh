@@ -2,7 +2,7 @@
 # The project's test command: installs what the build needs, checks formatting and clippy (with
 # the workspace lints, warnings denied) and the docs (warnings denied), checks that the
 # guest SDK and a guest written against it build and pass their tests with Rust 1.86 (the
-# toolchain Metashrew indexers pin), builds the example guests to wasm32 (tests/build.rs) and
+# toolchain Metashrew indexers pin), builds the example guests to wasm32 (integration/build.rs) and
 # runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -10,7 +10,7 @@
 // A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/all/common/mod.rs"]
 mod common;
 mod scale;
 
@@ -277,7 +277,7 @@ fn daemon_runs(source: &[&str], runs: usize) -> (Samples, Samples) {
 }
 
 fn fixture_file() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/blocks-000000-000255.hex")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/fixtures/blocks-000000-000255.hex")
 }
 
 /// The daemon end to end: block files and JSON-RPC from a fake node; start-up time.

@@ -318,7 +318,7 @@ mod tests {
     }
 
     fn mainnet() -> Vec<Vec<u8>> {
-        let text = include_str!("../../tests/fixtures/blocks-000000-000255.hex");
+        let text = include_str!("../../integration/fixtures/blocks-000000-000255.hex");
         text.lines()
             .map(|l| hex::decode(l.trim()).unwrap())
             .collect()

@@ -155,7 +155,7 @@ fn address_types_round_trip_as_text() {
 fn every_output_of_a_real_block_matches_the_bitcoin_crate() {
     let hex_block = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/block-840243.hex"
+        "/../integration/fixtures/block-840243.hex"
     ))
     .unwrap();
     let block: bitcoin::Block =

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 /// Mainnet blocks 0..255, one hex block per line.
 pub const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../tests/fixtures/blocks-000000-000255.hex"
+    "/../integration/fixtures/blocks-000000-000255.hex"
 );
 
 /// The output script of block 9's coinbase (50 BTC at 169, 40 BTC at 170), hex.

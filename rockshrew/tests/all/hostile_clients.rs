@@ -8,7 +8,7 @@
 // A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -4,7 +4,7 @@
 // A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
