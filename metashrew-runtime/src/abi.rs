@@ -231,3 +231,35 @@ pub(crate) fn define<S: Storage>(linker: &mut Linker<CallContext<S>>) -> wasmtim
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bounds::Limits;
+    use crate::context::StateView;
+    use crate::storage::MemStore;
+
+    /// [`PROVIDED`] is exactly what [`define`] links: one list, checked against the other.
+    #[test]
+    fn the_provided_list_is_what_define_links() {
+        let engine = wasmtime::Engine::default();
+        let mut linker = Linker::<CallContext<MemStore>>::new(&engine);
+        define(&mut linker).unwrap();
+        let context = CallContext::new(
+            Limits::new(1 << 16),
+            CallKind::View,
+            0,
+            &[],
+            StateView::Empty,
+        );
+        let mut store = wasmtime::Store::new(&engine, context);
+        let mut linked: Vec<String> = linker
+            .iter(&mut store)
+            .map(|(module, name, _)| format!("{module}::{name}"))
+            .collect();
+        linked.sort();
+        let mut provided: Vec<String> = PROVIDED.iter().map(|n| format!("env::{n}")).collect();
+        provided.sort();
+        assert_eq!(linked, provided);
+    }
+}

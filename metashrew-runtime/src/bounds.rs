@@ -1,11 +1,15 @@
-//! What bounds one guest call: its memory limiter, and for views and previews its deadline and
-//! its cancellation.
+//! What bounds one guest call: its memory limiter, and for views and previews its deadline, its
+//! cancellation, and the ticker that makes running calls check them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use std::thread::JoinHandle;
+
+use wasmtime::{Engine, ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+
+use crate::config::EPOCH_TICK;
 
 /// Lets a caller stop a view or preview that is running on another thread, for instance because
 /// its client went away. Cloning shares the flag. The call stops within one epoch tick
@@ -140,6 +144,48 @@ impl ResourceLimiter for Limits {
 
     fn memories(&self) -> usize {
         self.inner.memories()
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`]: each tick, every running view or preview
+/// checks its [`Deadline`].
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Fails if the thread cannot be started: without it views would have no time limit.
+    pub(crate) fn start(engine: &Engine) -> Result<Self, crate::error::RuntimeError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("metashrew-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| {
+                crate::error::RuntimeError::Config(format!(
+                    "cannot start the thread that enforces view time limits: {e}"
+                ))
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

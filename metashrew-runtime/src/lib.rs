@@ -41,12 +41,15 @@
 
 mod abi;
 mod bounds;
+mod compile;
 mod config;
 mod context;
 mod error;
 mod gate;
+mod locks;
 mod memory_limits;
 mod module_cache;
+mod recycle;
 mod runtime;
 
 pub use abi::BEGIN_VIEW_EXPORT;

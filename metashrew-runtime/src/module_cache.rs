@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::{Engine, Module};
 
-use crate::state_root::sha256;
+use metashrew_storage::hashes::sha256;
 
 /// First bytes of an entry file.
 const MAGIC: &[u8; 8] = b"mshrwc01";

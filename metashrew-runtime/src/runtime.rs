@@ -2,23 +2,23 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 
-use wasmtime::{
-    Engine, ExternType, Instance, InstancePre, Linker, Module, Store, Trap, UpdateDeadline,
-};
+use wasmtime::{Instance, Store, Trap, UpdateDeadline};
 
 use crate::abi;
-use crate::bounds::{Cancellation, Deadline, Limits, Stop};
-use crate::config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
+use crate::bounds::{Cancellation, Deadline, EpochTicker, Limits, Stop};
+use crate::compile::{Compiled, Use, check_view_memory, compile};
+use crate::config::{InstanceMode, RuntimeConfig};
 use crate::context::{CallContext, CallKind, StateView};
 use crate::error::{GuestFault, RuntimeError};
 use crate::gate::Gate;
-use crate::module_cache::{self, CacheOutcome};
-use crate::state_root::{GENESIS_PARENT_ROOT, block_hash};
+use crate::locks::lock;
+use crate::module_cache::CacheOutcome;
+use crate::recycle::{BlockInstance, Kept, Recycler, memory_bytes};
+use crate::state_root::GENESIS_PARENT_ROOT;
 use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
+use metashrew_storage::hashes::block_hash;
 
 /// What committing a block produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,130 +77,6 @@ struct StartOutcome {
     host_call_time: std::time::Duration,
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`]: each tick, every running view or preview
-/// checks its [`Deadline`].
-struct EpochTicker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    /// Fails if the thread cannot be started: without it views would have no time limit.
-    fn start(engine: &Engine) -> Result<Self, RuntimeError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let engine = engine.clone();
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("metashrew-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
-                }
-            })
-            .map_err(|e| {
-                RuntimeError::Config(format!(
-                    "cannot start the thread that enforces view time limits: {e}"
-                ))
-            })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Guest memory from which a finished block instance is torn down on a background thread.
-/// Tearing down resets every page the instance touched (milliseconds for the tens of MB an
-/// AssemblyScript guest grows per heavy block); below this, a thread hand-off costs more.
-const BACKGROUND_TEARDOWN_BYTES: usize = 16 << 20;
-
-/// A block instance with its store.
-type BlockInstance<T> = (Store<T>, Instance);
-
-/// Tears finished block instances down off the block's critical path, and makes the next
-/// block's instance there too: while one is being torn down, the block commits in the
-/// meantime. At most one teardown is in flight, so a block never finds the pool's two slots
-/// exhausted; dropping waits for it.
-///
-/// Making the next instance ahead takes two costs off the next block: wasmtime write-protects
-/// the memory the slot's last instance grew beyond the module's initial size (milliseconds per
-/// hundred MB), and runs the module's start function (AssemblyScript's top-level
-/// initialisation). The instance is made with a sealed context (every host call traps), so what
-/// it holds depends on the module alone: it is the instance the block would have made itself.
-/// A module whose start function calls the host gets no instance made ahead.
-struct Teardown<T: 'static> {
-    in_flight: Mutex<Option<JoinHandle<Option<BlockInstance<T>>>>>,
-}
-
-impl<T: 'static> Default for Teardown<T> {
-    fn default() -> Self {
-        Self {
-            in_flight: Mutex::new(None),
-        }
-    }
-}
-
-impl<T: Send + 'static> Teardown<T> {
-    /// Waits for the teardown in flight, if any, and returns the instance it made.
-    fn wait(&self) -> Option<BlockInstance<T>> {
-        let thread = lock(&self.in_flight).take()?;
-        thread.join().ok().flatten()
-    }
-
-    /// Drops `store` (whose guest memory is `memory_bytes`), and when that is large does it in
-    /// the background, then makes the next instance there with `premake`.
-    fn retire(
-        &self,
-        store: Store<T>,
-        memory_bytes: usize,
-        premake: impl FnOnce() -> Option<BlockInstance<T>> + Send + 'static,
-    ) {
-        if memory_bytes < BACKGROUND_TEARDOWN_BYTES {
-            return drop(store);
-        }
-        drop(self.wait());
-        let spawned = std::thread::Builder::new()
-            .name("metashrew-teardown".into())
-            .spawn(move || {
-                drop(store);
-                premake()
-            });
-        match spawned {
-            Ok(thread) => *lock(&self.in_flight) = Some(thread),
-            // The store went down with the closure, on this thread.
-            Err(err) => log::debug!("instance torn down inline: no thread ({err})"),
-        }
-    }
-}
-
-impl<T: 'static> Drop for Teardown<T> {
-    fn drop(&mut self) {
-        if let Some(thread) = lock(&self.in_flight).take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Bytes of `instance`'s exported memory.
-fn memory_bytes<T>(store: &mut Store<T>, instance: &Instance) -> usize {
-    instance
-        .get_memory(&mut *store, "memory")
-        .map_or(0, |memory| memory.data_size(&*store))
-}
-
-/// The instance kept across blocks in [`InstanceMode::Persistent`].
-type Kept<S> = Option<BlockInstance<CallContext<S>>>;
-
 /// A loaded indexer over a store. Share it behind an `Arc`: views and previews run
 /// concurrently from any number of threads and never wait for block execution, which is
 /// serialised internally.
@@ -217,104 +93,8 @@ pub struct MetashrewRuntime<S: Storage> {
     /// Bounds views and previews running at once to the view engine's memory slots.
     view_gate: Gate,
     /// Finished fresh block instances being torn down, and the next one being made.
-    teardown: Teardown<CallContext<S>>,
+    recycler: Recycler<CallContext<S>>,
     _ticker: EpochTicker,
-}
-
-/// One compilation of the module, ready to instantiate.
-struct Compiled<S: Storage> {
-    engine: Engine,
-    pre: InstancePre<CallContext<S>>,
-    /// Where the compiled code came from.
-    cache: CacheOutcome,
-}
-
-/// Bytes of a block instance's memory kept resident between blocks (per slot; two slots).
-const BLOCK_MEMORY_KEEP_RESIDENT: usize = 256 << 20;
-
-/// Which calls a compilation serves.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Use {
-    Blocks,
-    Views,
-}
-
-fn engine_for(config: &RuntimeConfig, usage: Use) -> Result<Engine, RuntimeError> {
-    if config.max_memory_bytes > 4 << 30 {
-        return Err(RuntimeError::Config(format!(
-            "max_memory_bytes {} is above the 4 GiB of wasm32",
-            config.max_memory_bytes
-        )));
-    }
-    // Threads (shared memories, atomics waits) are not compiled into this wasmtime build
-    // (no `threads` feature), so a module that uses them fails to load.
-    let mut c = wasmtime::Config::new();
-    c.cranelift_nan_canonicalization(true)
-        .relaxed_simd_deterministic(true)
-        .max_wasm_stack(config.max_wasm_stack_bytes)
-        // The checks cost about 15% of a heavy block's guest time, and only views need them.
-        .epoch_interruption(usage == Use::Views);
-    // Instances come from a pool of memory slots reserved once, instead of a mapping made and
-    // unmapped per call (which costs system time and TLB shootdowns on every core).
-    let slots = match usage {
-        // One block at a time (a kept instance, or the load-time resource check).
-        Use::Blocks => 2,
-        Use::Views => config.max_concurrent_views.max(1) as u32,
-    };
-    let slot_bytes = match usage {
-        Use::Blocks => config.max_memory_bytes,
-        Use::Views => config.view_memory_ceiling(),
-    };
-    let mut pool = wasmtime::PoolingAllocationConfig::new();
-    pool.total_core_instances(slots)
-        .total_memories(slots)
-        .total_tables(slots)
-        .max_memory_size(slot_bytes as usize);
-    if usage == Use::Blocks {
-        // A fresh instance per block faults in (and the kernel zeroes) every page its heap
-        // touches; AssemblyScript guests grow tens of MB per heavy block. Keeping the touched
-        // pages of a slot resident and resetting them to zero in place (only those the last
-        // instance touched, found with PAGEMAP_SCAN where the kernel has it) avoids the faults.
-        // Every instance still starts from all-zero memory.
-        pool.linear_memory_keep_resident(BLOCK_MEMORY_KEEP_RESIDENT)
-            .pagemap_scan(wasmtime::Enabled::Auto);
-    }
-    c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&c).map_err(|e| {
-        RuntimeError::Instantiate(format!(
-            "cannot reserve {slots} guest memory slot(s) of {slot_bytes} bytes: {e:#}"
-        ))
-    })
-}
-
-/// Checks the exports every indexer needs.
-fn check_module(module: &Module) -> Result<(), RuntimeError> {
-    match module.get_export("memory") {
-        Some(ExternType::Memory(_)) => {}
-        Some(_) => {
-            return Err(RuntimeError::InvalidModule(
-                "`memory` is not a memory".into(),
-            ));
-        }
-        None => {
-            return Err(RuntimeError::InvalidModule(
-                "the module exports no `memory`".into(),
-            ));
-        }
-    }
-    match module.get_export("_start") {
-        Some(ExternType::Func(f)) if f.params().len() == 0 && f.results().len() == 0 => Ok(()),
-        Some(_) => Err(RuntimeError::InvalidModule(
-            "`_start` must be a function () -> ()".into(),
-        )),
-        None => Err(RuntimeError::InvalidModule(
-            "the module exports no `_start`".into(),
-        )),
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Turns a wasmtime failure into a readable reason.
@@ -342,72 +122,6 @@ fn fault(err: &wasmtime::Error, deadline: Option<&Deadline>, last_log: &str) -> 
         message,
         last_log: (!last_log.is_empty()).then(|| last_log.to_string()),
     }
-}
-
-/// Compiles `wasm` for one use, checks its exports and links the ABI.
-fn compile<S: Storage>(
-    wasm: &[u8],
-    module_hash: &[u8; 32],
-    config: &RuntimeConfig,
-    usage: Use,
-) -> Result<Compiled<S>, RuntimeError> {
-    let engine = engine_for(config, usage)?;
-    let (module, cache) = match &config.module_cache_dir {
-        Some(dir) => {
-            let name = match usage {
-                Use::Blocks => "blocks",
-                Use::Views => "views",
-            };
-            module_cache::load(dir, &engine, wasm, module_hash, name)
-        }
-        None => Module::new(&engine, wasm).map(|m| (m, CacheOutcome::Off)),
-    }
-    .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
-    check_module(&module)?;
-    let mut linker = Linker::new(&engine);
-    abi::define(&mut linker).map_err(RuntimeError::engine)?;
-    let unknown: Vec<String> = module
-        .imports()
-        .filter(|i| !abi::provides(i.module(), i.name()))
-        .map(|i| format!("{}::{}", i.module(), i.name()))
-        .collect();
-    if !unknown.is_empty() {
-        if config.reject_unknown_imports {
-            return Err(RuntimeError::InvalidModule(format!(
-                "imports the host does not provide: {}",
-                unknown.join(", ")
-            )));
-        }
-        if usage == Use::Blocks {
-            log::warn!(
-                "imports linked as traps (calling one fails the call): {}",
-                unknown.join(", ")
-            );
-        }
-        linker
-            .define_unknown_imports_as_traps(&module)
-            .map_err(RuntimeError::engine)?;
-    }
-    let pre = linker
-        .instantiate_pre(&module)
-        .map_err(|e| RuntimeError::InvalidModule(format!("{e:#}")))?;
-    Ok(Compiled { engine, pre, cache })
-}
-
-/// Refuses a view memory bound below what the module's memory starts at: no view could run.
-fn check_view_memory(wasm: &[u8], config: &RuntimeConfig) -> Result<(), RuntimeError> {
-    let bound = config.view_memory_ceiling();
-    let minimum =
-        crate::declared_memory(wasm)?.map_or(0, |m| m.minimum_pages.saturating_mul(65_536));
-    if minimum > bound {
-        return Err(RuntimeError::Config(format!(
-            "the module's memory starts at {} MiB, above the view memory bound of {} MiB \
-             (--view-memory-mib): no view could run",
-            minimum.div_ceil(1 << 20),
-            bound >> 20
-        )));
-    }
-    Ok(())
 }
 
 /// Reserves the process's preallocated region, once (later calls only check it): address space
@@ -460,7 +174,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             ..config
         };
         check_view_memory(wasm, &config)?;
-        let module_hash = crate::state_root::sha256(wasm);
+        let module_hash = metashrew_storage::hashes::sha256(wasm);
         let (blocks, views) = std::thread::scope(|scope| {
             let views = scope.spawn(|| compile(wasm, &module_hash, &config, Use::Views));
             let blocks = compile(wasm, &module_hash, &config, Use::Blocks);
@@ -480,7 +194,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             module_hash,
             indexer: Mutex::new(None),
             view_gate,
-            teardown: Teardown::default(),
+            recycler: Recycler::default(),
             _ticker: ticker,
         };
         runtime.check_resources()?;
@@ -574,7 +288,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         Ok((store, instance))
     }
 
-    /// Makes a fresh block instance with a sealed context (see [`Teardown`]); `None` when
+    /// Makes a fresh block instance with a sealed context (see [`Recycler`]); `None` when
     /// instantiation fails, for instance because the start function called the host.
     fn premaker(&self) -> impl FnOnce() -> Option<BlockInstance<CallContext<S>>> + Send + 'static {
         let blocks = self.blocks.clone();
@@ -718,14 +432,14 @@ impl<S: Storage> MetashrewRuntime<S> {
         let started = std::time::Instant::now();
         let outcome = match self.config.instance_mode {
             InstanceMode::Fresh => {
-                let (mut store, instance) = self.block_instance(self.teardown.wait(), context)?;
+                let (mut store, instance) = self.block_instance(self.recycler.wait(), context)?;
                 let instantiate_time = started.elapsed();
                 let outcome = Self::run_start(&mut store, &instance).map(|outcome| StartOutcome {
                     instantiate_time,
                     ..outcome
                 });
                 let memory = memory_bytes(&mut store, &instance);
-                self.teardown.retire(store, memory, self.premaker());
+                self.recycler.retire(store, memory, self.premaker());
                 outcome
             }
             InstanceMode::Persistent => {

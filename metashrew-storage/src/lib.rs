@@ -17,6 +17,7 @@
 
 mod background;
 mod cached;
+pub mod hashes;
 mod memory;
 mod pipelined;
 pub mod state_root;

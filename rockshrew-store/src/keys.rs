@@ -57,7 +57,7 @@ pub const CHECK_LEN: usize = 8;
 /// A value's check: the first 8 bytes of its SHA-256. It lets `verify` name the one value of a
 /// block that no longer matches what was committed (the state root only says that one does).
 pub fn value_check(value: &[u8]) -> [u8; CHECK_LEN] {
-    let digest = metashrew_storage::state_root::sha256(value);
+    let digest = metashrew_storage::hashes::sha256(value);
     let mut check = [0u8; CHECK_LEN];
     check.copy_from_slice(&digest[..CHECK_LEN]);
     check

@@ -15,16 +15,20 @@
 #![forbid(unsafe_code)]
 
 pub mod diff;
+mod engine_stats;
 mod families;
 mod format;
+mod identity;
 pub mod keys;
 mod replica;
 pub mod snapshot;
 pub mod tuning;
 pub mod verify;
 
+pub use engine_stats::EngineStats;
 pub use families::Family;
 pub use format::{FORMAT_VERSION, Migrated};
+pub use identity::IndexIdentity;
 pub use replica::{Refresh, Replica};
 pub use tuning::{IngestMode, Tuning};
 use tuning::{db_options, descriptors};
@@ -35,52 +39,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use metashrew_storage::{BlockCommit, BlockHash, KeyValues, StateRoot, Storage, StorageError};
 use rocksdb::{ColumnFamily, DB, Options, ReadOptions, WriteBatch, WriteOptions};
-
-/// What an index is: the module and the settings that change its results. Two runs with
-/// different identities must not share a namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexIdentity {
-    /// SHA-256 of the module's bytes.
-    pub module_hash: [u8; 32],
-    /// The guest's effective memory ceiling, in bytes.
-    pub max_memory_bytes: u64,
-    /// The guest's wasm stack limit, in bytes.
-    pub max_wasm_stack_bytes: u64,
-}
-
-const IDENTITY_TAG: &[u8] = b"metashrew-index-v1";
-
-impl IndexIdentity {
-    fn encode(&self) -> Vec<u8> {
-        let mut out = IDENTITY_TAG.to_vec();
-        out.extend_from_slice(&self.module_hash);
-        out.extend_from_slice(&self.max_memory_bytes.to_be_bytes());
-        out.extend_from_slice(&self.max_wasm_stack_bytes.to_be_bytes());
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let rest = bytes.strip_prefix(IDENTITY_TAG)?;
-        if rest.len() != 48 {
-            return None;
-        }
-        Some(Self {
-            module_hash: rest[..32].try_into().ok()?,
-            max_memory_bytes: u64::from_be_bytes(rest[32..40].try_into().ok()?),
-            max_wasm_stack_bytes: u64::from_be_bytes(rest[40..48].try_into().ok()?),
-        })
-    }
-
-    /// The identity as an operator reads it (in error messages and manifests).
-    pub fn describe(&self) -> String {
-        format!(
-            "module sha256 {}, max memory {} bytes, max stack {} bytes",
-            hex::encode(self.module_hash),
-            self.max_memory_bytes,
-            self.max_wasm_stack_bytes
-        )
-    }
-}
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -135,63 +93,6 @@ const HEADER: &[u8] = b"header/";
 const COMMITTED_AT: &[u8] = b"committed_at";
 /// `tip` cache value meaning "nothing indexed".
 const NO_TIP: u64 = u64::MAX;
-
-/// RocksDB's figures, from its properties (byte counts RocksDB reports in GB with two
-/// decimals are accurate to 10 MB).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct EngineStats {
-    /// Size of the live SST files.
-    pub live_sst_bytes: u64,
-    /// RocksDB's estimate of the bytes compaction still has to rewrite (compaction debt).
-    pub pending_compaction_bytes: u64,
-    /// Bytes in the memtables.
-    pub memtable_bytes: u64,
-    /// Since the database was opened: bytes written by the indexer (keys and values), to the
-    /// WAL, by flushes, and by compactions.
-    pub ingest_bytes: u64,
-    /// Bytes written to the write-ahead log.
-    pub wal_bytes: u64,
-    /// Bytes written by memtable flushes.
-    pub flush_bytes: u64,
-    /// Bytes written by compactions.
-    pub compaction_write_bytes: u64,
-    /// Since the database was opened: time writes were stalled or slowed by RocksDB.
-    pub stall_seconds: f64,
-}
-
-impl EngineStats {
-    /// Bytes written to disk (WAL, flushes, compactions) per byte ingested.
-    pub fn write_amplification(&self) -> f64 {
-        let written = self.wal_bytes + self.flush_bytes + self.compaction_write_bytes;
-        written as f64 / self.ingest_bytes.max(1) as f64
-    }
-}
-
-/// The first "<number> GB" after `label` in a RocksDB statistics text, in bytes.
-fn gigabytes_after(text: &str, label: &str) -> u64 {
-    let Some(rest) = text.find(label).map(|i| &text[i + label.len()..]) else {
-        return 0;
-    };
-    let line = rest.lines().next().unwrap_or_default();
-    let Some(gb) = line.find(" GB") else { return 0 };
-    let number = line[..gb].rsplit([' ', ':']).next().unwrap_or_default();
-    number
-        .parse::<f64>()
-        .map_or(0, |g| (g * 1024.0 * 1024.0 * 1024.0) as u64)
-}
-
-/// "Cumulative stall: HH:MM:SS.mmm H:M:S" of RocksDB's database statistics, in seconds.
-fn stall_seconds(text: &str) -> f64 {
-    let label = "Cumulative stall: ";
-    let Some(rest) = text.find(label).map(|i| &text[i + label.len()..]) else {
-        return 0.0;
-    };
-    let clock = rest.split_whitespace().next().unwrap_or_default();
-    clock
-        .split(':')
-        .map(|part| part.trim_end_matches(',').parse::<f64>().unwrap_or(0.0))
-        .fold(0.0, |acc, v| acc * 60.0 + v)
-}
 
 /// One index namespace of a RocksDB database: versioned history, the latest-value family,
 /// per-block hashes, roots and touched keys, and its metadata ([`Family`]).
@@ -347,6 +248,17 @@ impl RocksStore {
         Ok(store)
     }
 
+    /// Reads the tip and first height from the metadata into their cached copies.
+    pub(crate) fn reload_heights(&self) -> Result<(), StorageError> {
+        let tip = self.meta_u32(TIP)?;
+        let first = self.meta_u32(FIRST)?;
+        self.tip
+            .store(tip.map_or(NO_TIP, u64::from), Ordering::SeqCst);
+        self.first
+            .store(first.map_or(NO_TIP, u64::from), Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Namespaces (labels) present in the database at `path`.
     pub fn namespaces(path: &Path) -> Vec<String> {
         let mut out: Vec<String> = DB::list_cf(&Options::default(), path)
@@ -446,35 +358,6 @@ impl RocksStore {
         it.status().map_err(|e| backend("scanning history", e))?;
         out.extend(current.filter(|(_, v)| !v.is_empty()));
         Ok(out)
-    }
-
-    /// RocksDB's own figures for this namespace (summed over its column families) and for the
-    /// database: what an operator watches as the database grows.
-    pub fn engine_stats(&self) -> EngineStats {
-        let mut stats = EngineStats::default();
-        for family in Family::ALL {
-            let Ok(cf) = self.cf(family) else { continue };
-            let int = |property: &str| {
-                self.db
-                    .property_int_value_cf(cf, property)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0)
-            };
-            stats.live_sst_bytes += int("rocksdb.live-sst-files-size");
-            stats.pending_compaction_bytes += int("rocksdb.estimate-pending-compaction-bytes");
-            stats.memtable_bytes += int("rocksdb.cur-size-all-mem-tables");
-            if let Ok(Some(text)) = self.db.property_value_cf(cf, "rocksdb.cfstats") {
-                stats.flush_bytes += gigabytes_after(&text, "Flush(GB): cumulative ");
-                stats.compaction_write_bytes += gigabytes_after(&text, "Cumulative compaction: ");
-            }
-        }
-        if let Ok(Some(text)) = self.db.property_value("rocksdb.dbstats") {
-            stats.ingest_bytes = gigabytes_after(&text, "Cumulative writes:");
-            stats.wal_bytes = gigabytes_after(&text, "Cumulative WAL:");
-            stats.stall_seconds = stall_seconds(&text);
-        }
-        stats
     }
 
     /// Keeps the 80-byte header of the block at `height`, for the daemon's proof-of-work checks

@@ -24,8 +24,8 @@ use metashrew_storage::{BlockCommit, Storage, StorageError};
 use rocksdb::DB;
 
 use crate::{
-    COMMITTED_AT, FIRST, NO_TIP, OpenError, RocksStore, TIP, backend, db_options, descriptors,
-    existing_namespace, rocks_error,
+    COMMITTED_AT, OpenError, RocksStore, backend, db_options, descriptors, existing_namespace,
+    rocks_error,
 };
 
 impl RocksStore {
@@ -65,17 +65,6 @@ impl RocksStore {
             .map_err(|e| backend("catching up with the primary", e))?;
         self.reload_heights()?;
         Ok(Self::cached(self.tip.load(Ordering::SeqCst)))
-    }
-
-    /// Reads the tip and first height from the metadata into their cached copies.
-    pub(crate) fn reload_heights(&self) -> Result<(), StorageError> {
-        let tip = self.meta_u32(TIP)?;
-        let first = self.meta_u32(FIRST)?;
-        self.tip
-            .store(tip.map_or(NO_TIP, u64::from), Ordering::SeqCst);
-        self.first
-            .store(first.map_or(NO_TIP, u64::from), Ordering::SeqCst);
-        Ok(())
     }
 
     /// When the primary committed the tip this store holds (`None`: nothing committed yet, or

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, FakeNode, fork};
 use metashrew_core::mock;
-use metashrew_runtime::state_root::{block_hash, sha256};
 use metashrew_runtime::{
     BlockCommit, CachedStore, InstanceMode, MetashrewRuntime, PipelinedStore, RuntimeConfig,
     Storage,
 };
+use metashrew_storage::hashes::{block_hash, sha256};
 use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
 use metashrew_tests::guests;
 use rockshrew::store::{IndexIdentity, RocksStore};

@@ -1,25 +1,32 @@
 //! rockshrew: the Metashrew daemon, as a library (the binary is a thin `main`).
 //!
-//! Data flows one way: [`source`] (Bitcoin Core or block files) -> [`prefetch`] -> [`sync`]
-//! (checks and executes blocks through `metashrew-runtime`) -> [`store`] (RocksDB) -> [`rpc`]
-//! (JSON-RPC views, previews, heights, hashes, roots), with [`metrics`] beside them.
+//! Data flows one way: [`source`] (Bitcoin Core or block files) -> `prefetch` -> `sync`
+//! (checks each block, its proof of work with [`pow`], and executes it through
+//! `metashrew-runtime`) -> [`store`] (RocksDB) -> `rpc` (JSON-RPC views, previews, heights,
+//! hashes, roots), with `metrics` beside them. `daemon` starts an indexer (`primary`) or a
+//! read replica (`replica`), both set up by `setup`.
+//!
+//! Public are what the binary, the tests and the benchmark use: [`cli`], [`daemon`],
+//! [`tools`], [`source`], [`pow`], [`placement`] and [`store`]; the rest is private.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod abandoned;
-pub mod admin;
+mod abandoned;
+mod admin;
 pub mod cli;
 pub mod daemon;
-pub mod fd_budget;
-pub mod metrics;
+mod fd_budget;
+mod metrics;
 pub mod placement;
 pub mod pow;
-pub mod prefetch;
+mod prefetch;
+mod primary;
 mod replica;
-pub mod rpc;
+mod rpc;
+mod setup;
 pub mod source;
-pub mod sync;
+mod sync;
 pub mod tools;
 
 /// The RocksDB store, a crate of its own (`rockshrew-store`) so that tools which only read

@@ -18,10 +18,10 @@ use metashrew_runtime::Storage;
 use rockshrew_store::{OpenError, Replica};
 
 use crate::cli::Args;
-use crate::daemon::{Indexer, serve_while, server_config};
 use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
 use crate::rpc::AppState;
+use crate::setup::{Indexer, load_runtime, serve_while, server_config, view_settings};
 use crate::sync::SyncStop;
 
 /// Runs a replica of `primary` until a signal.
@@ -47,7 +47,7 @@ pub(crate) fn run(
         ),
         None => log::warn!("the primary's index has no identity yet"),
     }
-    let runtime = Arc::new(crate::daemon::load_runtime(&indexer, replica.clone())?);
+    let runtime = Arc::new(load_runtime(&indexer, replica.clone())?);
     let metrics = Arc::new(Metrics::new()?);
     let tip = store.tip()?;
     if let Some(t) = tip {
@@ -67,10 +67,7 @@ pub(crate) fn run(
         shutdown: shutdown.clone(),
     };
     serve_while(
-        Arc::new(
-            AppState::new(runtime, metrics, &crate::daemon::view_settings(args))?
-                .with_replica(replica),
-        ),
+        Arc::new(AppState::new(runtime, metrics, &view_settings(args))?.with_replica(replica)),
         server_config(args)?,
         shutdown,
         move || Ok(follower.run()),

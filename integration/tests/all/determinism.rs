@@ -171,7 +171,7 @@ fn concurrent_views_and_previews_do_not_change_roots() {
 
 #[test]
 fn the_cache_variants_are_really_different_builds() {
-    let hash = |p: &str| metashrew_runtime::state_root::sha256(&std::fs::read(p).expect("wasm"));
+    let hash = |p: &str| metashrew_storage::hashes::sha256(&std::fs::read(p).expect("wasm"));
     let default = hash(guests::SPENDABLES);
     assert_ne!(default, hash(guests::SPENDABLES_NOCACHE));
     assert_ne!(default, hash(guests::SPENDABLES_TINYCACHE));

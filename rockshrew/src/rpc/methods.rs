@@ -22,17 +22,47 @@ use super::{
 };
 use metashrew_storage::display_hex;
 
-const METHODS: [&str; 5] = [
-    "metashrew_view",
-    "metashrew_preview",
-    "metashrew_height",
-    "metashrew_getblockhash",
-    "metashrew_stateroot",
-];
+/// The methods this server answers, named once: [`dispatch`] matches on this enum, so a method
+/// cannot be listed without an answer or answered without being listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `metashrew_view [name, inputHex, blockTag]`.
+    View,
+    /// `metashrew_preview [blockHex, name, inputHex, blockTag]`.
+    Preview,
+    /// `metashrew_height []`.
+    Height,
+    /// `metashrew_getblockhash [height]`.
+    GetBlockHash,
+    /// `metashrew_stateroot [blockTag]`.
+    StateRoot,
+}
 
-/// Whether `method` is one this server answers.
-pub fn is_known(method: &str) -> bool {
-    METHODS.contains(&method)
+impl Method {
+    /// Every method.
+    pub const ALL: [Method; 5] = [
+        Method::View,
+        Method::Preview,
+        Method::Height,
+        Method::GetBlockHash,
+        Method::StateRoot,
+    ];
+
+    /// Its JSON-RPC name (Metashrew's).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Method::View => "metashrew_view",
+            Method::Preview => "metashrew_preview",
+            Method::Height => "metashrew_height",
+            Method::GetBlockHash => "metashrew_getblockhash",
+            Method::StateRoot => "metashrew_stateroot",
+        }
+    }
+
+    /// The method named `name`, if this server answers it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
 }
 
 fn runtime_error(err: RuntimeError) -> RpcError {
@@ -289,8 +319,14 @@ pub async fn dispatch<S: Storage>(
     method: String,
     params: Vec<Value>,
 ) -> Result<Value, RpcError> {
-    match method.as_str() {
-        "metashrew_view" => {
+    let Some(known) = Method::from_name(&method) else {
+        return Err(RpcError::new(
+            METHOD_NOT_FOUND,
+            format!("Method not found: {}", brief(&method)),
+        ));
+    };
+    match known {
+        Method::View => {
             let name = string_param(&params, 0, "view name")?.to_string();
             let input = string_param(&params, 1, "input hex")?.to_string();
             let at = resolve(&state, params.get(2))?;
@@ -306,7 +342,7 @@ pub async fn dispatch<S: Storage>(
             .await?;
             Ok(hex_result(&out))
         }
-        "metashrew_preview" => {
+        Method::Preview => {
             let block = string_param(&params, 0, "block hex")?.to_string();
             let name = string_param(&params, 1, "view name")?.to_string();
             let input = string_param(&params, 2, "input hex")?.to_string();
@@ -323,8 +359,8 @@ pub async fn dispatch<S: Storage>(
             .await?;
             Ok(hex_result(&out))
         }
-        "metashrew_height" => Ok(Value::String(tip(&state)?.unwrap_or(0).to_string())),
-        "metashrew_getblockhash" => {
+        Method::Height => Ok(Value::String(tip(&state)?.unwrap_or(0).to_string())),
+        Method::GetBlockHash => {
             let height = match params.first() {
                 Some(Value::Number(n)) => n.as_u64().and_then(|h| u32::try_from(h).ok()),
                 Some(Value::String(s)) => s.trim().parse().ok(),
@@ -338,7 +374,7 @@ pub async fn dispatch<S: Storage>(
                 ))),
             }
         }
-        "metashrew_stateroot" => {
+        Method::StateRoot => {
             let at = resolve(&state, params.first())?;
             let height = at.height;
             match state.runtime.state_root(height).map_err(runtime_error)? {
@@ -348,10 +384,6 @@ pub async fn dispatch<S: Storage>(
                 ))),
             }
         }
-        other => Err(RpcError::new(
-            METHOD_NOT_FOUND,
-            format!("Method not found: {}", brief(&other)),
-        )),
     }
 }
 
@@ -388,6 +420,14 @@ mod tests {
             -32602
         );
         assert_eq!(resolve_tag(None, None).unwrap_err().code, -32000);
+    }
+
+    #[test]
+    fn method_names_round_trip() {
+        for method in Method::ALL {
+            assert_eq!(Method::from_name(method.name()), Some(method));
+        }
+        assert_eq!(Method::from_name("metashrew_nope"), None);
     }
 
     #[test]

@@ -200,11 +200,7 @@ async fn handle_one<S: Storage>(state: Arc<AppState<S>>, request: Value) -> Valu
             );
         }
     };
-    let label = if methods::is_known(method) {
-        method
-    } else {
-        "unknown"
-    };
+    let label = methods::Method::from_name(method).map_or("unknown", methods::Method::name);
     state.metrics.rpc_requests.with_label_values(&[label]).inc();
     let result = methods::dispatch(state, method.to_string(), params).await;
     if let Err(e) = &result {

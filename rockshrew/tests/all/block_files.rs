@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chaingen::blk::{BlkWriter, MAINNET_MAGIC};
 use common::{Daemon, fork, reference_roots};
-use metashrew_runtime::state_root::block_hash;
+use metashrew_storage::hashes::block_hash;
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use serde_json::json;

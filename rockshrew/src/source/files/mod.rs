@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use metashrew_runtime::state_root::block_hash;
+use metashrew_storage::hashes::block_hash;
 
 use self::chain::{Chain, Index, Location};
 use self::records::{MAGICS, XorKey};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metashrew_runtime::state_root::block_hash;
+use metashrew_storage::hashes::block_hash;
 use serde_json::{Value, json};
 
 /// Mainnet blocks 0..255, one hex block per line.

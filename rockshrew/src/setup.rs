@@ -1,0 +1,190 @@
+//! What a primary and a replica both set up: the module and its runtime configuration, the
+//! runtime, the view and server settings, and serving JSON-RPC while the work runs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig, memory_ceiling};
+use metashrew_storage::hashes::sha256;
+
+use crate::cli::{Args, Mode};
+use crate::placement::Placement;
+use crate::rpc::{AppState, ServerConfig, ViewSettings};
+use crate::store::IndexIdentity;
+use crate::sync::SyncStop;
+
+fn runtime_config(args: &Args) -> Result<RuntimeConfig> {
+    anyhow::ensure!(
+        args.max_guest_memory_mib > 0 && args.max_guest_memory_mib <= 4096,
+        "--max-guest-memory-mib must be between 1 and 4096"
+    );
+    Ok(RuntimeConfig {
+        max_memory_bytes: args.max_guest_memory_mib << 20,
+        view_timeout: Duration::from_millis(args.view_timeout_ms),
+        view_memory_bytes: args.view_memory_mib << 20,
+        max_concurrent_views: usize::from(args.max_concurrent_views),
+        instance_mode: match args.instance_mode {
+            Mode::Fresh => InstanceMode::Fresh,
+            Mode::Persistent => InstanceMode::Persistent,
+        },
+        module_cache_dir: args.db_path.as_ref().map(|d| d.join(MODULE_CACHE_DIR)),
+        ..RuntimeConfig::default()
+    })
+}
+
+/// The directory, inside the database directory, where compiled modules are kept.
+pub(crate) const MODULE_CACHE_DIR: &str = "module-cache";
+
+/// Loads the runtime over `store`, logging how long it took and whether the compiled module
+/// came from the cache.
+pub(crate) fn load_runtime<S: metashrew_runtime::Storage>(
+    indexer: &Indexer,
+    store: Arc<S>,
+) -> Result<MetashrewRuntime<S>> {
+    let started = std::time::Instant::now();
+    let runtime = MetashrewRuntime::from_bytes(&indexer.wasm, store, indexer.config.clone())
+        .with_context(|| format!("loading {}", indexer.path.display()))?;
+    log::info!(
+        "module {} ready in {} ms (compiled-module cache: {:?})",
+        indexer.path.display(),
+        started.elapsed().as_millis(),
+        runtime.module_cache_outcome()
+    );
+    Ok(runtime)
+}
+
+/// The module and what it runs under: read, its memory ceiling applied, its identity.
+pub(crate) struct Indexer {
+    /// The module's path, for messages.
+    pub path: PathBuf,
+    /// Its bytes.
+    pub wasm: Vec<u8>,
+    /// Its runtime configuration (the ceiling applied).
+    pub config: RuntimeConfig,
+    /// Its identity.
+    pub identity: IndexIdentity,
+}
+
+pub(crate) fn load_indexer(args: &Args) -> Result<Indexer> {
+    let path = args.indexer.clone().context("--indexer is required")?;
+    let wasm =
+        std::fs::read(&path).with_context(|| format!("reading the indexer {}", path.display()))?;
+    let mut config = runtime_config(args)?;
+    // A module's declared memory maximum lowers the ceiling; the identity records what it
+    // really runs under.
+    let ceiling = memory_ceiling(&wasm, config.max_memory_bytes)
+        .with_context(|| format!("loading {}", path.display()))?;
+    if ceiling < config.max_memory_bytes {
+        log::info!(
+            "guest memory ceiling {} MiB: the module's declared maximum",
+            ceiling >> 20
+        );
+    }
+    config.max_memory_bytes = ceiling;
+    let identity = IndexIdentity {
+        module_hash: sha256(&wasm),
+        max_memory_bytes: config.max_memory_bytes,
+        max_wasm_stack_bytes: config.max_wasm_stack_bytes as u64,
+    };
+    Ok(Indexer {
+        path,
+        wasm,
+        config,
+        identity,
+    })
+}
+
+/// How views run: the view threads' placement and the memory floor.
+pub(crate) fn view_settings(args: &Args) -> ViewSettings {
+    ViewSettings {
+        placement: Placement {
+            nice: args.view_nice,
+            cores: args.view_cores.clone(),
+        },
+        memory_floor_bytes: args.view_memory_floor_mib << 20,
+    }
+}
+
+pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| format!("invalid --host/--port {}:{}", args.host, args.port))?;
+    Ok(ServerConfig {
+        addr,
+        max_request_bytes: args.max_request_bytes,
+        cors: args.cors.clone(),
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections as usize,
+    })
+}
+
+/// Serves JSON-RPC from `state` while `work` runs on a blocking thread; stops both on a signal
+/// (which sets `shutdown`), when `work` returns, or when the server fails.
+pub(crate) fn serve_while<S: metashrew_runtime::Storage + 'static>(
+    state: Arc<AppState<S>>,
+    server_config: ServerConfig,
+    shutdown: Arc<AtomicBool>,
+    work: impl FnOnce() -> Result<SyncStop> + Send + 'static,
+) -> Result<()> {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(async move {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(watch_signals(shutdown.clone(), stop.clone()));
+        let server_stop = stop.clone();
+        let server = tokio::spawn(crate::rpc::serve(state, server_config, async move {
+            server_stop.notified().await
+        }));
+        let work = tokio::task::spawn_blocking(work);
+        let outcome = tokio::select! {
+            done = work => done.context("the daemon's task")?,
+            served = server => {
+                // The server only ends by itself on an error (e.g. the port is taken).
+                shutdown.store(true, Ordering::SeqCst);
+                served.context("server task")??;
+                return Ok(());
+            }
+        };
+        shutdown.store(true, Ordering::SeqCst);
+        stop.notify_one();
+        outcome.map(|stop| match stop {
+            SyncStop::ExitAt(h) => log::info!("reached --exit-at {h}; exiting"),
+            SyncStop::Shutdown => log::info!("stopped cleanly"),
+        })
+    })
+}
+
+/// First SIGINT/SIGTERM: stop after the block in flight. Second: exit at once.
+async fn watch_signals(shutdown: Arc<AtomicBool>, stop: Arc<tokio::sync::Notify>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers");
+        return;
+    };
+    for round in 0.. {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        if round == 0 {
+            log::info!(
+                "signal received: finishing the block in flight, then stopping (again to force)"
+            );
+            shutdown.store(true, Ordering::SeqCst);
+            stop.notify_one();
+        } else {
+            log::warn!("second signal: exiting now (the database stays consistent)");
+            std::process::exit(130);
+        }
+    }
+}
