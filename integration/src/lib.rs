@@ -61,7 +61,8 @@ pub mod fixtures {
 pub mod runtimes {
     use std::sync::Arc;
 
-    use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig};
+    use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig};
+    use metashrew_storage::MemStore;
 
     /// The guest at `wasm` over a fresh [`MemStore`], in `mode`, otherwise the defaults.
     pub fn on_memory(wasm: &str, mode: InstanceMode) -> MetashrewRuntime<MemStore> {
@@ -74,7 +75,7 @@ pub mod runtimes {
     }
 
     /// The state roots at `heights`.
-    pub fn roots<S: metashrew_runtime::Storage>(
+    pub fn roots<S: metashrew_storage::Storage>(
         rt: &MetashrewRuntime<S>,
         heights: impl IntoIterator<Item = u32>,
     ) -> Vec<[u8; 32]> {
@@ -95,7 +96,7 @@ pub use chaingen::Rng;
 
 /// A store with faults injected, for tests.
 pub mod hooked {
-    use metashrew_runtime::{BlockCommit, Storage, StorageError};
+    use metashrew_storage::{BlockCommit, Storage, StorageError};
 
     /// Called before each read; an error fails the read.
     pub type ReadHook = Box<dyn Fn() -> Result<(), StorageError> + Send + Sync>;
@@ -133,7 +134,7 @@ pub mod hooked {
         fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
             (self.commit)(&self.inner, commit)
         }
-        metashrew_runtime::storage::forward_block_metadata!(self => self.inner);
+        metashrew_storage::forward_block_metadata!(self => self.inner);
         fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
             self.inner.rollback_to(height)
         }

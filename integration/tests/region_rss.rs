@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, Storage};
+use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
+use metashrew_storage::{MemStore, Storage};
 use metashrew_tests::{fixtures::mainnet_blocks, guests};
 
 const LIMIT: u64 = 16 << 20;

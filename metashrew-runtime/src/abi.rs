@@ -11,7 +11,7 @@
 use wasmtime::{Caller, Extern, Linker, format_err};
 
 use crate::context::{CallContext, CallKind};
-use crate::storage::Storage;
+use metashrew_storage::Storage;
 use metashrew_support::proto::decode_flush;
 
 type Ctx<'a, S> = Caller<'a, CallContext<S>>;
@@ -237,7 +237,7 @@ mod tests {
     use super::*;
     use crate::bounds::Limits;
     use crate::context::StateView;
-    use crate::storage::MemStore;
+    use metashrew_storage::MemStore;
 
     /// [`PROVIDED`] is exactly what [`define`] links: one list, checked against the other.
     #[test]

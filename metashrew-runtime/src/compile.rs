@@ -8,7 +8,7 @@ use crate::config::RuntimeConfig;
 use crate::context::CallContext;
 use crate::error::RuntimeError;
 use crate::module_cache::{self, CacheOutcome};
-use crate::storage::Storage;
+use metashrew_storage::Storage;
 
 /// One compilation of the module, ready to instantiate.
 pub(crate) struct Compiled<S: Storage> {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::bounds::{Deadline, Limits};
-use crate::storage::{Storage, StorageError};
+use metashrew_storage::{Storage, StorageError};
 
 /// The state a call reads.
 pub enum StateView<S> {

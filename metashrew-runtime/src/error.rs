@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::storage::StorageError;
+use metashrew_storage::StorageError;
 
 /// Why the runtime could not load a module, run a block or answer a view.
 ///

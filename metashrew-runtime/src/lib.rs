@@ -4,11 +4,12 @@
 //!   ([`MetashrewRuntime::process_block`]: one atomic commit each), answers views at any
 //!   height ([`MetashrewRuntime::view`]) and previews blocks without writing
 //!   ([`MetashrewRuntime::preview`]).
-//! * [`storage`]: the [`Storage`] trait (versioned by height, atomic block commits, rollback
-//!   through touched-key lists) and the in-memory [`MemStore`].
-//! * [`state_root`]: the exact state-root function.
-//! * The `env` host functions of Metashrew's guest ABI are linked by the runtime (see the
-//!   repository's `../shared/reference` notes for the ABI).
+//! * It runs over any [`metashrew_storage::Storage`] (versioned by height, atomic block
+//!   commits, rollback through touched-key lists), such as the in-memory
+//!   [`metashrew_storage::MemStore`]; storage types come from `metashrew-storage` only. The
+//!   state root is [`metashrew_storage::state_root`].
+//! * The `env` host functions of Metashrew's guest ABI are linked by the runtime (their names:
+//!   the module's `abi`, checked against what is linked).
 //!
 //! Determinism: NaN canonicalisation, deterministic relaxed SIMD, no threads, a bounded wasm
 //! stack and a configured memory ceiling that traps when exceeded ([`RuntimeConfig`]); by default
@@ -19,7 +20,8 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig};
+//! use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
+//! use metashrew_storage::MemStore;
 //!
 //! // Buffers are length-prefixed: an empty flush at 0x104, the view's answer "hi" at 0x10c.
 //! let wasm = wat::parse_str(
@@ -57,11 +59,5 @@ pub use bounds::Cancellation;
 pub use config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 pub use error::{GuestFault, RuntimeError};
 pub use memory_limits::{DeclaredMemory, declared_memory, memory_ceiling};
-/// The storage the runtime reads and commits to (the `metashrew-storage` crate).
-pub use metashrew_storage as storage;
-pub use metashrew_storage::state_root;
-pub use metashrew_storage::{
-    BlockCommit, CachedStore, KeyValues, MemStore, PipelinedStore, Storage, StorageError,
-};
 pub use module_cache::{CacheOutcome, KEPT_ENTRIES};
 pub use runtime::{BlockReport, MetashrewRuntime};

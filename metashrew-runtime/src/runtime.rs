@@ -16,9 +16,9 @@ use crate::gate::Gate;
 use crate::locks::lock;
 use crate::module_cache::CacheOutcome;
 use crate::recycle::{BlockInstance, Kept, Recycler, memory_bytes};
-use crate::state_root::GENESIS_PARENT_ROOT;
-use crate::storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 use metashrew_storage::hashes::block_hash;
+use metashrew_storage::state_root::GENESIS_PARENT_ROOT;
+use metashrew_storage::{BlockCommit, BlockHash, StateRoot, Storage, StorageError};
 
 /// What committing a block produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +45,12 @@ pub struct BlockReport {
     /// Part of `start_time`: inside host functions (`__get`, `__flush`, ...). `start_time -
     /// host_call_time` is the guest's own code (with the page faults its memory use causes).
     pub host_call_time: std::time::Duration,
-    /// Time spent hashing the writes and committing them (with a [`crate::PipelinedStore`]:
+    /// Time spent hashing the writes and committing them (with a [`metashrew_storage::PipelinedStore`]:
     /// waiting for the previous block's background write, then handing this one over).
     pub commit_time: std::time::Duration,
 }
 
-use crate::storage::KeyValues as Pairs;
+use metashrew_storage::KeyValues as Pairs;
 
 /// Why a call failed: the guest (the same on every node), or the host's storage under it.
 enum Failure {

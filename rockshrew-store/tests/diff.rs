@@ -7,8 +7,8 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use metashrew_runtime::storage::{BlockCommit, Storage};
 use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
+use metashrew_storage::{BlockCommit, Storage};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use metashrew_tests::hooked::Hooked;

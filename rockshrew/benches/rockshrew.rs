@@ -24,11 +24,9 @@ use std::time::{Duration, Instant};
 
 use common::{Daemon, FakeNode, fork};
 use metashrew_core::mock;
-use metashrew_runtime::{
-    BlockCommit, CachedStore, InstanceMode, MetashrewRuntime, PipelinedStore, RuntimeConfig,
-    Storage,
-};
+use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig};
 use metashrew_storage::hashes::{block_hash, sha256};
+use metashrew_storage::{BlockCommit, CachedStore, PipelinedStore, Storage};
 use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
 use metashrew_tests::guests;
 use rockshrew::store::{IndexIdentity, RocksStore};
@@ -552,7 +550,8 @@ fn contention(blocks: &[Vec<u8>]) {
 /// host calls (`chatter`), and 256 MiB filled per instruction (`fill`), under a 100 ms limit;
 /// and how long a cancelled `spin` takes to stop.
 fn deadlines(blocks: &[Vec<u8>]) {
-    use metashrew_runtime::{Cancellation, MemStore};
+    use metashrew_runtime::Cancellation;
+    use metashrew_storage::MemStore;
     const LIMIT: Duration = Duration::from_millis(100);
     println!(
         "\n## View deadlines: time past a 100 ms limit, and from a cancellation to the stop (ms, 10 runs)"
@@ -613,7 +612,7 @@ fn pow(blocks: &[Vec<u8>]) {
         fn header(
             &self,
             height: u32,
-        ) -> Result<Option<bitcoin::block::Header>, metashrew_runtime::StorageError> {
+        ) -> Result<Option<bitcoin::block::Header>, metashrew_storage::StorageError> {
             Ok(self.0.get(height as usize).copied())
         }
     }

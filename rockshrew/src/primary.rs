@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use metashrew_runtime::{CachedStore, PipelinedStore};
+use metashrew_storage::{CachedStore, PipelinedStore};
 
 use crate::cli::Args;
 use crate::fd_budget::FdBudget;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use metashrew_runtime::Storage;
+use metashrew_storage::Storage;
 use rockshrew_store::{OpenError, Replica};
 
 use crate::cli::Args;

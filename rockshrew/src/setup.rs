@@ -41,7 +41,7 @@ pub(crate) const MODULE_CACHE_DIR: &str = "module-cache";
 
 /// Loads the runtime over `store`, logging how long it took and whether the compiled module
 /// came from the cache.
-pub(crate) fn load_runtime<S: metashrew_runtime::Storage>(
+pub(crate) fn load_runtime<S: metashrew_storage::Storage>(
     indexer: &Indexer,
     store: Arc<S>,
 ) -> Result<MetashrewRuntime<S>> {
@@ -125,7 +125,7 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
 
 /// Serves JSON-RPC from `state` while `work` runs on a blocking thread; stops both on a signal
 /// (which sets `shutdown`), when `work` returns, or when the server fails.
-pub(crate) fn serve_while<S: metashrew_runtime::Storage + 'static>(
+pub(crate) fn serve_while<S: metashrew_storage::Storage + 'static>(
     state: Arc<AppState<S>>,
     server_config: ServerConfig,
     shutdown: Arc<AtomicBool>,

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use metashrew_runtime::{MetashrewRuntime, RuntimeError, Storage, StorageError};
+use metashrew_runtime::{MetashrewRuntime, RuntimeError};
 use metashrew_storage::hashes::block_hash;
+use metashrew_storage::{Storage, StorageError};
 use rockshrew_store::IngestMode;
 
 use crate::metrics::Metrics;

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use metashrew_runtime::{GuestFault, MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_runtime::{GuestFault, MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_storage::MemStore;
 use metashrew_tests::fixtures::{heavy_block, mainnet_blocks};
 
 /// Counts blocks under `/count` (u32 LE), growing memory by 16 pages per block; calls `abort`
@@ -181,7 +182,7 @@ fn start_functions_run_once_per_block_with_that_blocks_input() {
         for (height, block) in blocks.iter().enumerate().take(8) {
             let height = height as u32;
             runtime.process_block(height, block).unwrap();
-            let value = metashrew_runtime::Storage::get_at(&*store, b"/start", height)
+            let value = metashrew_storage::Storage::get_at(&*store, b"/start", height)
                 .unwrap()
                 .unwrap();
             let words: Vec<u32> = value

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Address, Block, Network, Script};
-use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig};
+use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
+use metashrew_storage::MemStore;
 use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
 use metashrew_tests::guests;
 

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, RuntimeConfig};
+use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig};
+use metashrew_storage::MemStore;
 use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
 use metashrew_tests::guests;
 
@@ -56,7 +57,7 @@ fn mainnet_0_255_roots_agree_across_caches_instances_and_region_sizes() {
 
 #[test]
 fn host_read_cache_on_off_and_tiny_give_the_same_roots() {
-    use metashrew_runtime::{CachedStore, Storage};
+    use metashrew_storage::{CachedStore, Storage};
     fn chain<S: Storage>(store: S, mode: InstanceMode) -> Vec<[u8; 32]> {
         let config = RuntimeConfig {
             instance_mode: mode,
@@ -105,7 +106,7 @@ fn heavy_block_roots_agree_across_caches_and_instances() {
     }
     // The daemon's store stack: the second block runs while the first is still being written
     // in the background, reading it from the pending block and the host cache.
-    use metashrew_runtime::{CachedStore, PipelinedStore};
+    use metashrew_storage::{CachedStore, PipelinedStore};
     for mode in [InstanceMode::Fresh, InstanceMode::Persistent] {
         let store = CachedStore::new(PipelinedStore::new(MemStore::new()), 256 << 20);
         let config = RuntimeConfig {

@@ -7,7 +7,8 @@
 use bitcoin::Block;
 use bitcoin::hashes::Hash;
 use metashrew_core::mock;
-use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, Storage};
+use metashrew_runtime::{InstanceMode, MetashrewRuntime};
+use metashrew_storage::{MemStore, Storage};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 

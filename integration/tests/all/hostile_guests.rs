@@ -23,7 +23,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_runtime::{MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_storage::MemStore;
 use metashrew_tests::{ABI_IMPORTS, Rng};
 
 /// The interpreter (after the ABI imports). Memory: page 0 holds the input (header at 0x0FFC,

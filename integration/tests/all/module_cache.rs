@@ -8,7 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use metashrew_runtime::{CacheOutcome, MemStore, MetashrewRuntime, RuntimeConfig};
+use metashrew_runtime::{CacheOutcome, MetashrewRuntime, RuntimeConfig};
+use metashrew_storage::MemStore;
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 

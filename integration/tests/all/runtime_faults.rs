@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use metashrew_runtime::{
-    GuestFault, MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError, Storage,
-};
+use metashrew_runtime::{GuestFault, MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_storage::{MemStore, Storage};
 use metashrew_tests::ABI_IMPORTS;
 use metashrew_tests::fixtures::mainnet_blocks;
 

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use bitcoin::Block;
-use metashrew_runtime::{InstanceMode, MemStore, MetashrewRuntime, Storage};
+use metashrew_runtime::{InstanceMode, MetashrewRuntime};
+use metashrew_storage::{MemStore, Storage};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 

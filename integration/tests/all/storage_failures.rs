@@ -7,9 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use metashrew_runtime::{
-    MemStore, MetashrewRuntime, RuntimeConfig, RuntimeError, Storage, StorageError,
-};
+use metashrew_runtime::{MetashrewRuntime, RuntimeConfig, RuntimeError};
+use metashrew_storage::{MemStore, Storage, StorageError};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use metashrew_tests::hooked::Hooked;

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use metashrew_runtime::{Cancellation, GuestFault, RuntimeError, Storage};
+use metashrew_runtime::{Cancellation, GuestFault, RuntimeError};
+use metashrew_storage::Storage;
 
 use super::{
     AppState, BLOCK_NOT_ON_CHAIN, INTERNAL_ERROR, METHOD_NOT_FOUND, RESOURCE_EXHAUSTED, RpcError,

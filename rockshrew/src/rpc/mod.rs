@@ -34,7 +34,8 @@ use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
-use metashrew_runtime::{MetashrewRuntime, Storage};
+use metashrew_runtime::MetashrewRuntime;
+use metashrew_storage::Storage;
 
 use crate::metrics::Metrics;
 

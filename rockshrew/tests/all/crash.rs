@@ -18,7 +18,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, FakeNode, fork};
-use metashrew_runtime::{MemStore, MetashrewRuntime, RuntimeConfig, Storage};
+use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
+use metashrew_storage::{MemStore, Storage};
 use metashrew_tests::fixtures::{heavy_block, mainnet_blocks};
 use metashrew_tests::{Rng, guests};
 use rockshrew::store::RocksStore;

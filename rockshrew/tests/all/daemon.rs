@@ -340,7 +340,7 @@ fn kill_9_at_any_point_loses_and_duplicates_nothing() {
         d.signal("-KILL");
         d.wait_exit(Duration::from_secs(10));
         let store = rockshrew::store::RocksStore::open_read_only(&db, None).expect("db opens");
-        tips.push(metashrew_runtime::Storage::tip(&store).expect("tip"));
+        tips.push(metashrew_storage::Storage::tip(&store).expect("tip"));
     }
     eprintln!("tips after each kill -9: {tips:?}");
     let mid_sync = tips
@@ -421,7 +421,7 @@ fn probe_addresses_are_the_same_across_processes_and_instance_modes() {
 /// A database of many SST files: `namespaces` namespaces of one flushed block each (every
 /// column family of each holds a file).
 fn many_sst_files(db: &std::path::Path, namespaces: usize) -> usize {
-    use metashrew_runtime::Storage;
+    use metashrew_storage::Storage;
     use rockshrew::store::{IndexIdentity, RocksStore};
     let identity = IndexIdentity {
         module_hash: [7; 32],
@@ -430,7 +430,7 @@ fn many_sst_files(db: &std::path::Path, namespaces: usize) -> usize {
     };
     for n in 0..namespaces {
         let store = RocksStore::open(db, Some(&format!("filler{n}")), &identity, false).unwrap();
-        let commit = metashrew_runtime::BlockCommit::new(
+        let commit = metashrew_storage::BlockCommit::new(
             0,
             [1; 32],
             [2; 32],

@@ -440,7 +440,7 @@ fn half_open_and_idle_connections_are_dropped_and_bounded_while_clients_are_serv
 fn roots_in_process(wasm: &str, chain: &[Vec<u8>]) -> Vec<String> {
     let rt = metashrew_runtime::MetashrewRuntime::load(
         wasm,
-        Arc::new(metashrew_runtime::MemStore::new()),
+        Arc::new(metashrew_storage::MemStore::new()),
         metashrew_runtime::RuntimeConfig::default(),
     )
     .unwrap();

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{Client, Daemon, FakeNode, coinbase9_script_hex, fork, reference_roots, roots_of};
-use metashrew_runtime::Storage;
+use metashrew_storage::Storage;
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use rockshrew::store::RocksStore;
