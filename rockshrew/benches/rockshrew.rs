@@ -480,7 +480,8 @@ fn cheap_calls_here(port: u16, window: Duration) -> Vec<(&'static str, Samples)>
 /// Indexing heavy blocks while every view slot runs a heavy preview (the heavy block itself,
 /// then `balance`): indexing speed against its idle speed, and the p99 of the cheap calls
 /// (height, block hash, state root), idle and busy; with the view threads at the default
-/// `--view-nice 19` and at 0 (the indexer's own priority).
+/// `--view-nice 19`, at 19 sharing one CPU with the indexer, and at 0 (the indexer's own
+/// priority).
 fn contention(blocks: &[Vec<u8>]) {
     const WINDOW: Duration = Duration::from_secs(20);
     const VIEW_SLOTS: usize = 16;
@@ -494,23 +495,28 @@ fn contention(blocks: &[Vec<u8>]) {
     let preview = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_preview",
         "params": [hex::encode(&heavy), "balance", hex::encode(metashrew_tests::fixtures::coinbase9_script()), "latest"]})
     .to_string();
-    for (nice, indexer_nice) in [("19", "0"), ("19", "5"), ("0", "0")] {
+    let placements: [&[&str]; 3] = [
+        &["--view-nice", "19"],
+        // The indexer and the views share CPU 1; CPU 0 is left to the server, RocksDB's
+        // background work and the rest.
+        &[
+            "--view-nice",
+            "19",
+            "--indexer-cores",
+            "1",
+            "--view-cores",
+            "1",
+        ],
+        &["--view-nice", "0"],
+    ];
+    for placement in placements {
         let node = FakeNode::start(chain.clone());
         let dir = tempdir();
         let db = dir.path().join("db");
-        let mut d = Daemon::start(
-            guests::SPENDABLES,
-            &db,
-            &[
-                "--no-pow-check",
-                "--daemon-rpc-url",
-                &node.url(),
-                "--view-nice",
-                nice,
-                "--indexer-nice",
-                indexer_nice,
-            ],
-        );
+        let url = node.url();
+        let mut args = vec!["--no-pow-check", "--daemon-rpc-url", url.as_str()];
+        args.extend_from_slice(placement);
+        let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
         d.wait_for_height(262, Duration::from_secs(300));
         let h0 = d.height().unwrap_or(0);
         let idle_calls = cheap_calls(d.port, WINDOW);
@@ -529,7 +535,8 @@ fn contention(blocks: &[Vec<u8>]) {
         let (previews, bad) = busy_views.join().expect("views");
         let previews = Samples(previews.into_iter().map(ms).collect());
         println!(
-            "--view-nice {nice} --indexer-nice {indexer_nice}: indexing {idle:.2} blocks/s idle, {busy:.2} with the views busy ({:.0}%); previews p50 {:.0} ms ({} calls, {bad} bad answers)",
+            "{}: indexing {idle:.2} blocks/s idle, {busy:.2} with the views busy ({:.0}%); previews p50 {:.0} ms ({} calls, {bad} bad answers)",
+            placement.join(" "),
             100.0 * busy / idle.max(1e-9),
             previews.median(),
             previews.0.len()
