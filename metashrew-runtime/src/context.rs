@@ -10,9 +10,13 @@ use metashrew_storage::{Storage, StorageError};
 pub enum StateView<S> {
     /// Nothing (block 0's parent).
     Empty,
-    /// The store as of a height.
+    /// The store as of a height, read by a block.
     At(Arc<S>, u32),
-    /// Writes of a previewed block over the store as of a height (or over nothing).
+    /// The store as of a height, read by a view or a preview's block
+    /// ([`Storage::get_at_for_view`]).
+    ViewAt(Arc<S>, u32),
+    /// Writes of a previewed block over the store as of a height (or over nothing), read by
+    /// the preview's view.
     Overlay {
         writes: Arc<HashMap<Vec<u8>, Vec<u8>>>,
         base: Option<(Arc<S>, u32)>,
@@ -25,10 +29,15 @@ impl<S: Storage> StateView<S> {
         match self {
             StateView::Empty => Ok(Vec::new()),
             StateView::At(store, height) => Ok(store.get_at(key, *height)?.unwrap_or_default()),
+            StateView::ViewAt(store, height) => {
+                Ok(store.get_at_for_view(key, *height)?.unwrap_or_default())
+            }
             StateView::Overlay { writes, base } => match writes.get(key) {
                 Some(value) => Ok(value.clone()),
                 None => match base {
-                    Some((store, height)) => Ok(store.get_at(key, *height)?.unwrap_or_default()),
+                    Some((store, height)) => {
+                        Ok(store.get_at_for_view(key, *height)?.unwrap_or_default())
+                    }
                     None => Ok(Vec::new()),
                 },
             },

@@ -518,7 +518,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         self.check_height(height)?;
         let _pass = self.view_gate.enter();
         let deadline = Deadline::after(self.config.view_timeout, cancel.clone());
-        let state = StateView::At(self.store.clone(), height);
+        let state = StateView::ViewAt(self.store.clone(), height);
         self.run_view(name, input, height, state, &deadline)
     }
 
@@ -582,7 +582,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         // One place for both calls: the block's instance is dropped before the view's is made.
         let _pass = self.view_gate.enter();
         let deadline = Deadline::after(self.config.view_timeout, cancel.clone());
-        let base = StateView::At(self.store.clone(), height);
+        let base = StateView::ViewAt(self.store.clone(), height);
         let context = self.context(Use::Views, CallKind::Block, next, block, base);
         let mut store = self.view_store(context, &deadline);
         let instance = Self::instantiate(&self.views, &mut store)?;

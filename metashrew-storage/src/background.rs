@@ -7,31 +7,35 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use arc_swap::ArcSwapOption;
+
 use super::{BlockCommit, StorageError};
 
-#[derive(Default)]
-struct State {
-    pending: Option<Arc<BlockCommit>>,
-    /// Why the worker failed on a block; every later call reports it.
-    failed: Option<String>,
-}
-
+/// Read by every store read, so without a lock: a reader that the scheduler sets aside while
+/// it reads (a view thread at idle priority, say) holds nobody up.
 struct Shared {
-    state: Mutex<State>,
+    pending: ArcSwapOption<BlockCommit>,
+    /// Why the worker failed on a block; every later call reports it.
+    failed: ArcSwapOption<String>,
+    /// Taken only to wait for the end of a block, and to announce it.
+    waiting: Mutex<()>,
     settled: Condvar,
     /// What the worker does, for error messages ("writing an earlier block in the background").
     action: &'static str,
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn failure(&self, why: &str) -> StorageError {
-        StorageError::Backend {
-            action: self.action,
-            cause: why.into(),
+    fn failed(&self) -> Result<(), StorageError> {
+        match self.failed.load().as_deref() {
+            Some(why) => Err(StorageError::Backend {
+                action: self.action,
+                cause: why.as_str().into(),
+            }),
+            None => Ok(()),
         }
     }
 }
@@ -51,7 +55,9 @@ impl Background {
         F: FnMut(Arc<BlockCommit>) -> Result<(), StorageError> + Send + 'static,
     {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            pending: ArcSwapOption::empty(),
+            failed: ArcSwapOption::empty(),
+            waiting: Mutex::new(()),
             settled: Condvar::new(),
             action,
         });
@@ -62,14 +68,17 @@ impl Background {
             .spawn(move || {
                 for commit in queue {
                     let height = commit.height;
-                    let result = job(commit);
-                    let mut state = worker.lock();
-                    if let Err(err) = result {
+                    if let Err(err) = job(commit) {
                         log::error!("{} failed on block {height}: {err}", worker.action);
-                        state.failed = Some(err.to_string());
+                        worker.failed.store(Some(Arc::new(err.to_string())));
                     }
-                    state.pending = None;
-                    worker.settled.notify_all();
+                    let done = worker.pending.swap(None);
+                    {
+                        let _announcing = worker.lock();
+                        worker.settled.notify_all();
+                    }
+                    // Freed last, and by no lock: freeing a large block takes milliseconds.
+                    drop(done);
                 }
             })?;
         Ok(Self {
@@ -81,37 +90,37 @@ impl Background {
 
     /// Waits until no block is pending; fails if the worker failed on a block.
     pub(super) fn settle(&self) -> Result<(), StorageError> {
-        let mut state = self.shared.lock();
-        while state.pending.is_some() {
-            state = self
+        let mut waiting = self.shared.lock();
+        // The worker clears `pending` before it takes the lock to announce it, so a clear that
+        // happens after this check is announced to the wait below.
+        while self.shared.pending.load().is_some() {
+            waiting = self
                 .shared
                 .settled
-                .wait(state)
+                .wait(waiting)
                 .unwrap_or_else(|p| p.into_inner());
         }
-        match &state.failed {
-            Some(why) => Err(self.shared.failure(why)),
-            None => Ok(()),
-        }
+        drop(waiting);
+        self.shared.failed()
     }
 
     /// The pending block, if any (fails if the worker failed on a block).
     pub(super) fn pending(&self) -> Result<Option<Arc<BlockCommit>>, StorageError> {
-        let state = self.shared.lock();
-        match &state.failed {
-            Some(why) => Err(self.shared.failure(why)),
-            None => Ok(state.pending.clone()),
-        }
+        self.shared.failed()?;
+        Ok(self.shared.pending.load_full())
     }
 
     /// Makes `commit` the pending block and hands it to the worker. Call [`Background::settle`]
     /// first: at most one block is pending.
     pub(super) fn hand_over(&self, commit: Arc<BlockCommit>) -> Result<(), StorageError> {
-        self.shared.lock().pending = Some(commit.clone());
+        self.shared.pending.store(Some(commit.clone()));
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(commit));
         if !matches!(sent, Some(Ok(()))) {
-            self.shared.lock().pending = None;
-            return Err(self.shared.failure("the worker thread has stopped"));
+            self.shared.pending.store(None);
+            return Err(StorageError::Backend {
+                action: self.shared.action,
+                cause: "the worker thread has stopped".into(),
+            });
         }
         Ok(())
     }

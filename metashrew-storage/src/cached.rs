@@ -71,7 +71,10 @@ fn finish(cache: &Mutex<Cache>, failed: bool) {
         cache.entries.clear();
     }
     cache.generation += 1;
-    cache.committing = None;
+    let done = cache.committing.take();
+    // Freed after the lock is let go (see `Background`): reads must not wait for it.
+    drop(cache);
+    drop(done);
 }
 
 /// `u32 BE w ++ present (0/1) ++ value`.
@@ -177,6 +180,12 @@ impl<S: Storage> CachedStore<S> {
 }
 
 impl<S: Storage> Storage for CachedStore<S> {
+    /// Past the cache: its lock is the indexer's too. A view reads at or below the tip, which
+    /// the store below has in full (the block being committed is above it).
+    fn get_at_for_view(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get_at_for_view(key, height)
+    }
+
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
         let Some(mut cache) = self.lock() else {
             return self.inner.get_at(key, height);
@@ -309,5 +318,39 @@ mod tests {
         }
         s.settle().unwrap();
         assert!(s.stats().unwrap().inserts >= n as u64);
+    }
+
+    #[test]
+    fn view_reads_answer_the_same_and_never_wait_for_the_cache() {
+        let n = PIPELINE_MIN_WRITES * 2;
+        let s = CachedStore::new(crate::PipelinedStore::new(MemStore::new()), 1 << 20);
+        s.commit_block(&large(0, n, b"a")).unwrap();
+        // Written and filled in the background: pending in both layers for a while.
+        s.commit_block(&large(1, n, b"b")).unwrap();
+        for height in [0, 1] {
+            for i in (0..n).step_by(97) {
+                let key = format!("k{i:05}").into_bytes();
+                assert_eq!(
+                    s.get_at_for_view(&key, height).unwrap(),
+                    s.get_at(&key, height).unwrap(),
+                    "{i} at {height}"
+                );
+            }
+        }
+        assert_eq!(s.get_at_for_view(b"absent", 1).unwrap(), None);
+        // A view reads while another thread holds the cache's lock (a view thread set aside by
+        // the scheduler while it held it would otherwise stall the indexer).
+        let held = s.lock().unwrap();
+        let (sent, answer) = std::sync::mpsc::channel();
+        std::thread::scope(|threads| {
+            threads.spawn(|| sent.send(s.get_at_for_view(b"k00003", 1).unwrap()));
+            let value = answer.recv_timeout(std::time::Duration::from_secs(10));
+            drop(held);
+            assert_eq!(
+                value,
+                Ok(Some(b"b".to_vec())),
+                "the view read waited for the lock"
+            );
+        });
     }
 }

@@ -251,6 +251,14 @@ pub trait Storage: Send + Sync + 'static {
     /// The value of `key` as of `height` (the newest entry at or below it), if any.
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError>;
 
+    /// [`Storage::get_at`] for a view or a preview: the same answer, read without taking any
+    /// lock the indexer also takes, so that a view thread the scheduler sets aside while it
+    /// reads (views run at idle priority) never holds up indexing. A layer may skip its cache
+    /// for it ([`CachedStore`] does). Heights above the tip are never asked for.
+    fn get_at_for_view(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get_at(key, height)
+    }
+
     /// Commits one block atomically. `commit.height` must be the tip + 1, or any height when
     /// the store is empty (indexing may start above genesis).
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError>;
@@ -286,6 +294,10 @@ pub trait Storage: Send + Sync + 'static {
 impl<S: Storage> Storage for Arc<S> {
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
         (**self).get_at(key, height)
+    }
+
+    fn get_at_for_view(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get_at_for_view(key, height)
     }
 
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {

@@ -82,6 +82,17 @@ impl<S: Storage> Storage for PipelinedStore<S> {
         self.inner.get_at(key, height)
     }
 
+    fn get_at_for_view(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        // The pending block is read without a lock (see `Background`).
+        if let Some(p) = self.pending()?
+            && height >= p.height
+            && let Some(value) = p.written(key)
+        {
+            return Ok(Some(value.to_vec()));
+        }
+        self.inner.get_at_for_view(key, height)
+    }
+
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
         if commit.writes.len() >= PIPELINE_MIN_WRITES && self.writer.is_some() {
             self.commit_shared(Arc::new(commit.clone()))

@@ -317,12 +317,13 @@ fn daemon(blocks: &[Vec<u8>]) {
     );
 }
 
-/// One load window: `clients` threads calling `body` for `window`; checks every answer.
+/// One load window: `clients` threads calling `body` for `window`; checks every answer. A call
+/// still running at the end of the window is given up (the daemon then cancels it).
 fn load(port: u16, body: &str, clients: usize, window: Duration) -> (Vec<Duration>, usize) {
-    let stop = Arc::new(AtomicBool::new(false));
+    let until = Instant::now() + window;
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let (stop, body) = (stop.clone(), body.to_string());
+            let body = body.to_string();
             std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
@@ -330,10 +331,14 @@ fn load(port: u16, body: &str, clients: usize, window: Duration) -> (Vec<Duratio
                     .into();
                 let url = format!("http://127.0.0.1:{port}/");
                 let (mut latencies, mut bad) = (Vec::new(), 0);
-                while !stop.load(Ordering::Relaxed) {
+                while Instant::now() < until {
                     let started = Instant::now();
+                    let left = until.saturating_duration_since(started);
                     let reply = agent
                         .post(&url)
+                        .config()
+                        .timeout_global(Some(left.max(Duration::from_millis(1))))
+                        .build()
                         .header("Content-Type", "application/json")
                         .send(body.as_str())
                         .ok()
@@ -349,8 +354,6 @@ fn load(port: u16, body: &str, clients: usize, window: Duration) -> (Vec<Duratio
             })
         })
         .collect();
-    std::thread::sleep(window);
-    stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
     let mut bad = 0;
     for t in threads {
@@ -440,7 +443,7 @@ fn cheap_calls_here(port: u16, window: Duration) -> Vec<(&'static str, Samples)>
     // do that (root), so that its own scheduling delays are not counted as the daemon's.
     let _ = rockshrew::placement::Placement {
         nice: -10,
-        cores: None,
+        ..Default::default()
     }
     .apply_to_current_thread();
     // One keep-alive connection, as a client that polls would hold.
@@ -478,36 +481,33 @@ fn cheap_calls_here(port: u16, window: Duration) -> Vec<(&'static str, Samples)>
 }
 
 /// Indexing heavy blocks while every view slot runs a heavy preview (the heavy block itself,
-/// then `balance`): indexing speed against its idle speed, and the p99 of the cheap calls
-/// (height, block hash, state root), idle and busy; with the view threads at the default
-/// `--view-nice 19`, at 19 sharing one CPU with the indexer, and at 0 (the indexer's own
-/// priority).
+/// then `balance`): indexing speed with the views busy against its speed without them, and the
+/// p99 of the cheap calls (height, block hash, state root) in both. Quiet and busy windows
+/// alternate, so that the database's growth slows both alike. With the defaults (views at
+/// SCHED_IDLE, the server's threads with a short time slice), without the short slice, and with
+/// the views at nice 19 (Metashrew's way) and at 0 (the indexer's own priority).
 fn contention(blocks: &[Vec<u8>]) {
-    const WINDOW: Duration = Duration::from_secs(20);
+    const WINDOW: Duration = Duration::from_secs(8);
+    const ROUNDS: usize = 3;
     const VIEW_SLOTS: usize = 16;
     println!(
-        "\n## Contention: indexing heavy blocks (block {HEAVY_HEIGHT} relinked) with {VIEW_SLOTS} heavy previews in flight (`spendables`)"
+        "\n## Contention: indexing heavy blocks (block {HEAVY_HEIGHT} relinked) with {VIEW_SLOTS} heavy previews in flight (`spendables`); {ROUNDS} rounds of a quiet and a busy {}-s window",
+        WINDOW.as_secs()
     );
     let heavy = heavy_block();
     let mut base = blocks.to_vec();
     base.push(heavy.clone());
-    let chain = fork(&base, 256, 400);
+    let chain = fork(&base, 256, 500);
     let preview = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_preview",
         "params": [hex::encode(&heavy), "balance", hex::encode(metashrew_tests::fixtures::coinbase9_script()), "latest"]})
     .to_string();
-    let placements: [&[&str]; 3] = [
-        &["--view-nice", "19"],
-        // The indexer and the views share CPU 1; CPU 0 is left to the server, RocksDB's
-        // background work and the rest.
-        &[
-            "--view-nice",
-            "19",
-            "--indexer-cores",
-            "1",
-            "--view-cores",
-            "1",
-        ],
-        &["--view-nice", "0"],
+    let placements: [&[&str]; 4] = [
+        // The defaults: views at SCHED_IDLE, the server's threads with a 100 µs slice.
+        &["--view-class", "idle"],
+        &["--view-class", "idle", "--rpc-slice-us", "0"],
+        // Metashrew's way: views at nice 19.
+        &["--view-class", "normal", "--view-nice", "19"],
+        &["--view-class", "normal", "--view-nice", "0"],
     ];
     for placement in placements {
         let node = FakeNode::start(chain.clone());
@@ -518,34 +518,49 @@ fn contention(blocks: &[Vec<u8>]) {
         args.extend_from_slice(placement);
         let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
         d.wait_for_height(262, Duration::from_secs(300));
-        let h0 = d.height().unwrap_or(0);
-        let idle_calls = cheap_calls(d.port, WINDOW);
-        let idle = f64::from(d.height().unwrap_or(0) - h0) / WINDOW.as_secs_f64();
-        let busy_views = {
-            let port = d.port;
-            let body = preview.clone();
-            std::thread::spawn(move || {
-                load(port, &body, VIEW_SLOTS, WINDOW + Duration::from_secs(2))
-            })
+        let (mut quiet, mut busy) = (Vec::new(), Vec::new());
+        // method -> [quiet latencies, busy latencies]
+        let mut calls: BTreeMap<&str, [Vec<f64>; 2]> = BTreeMap::new();
+        let mut time_calls = |busy: usize| {
+            for (method, latencies) in cheap_calls(d.port, WINDOW) {
+                calls.entry(method).or_default()[busy].extend(latencies.0);
+            }
         };
-        std::thread::sleep(Duration::from_secs(1));
-        let h1 = d.height().unwrap_or(0);
-        let busy_calls = cheap_calls(d.port, WINDOW);
-        let busy = f64::from(d.height().unwrap_or(0) - h1) / WINDOW.as_secs_f64();
-        let (previews, bad) = busy_views.join().expect("views");
-        let previews = Samples(previews.into_iter().map(ms).collect());
+        let (mut previews, mut bad) = (Vec::new(), 0);
+        for _ in 0..ROUNDS {
+            let h0 = d.height().unwrap_or(0);
+            time_calls(0);
+            quiet.push(f64::from(d.height().unwrap_or(0) - h0) / WINDOW.as_secs_f64());
+            let views = {
+                let (port, body) = (d.port, preview.clone());
+                std::thread::spawn(move || load(port, &body, VIEW_SLOTS, WINDOW))
+            };
+            let h0 = d.height().unwrap_or(0);
+            time_calls(1);
+            busy.push(f64::from(d.height().unwrap_or(0) - h0) / WINDOW.as_secs_f64());
+            let (latencies, failed) = views.join().expect("views");
+            previews.extend(latencies.into_iter().map(ms));
+            bad += failed;
+            // The given-up previews are cancelled by the daemon within ~100 ms.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let (quiet, busy) = (Samples(quiet), Samples(busy));
+        let previews = Samples(previews);
         println!(
-            "{}: indexing {idle:.2} blocks/s idle, {busy:.2} with the views busy ({:.0}%); previews p50 {:.0} ms ({} calls, {bad} bad answers)",
+            "{}: indexing {} blocks/s quiet, {} with the views busy ({:.0}% of quiet, medians); previews p50 {:.0} ms ({} calls, {bad} failed or given up at the window's end)",
             placement.join(" "),
-            100.0 * busy / idle.max(1e-9),
+            quiet.show(2),
+            busy.show(2),
+            100.0 * busy.median() / quiet.median().max(1e-9),
             previews.median(),
             previews.0.len()
         );
-        for ((method, idle), (_, busy)) in idle_calls.iter().zip(&busy_calls) {
+        for (method, [quiet, busy]) in calls {
+            let (quiet, busy) = (Samples(quiet), Samples(busy));
             println!(
-                "  {method}: p50/p99 {:.2}/{:.2} ms idle, {:.2}/{:.2} ms busy",
-                idle.median(),
-                idle.quantile(0.99),
+                "  {method}: p50/p99 {:.2}/{:.2} ms quiet, {:.2}/{:.2} ms busy",
+                quiet.median(),
+                quiet.quantile(0.99),
                 busy.median(),
                 busy.quantile(0.99)
             );

@@ -106,7 +106,12 @@ pub struct Args {
     /// memory (`MemAvailable`) is below this many MiB. 0: never.
     #[arg(long, default_value_t = 0)]
     pub view_memory_floor_mib: u64,
-    /// Nice value of the view threads (-20 first, 19 last): views run behind the indexer. At 19,
+    /// Scheduling class of the view threads. `idle` (Linux's SCHED_IDLE): views run only on CPU
+    /// time that indexing, RocksDB and the server leave unused, and give way to them at once.
+    /// `normal`: views run at `--view-nice`.
+    #[arg(long, value_enum, default_value_t = crate::placement::Class::Idle)]
+    pub view_class: crate::placement::Class,
+    /// Nice value of the view threads (-20 first, 19 last) with `--view-class normal`. At 19,
     /// the 16 view threads together weigh about a quarter of the indexer's one thread.
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(-20..=19))]
     pub view_nice: i32,
@@ -121,6 +126,12 @@ pub struct Args {
     /// CPUs the indexing thread and the threads it starts may run on, as `0-3,6` (default: any).
     #[arg(long)]
     pub indexer_cores: Option<crate::placement::CpuList>,
+    /// Time slice of the JSON-RPC server's threads in microseconds (Linux 6.12 and later;
+    /// earlier kernels ignore it). A short slice lets a request that arrives while indexing
+    /// keeps every CPU busy be answered within a fraction of a millisecond, instead of waiting
+    /// for the kernel's next tick. 0: the kernel's default slice.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub rpc_slice_us: u32,
     /// Views and previews run at once; further requests wait their turn (each running view has
     /// a guest memory slot reserved at start).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]

@@ -10,7 +10,7 @@
 //! [`tools`], [`source`], [`pow`], [`placement`] and [`store`]; the rest is private.
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod abandoned;
 mod admin;

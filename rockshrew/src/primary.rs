@@ -123,6 +123,7 @@ pub(crate) fn run(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) 
     let indexer_placement = Placement {
         nice: args.indexer_nice,
         cores: args.indexer_cores.clone(),
+        ..Placement::default()
     };
     let result = serve_while(Arc::new(state), server_config(args)?, shutdown, move || {
         // The indexing thread and the threads it starts (block fetchers, instance teardown);

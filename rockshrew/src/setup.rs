@@ -104,6 +104,8 @@ pub(crate) fn view_settings(args: &Args) -> ViewSettings {
         placement: Placement {
             nice: args.view_nice,
             cores: args.view_cores.clone(),
+            class: args.view_class,
+            ..Placement::default()
         },
         memory_floor_bytes: args.view_memory_floor_mib << 20,
     }
@@ -120,31 +122,53 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
         header_timeout: Duration::from_millis(args.header_timeout_ms),
         body_timeout: Duration::from_millis(args.body_timeout_ms),
         max_connections: args.max_connections as usize,
+        thread_placement: Placement {
+            slice: (args.rpc_slice_us > 0)
+                .then(|| Duration::from_micros(u64::from(args.rpc_slice_us))),
+            ..Placement::default()
+        },
     })
 }
 
-/// Serves JSON-RPC from `state` while `work` runs on a blocking thread; stops both on a signal
-/// (which sets `shutdown`), when `work` returns, or when the server fails.
+/// Serves JSON-RPC from `state` while `work` runs on a thread of its own; stops both on a
+/// signal (which sets `shutdown`), when `work` returns, or when the server fails. Returns once
+/// `work` has returned.
 pub(crate) fn serve_while<S: metashrew_storage::Storage + 'static>(
     state: Arc<AppState<S>>,
     server_config: ServerConfig,
     shutdown: Arc<AtomicBool>,
     work: impl FnOnce() -> Result<SyncStop> + Send + 'static,
 ) -> Result<()> {
+    let placement = server_config.thread_placement.clone();
+    let warned = AtomicBool::new(false);
     let tokio = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("rockshrew-rpc")
+        .on_thread_start(move || {
+            if let Err(err) = placement.apply_to_current_thread()
+                && !warned.swap(true, Ordering::Relaxed)
+            {
+                log::warn!("the JSON-RPC server's threads keep the default scheduling: {err}");
+            }
+        })
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    tokio.block_on(async move {
+    // The work runs outside the server's runtime, so that it keeps its own scheduling rather
+    // than the server's threads'.
+    let (finished, outcome) = tokio::sync::oneshot::channel();
+    let worker = std::thread::Builder::new()
+        .name("rockshrew-index".into())
+        .spawn(move || finished.send(work()))
+        .context("starting the indexing thread")?;
+    let served = tokio.block_on(async move {
         let stop = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(watch_signals(shutdown.clone(), stop.clone()));
         let server_stop = stop.clone();
         let server = tokio::spawn(crate::rpc::serve(state, server_config, async move {
             server_stop.notified().await
         }));
-        let work = tokio::task::spawn_blocking(work);
         let outcome = tokio::select! {
-            done = work => done.context("the daemon's task")?,
+            done = outcome => done.context("the indexing thread panicked")?,
             served = server => {
                 // The server only ends by itself on an error (e.g. the port is taken).
                 shutdown.store(true, Ordering::SeqCst);
@@ -158,7 +182,12 @@ pub(crate) fn serve_while<S: metashrew_storage::Storage + 'static>(
             SyncStop::ExitAt(h) => log::info!("reached --exit-at {h}; exiting"),
             SyncStop::Shutdown => log::info!("stopped cleanly"),
         })
-    })
+    });
+    // On a server error the work stops after its block in flight (it sees `shutdown`).
+    if worker.join().is_err() && served.is_ok() {
+        anyhow::bail!("the indexing thread panicked");
+    }
+    served
 }
 
 /// First SIGINT/SIGTERM: stop after the block in flight. Second: exit at once.

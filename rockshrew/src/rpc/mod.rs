@@ -158,6 +158,8 @@ pub struct ServerConfig {
     /// Connections open at once; at the bound a new one closes the oldest that has not sent a
     /// whole request yet, or waits for a slot when every open one has (see [`serve`]).
     pub max_connections: usize,
+    /// Applied by the daemon to every thread the server runs on (default: none).
+    pub thread_placement: crate::placement::Placement,
 }
 
 fn response(id: Value, result: Result<Value, RpcError>) -> Value {

@@ -98,7 +98,7 @@ mod tests {
             2,
             &Placement {
                 nice: base + 5,
-                cores: None,
+                ..Placement::default()
             },
         )
         .unwrap();
