@@ -65,6 +65,15 @@ impl<S: Storage> PipelinedStore<S> {
         self.writer.as_ref().map_or(Ok(None), Background::pending)
     }
 
+    /// `key`'s value as of `height` if the pending block wrote it (read without a lock: see
+    /// `Background`). Otherwise its value equals the store's at the tip below.
+    fn written_by_pending(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .pending()?
+            .filter(|p| height >= p.height)
+            .and_then(|p| p.written(key).map(<[u8]>::to_vec)))
+    }
+
     fn pending_at(&self, height: u32) -> Result<Option<Arc<BlockCommit>>, StorageError> {
         Ok(self.pending()?.filter(|p| p.height == height))
     }
@@ -72,25 +81,17 @@ impl<S: Storage> PipelinedStore<S> {
 
 impl<S: Storage> Storage for PipelinedStore<S> {
     fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Some(p) = self.pending()?
-            && height >= p.height
-            && let Some(value) = p.written(key)
-        {
-            return Ok(Some(value.to_vec()));
+        match self.written_by_pending(key, height)? {
+            Some(value) => Ok(Some(value)),
+            None => self.inner.get_at(key, height),
         }
-        // Not written by the pending block: its value then equals the store's at the tip below.
-        self.inner.get_at(key, height)
     }
 
     fn get_at_for_view(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
-        // The pending block is read without a lock (see `Background`).
-        if let Some(p) = self.pending()?
-            && height >= p.height
-            && let Some(value) = p.written(key)
-        {
-            return Ok(Some(value.to_vec()));
+        match self.written_by_pending(key, height)? {
+            Some(value) => Ok(Some(value)),
+            None => self.inner.get_at_for_view(key, height),
         }
-        self.inner.get_at_for_view(key, height)
     }
 
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
