@@ -192,6 +192,18 @@ fn resolve<S: Storage>(state: &AppState<S>, tag: Option<&Value>) -> Result<Resol
     ))
 }
 
+/// `metashrew_stateroot` at `tag`.
+fn state_root<S: Storage>(state: &AppState<S>, tag: Option<&Value>) -> Result<Value, RpcError> {
+    let at = resolve(state, tag)?;
+    let height = at.height;
+    match state.runtime.state_root(height).map_err(runtime_error)? {
+        Some(root) => still_there(state, &at).map(|()| hex_result(&root)),
+        None => Err(RpcError::invalid_params(format!(
+            "State root not found for height {height}"
+        ))),
+    }
+}
+
 /// After a call pinned to a block hash: fails if that block is no longer at its height.
 fn still_there<S: Storage>(state: &AppState<S>, resolved: &Resolved) -> Result<(), RpcError> {
     let Some(pinned) = resolved.pinned else {
@@ -330,35 +342,40 @@ pub async fn dispatch<S: Storage>(
         Method::View => {
             let name = string_param(&params, 0, "view name")?.to_string();
             let input = string_param(&params, 1, "input hex")?.to_string();
-            let at = resolve(&state, params.get(2))?;
+            let tag = params.get(2).cloned();
             let out = blocking(&state, move |s, cancel| {
-                // Decoded on the view thread: an input can be large.
+                // Resolved and decoded on the view thread: a hash tag can take thousands of
+                // reads, and an input can be large.
+                let at = resolve(s, tag.as_ref())?;
                 let input = decode_hex(&input, "input")?;
                 let out = s
                     .runtime
                     .view_with(&name, &input, at.height, cancel)
                     .map_err(runtime_error)?;
-                still_there(s, &at).map(|()| out)
+                // Encoded here too: an answer can be megabytes.
+                still_there(s, &at).map(|()| hex_result(&out))
             })
             .await?;
-            Ok(hex_result(&out))
+            Ok(out)
         }
         Method::Preview => {
             let block = string_param(&params, 0, "block hex")?.to_string();
             let name = string_param(&params, 1, "view name")?.to_string();
             let input = string_param(&params, 2, "input hex")?.to_string();
-            let at = resolve(&state, params.get(3))?;
+            let tag = params.get(3).cloned();
             let out = blocking(&state, move |s, cancel| {
-                // Decoded on the view thread: a block is megabytes of hex.
+                // Resolved and decoded on the view thread: a hash tag can take thousands of
+                // reads, and a block is megabytes of hex.
+                let at = resolve(s, tag.as_ref())?;
                 let (block, input) = (decode_hex(&block, "block")?, decode_hex(&input, "input")?);
                 let out = s
                     .runtime
                     .preview_with(&block, &name, &input, at.height, cancel)
                     .map_err(runtime_error)?;
-                still_there(s, &at).map(|()| out)
+                still_there(s, &at).map(|()| hex_result(&out))
             })
             .await?;
-            Ok(hex_result(&out))
+            Ok(out)
         }
         Method::Height => Ok(Value::String(tip(&state)?.unwrap_or(0).to_string())),
         Method::GetBlockHash => {
@@ -376,13 +393,18 @@ pub async fn dispatch<S: Storage>(
             }
         }
         Method::StateRoot => {
-            let at = resolve(&state, params.first())?;
-            let height = at.height;
-            match state.runtime.state_root(height).map_err(runtime_error)? {
-                Some(root) => still_there(&state, &at).map(|()| hex_result(&root)),
-                None => Err(RpcError::invalid_params(format!(
-                    "State root not found for height {height}"
-                ))),
+            let tag = params.first().cloned();
+            // A hash tag can take thousands of reads: resolved on a view thread, so that the
+            // server's threads stay free for the cheap calls.
+            if tag
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(hash_tag)
+                .is_some()
+            {
+                blocking(&state, move |s, _| state_root(s, tag.as_ref())).await
+            } else {
+                state_root(&state, tag.as_ref())
             }
         }
     }
