@@ -1,4 +1,5 @@
-//! The hashes the host computes: SHA-256 (module hashes, value checks) and a block's hash.
+//! The hashes the host computes or reads: SHA-256 (module hashes, value checks), a block's hash
+//! and its parent's.
 
 use sha2::{Digest, Sha256};
 
@@ -13,6 +14,12 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub fn block_hash(block: &[u8]) -> Option<BlockHash> {
     let header = block.get(..80)?;
     Some(Sha256::digest(Sha256::digest(header)).into())
+}
+
+/// The hash of the block's parent, as its header names it (bytes 4..36), or `None` if the block
+/// is shorter than a header.
+pub fn parent_hash(block: &[u8]) -> Option<BlockHash> {
+    block.get(..80)?.get(4..36)?.try_into().ok()
 }
 
 #[cfg(test)]
@@ -34,5 +41,10 @@ mod tests {
             "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
         );
         assert_eq!(block_hash(&bytes[..79]), None);
+        assert_eq!(parent_hash(&bytes), Some([0; 32]), "genesis has no parent");
+        let mut child = bytes.clone();
+        child[4..36].copy_from_slice(&block_hash(&bytes).unwrap());
+        assert_eq!(parent_hash(&child), block_hash(&bytes));
+        assert_eq!(parent_hash(&bytes[..79]), None);
     }
 }

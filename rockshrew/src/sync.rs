@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use metashrew_runtime::{MetashrewRuntime, RuntimeError};
-use metashrew_storage::hashes::block_hash;
+use metashrew_storage::hashes::{block_hash, parent_hash};
 use metashrew_storage::{Storage, StorageError};
 use rockshrew_store::IngestMode;
 
@@ -282,7 +282,7 @@ impl<S: Storage> Syncer<S> {
             let (Some(header), Some(linked)) = (header_of(&block), parent) else {
                 break;
             };
-            if block_hash(&block) != Some(hash) || block[4..36] != linked {
+            if block_hash(&block) != Some(hash) || parent_hash(&block) != Some(linked) {
                 log::error!("the source's branch at {height} does not link; not following it");
                 return Ok(false);
             }
@@ -398,7 +398,7 @@ impl<S: Storage> Syncer<S> {
             }
             if h > 0
                 && let Some(parent) = self.runtime.block_hash(h - 1)?
-                && fetched.block[4..36] != parent
+                && parent_hash(&fetched.block) != Some(parent)
             {
                 log::warn!("block {h} does not link to our block {}: reorg", h - 1);
                 return Ok(match self.handle_reorg(h - 1)? {

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use bitcoin::pow::{CompactTarget, Target, Work};
+use metashrew_storage::hashes::parent_hash;
 
 use super::FilesError;
 use crate::source::varint;
@@ -90,8 +91,8 @@ impl Index {
         if self.by_hash.contains_key(&hash) {
             return false;
         }
-        let mut prev = [0u8; 32];
-        prev.copy_from_slice(&header[4..36]);
+        // An 80-byte header always names one.
+        let prev = parent_hash(header).unwrap_or_default();
         let bits = u32::from_le_bytes([header[72], header[73], header[74], header[75]]);
         let id = self.nodes.len() as u32;
         self.nodes.push(Node {
