@@ -89,7 +89,7 @@ impl RocksStore {
         let options = crate::tuning::db_options(&tuning);
         let db = DB::open_cf_descriptors(&options, path, crate::descriptors(&names, &tuning))
             .map_err(|source| crate::rocks_error(path, source))?;
-        let store = Self::from_db(db, namespace, tuning)?;
+        let store = Self::from_db(std::sync::Arc::new(db), namespace, tuning)?;
         match store.stored_format()? {
             Some(FORMAT_VERSION) => return Ok(Migrated::AlreadyCurrent),
             Some(1) | None => {}

@@ -34,8 +34,8 @@ pub use tuning::{IngestMode, Tuning};
 use tuning::{db_options, descriptors};
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use metashrew_storage::{BlockCommit, BlockHash, KeyValues, StateRoot, Storage, StorageError};
 use rocksdb::{ColumnFamily, DB, Options, ReadOptions, WriteBatch, WriteOptions};
@@ -77,6 +77,9 @@ pub enum OpenError {
         /// Its layout version.
         found: u32,
     },
+    #[error("two indexers name the namespace `{0}`: each needs a label of its own")]
+    /// [`RocksStore::open_namespaces`] was given one namespace twice.
+    DuplicateNamespace(String),
     #[error(transparent)]
     /// A store operation failed.
     Storage(#[from] StorageError),
@@ -97,7 +100,8 @@ const NO_TIP: u64 = u64::MAX;
 /// One index namespace of a RocksDB database: versioned history, the latest-value family,
 /// per-block hashes, roots and touched keys, and its metadata ([`Family`]).
 pub struct RocksStore {
-    db: DB,
+    /// The database; shared by the namespaces opened together ([`RocksStore::open_namespaces`]).
+    db: Arc<DB>,
     namespace: String,
     /// The settings it was opened with.
     tuning: Tuning,
@@ -184,21 +188,51 @@ impl RocksStore {
         allow_change: bool,
         tuning: &Tuning,
     ) -> Result<Self, OpenError> {
-        let namespace = label.unwrap_or("default").to_string();
+        let mut stores = Self::open_namespaces(path, &[(label, identity)], allow_change, tuning)?;
+        stores.pop().ok_or_else(|| {
+            OpenError::Storage(StorageError::Corrupt("no namespace was opened".into()))
+        })
+    }
+
+    /// Opens (or creates) the database at `path` once, with one store per `(label, identity)`
+    /// in `indexers`, each checked as [`RocksStore::open`] checks its one: several indexers in
+    /// one database, each in its own namespace, sharing the database's caches, write-ahead log
+    /// and open-file budget. The stores come back in the order of `indexers`.
+    pub fn open_namespaces(
+        path: &Path,
+        indexers: &[(Option<&str>, &IndexIdentity)],
+        allow_change: bool,
+        tuning: &Tuning,
+    ) -> Result<Vec<Self>, OpenError> {
         let opts = db_options(tuning);
         let mut names: Vec<String> = DB::list_cf(&opts, path).unwrap_or_default();
-        for family in Family::ALL {
-            let name = family.name_in(&namespace);
-            if !names.contains(&name) {
-                names.push(name);
+        let namespaces: Vec<String> = indexers
+            .iter()
+            .map(|(label, _)| label.unwrap_or("default").to_string())
+            .collect();
+        for (i, namespace) in namespaces.iter().enumerate() {
+            if namespaces[..i].contains(namespace) {
+                return Err(OpenError::DuplicateNamespace(namespace.clone()));
+            }
+            for family in Family::ALL {
+                let name = family.name_in(namespace);
+                if !names.contains(&name) {
+                    names.push(name);
+                }
             }
         }
-        let db = DB::open_cf_descriptors(&opts, path, descriptors(&names, tuning))
-            .map_err(|source| rocks_error(path, source))?;
-        let store = Self::from_db(db, namespace, tuning.clone())?;
-        store.check_format(path, true)?;
-        store.check_identity(identity, allow_change)?;
-        Ok(store)
+        let db = Arc::new(
+            DB::open_cf_descriptors(&opts, path, descriptors(&names, tuning))
+                .map_err(|source| rocks_error(path, source))?,
+        );
+        let mut stores = Vec::with_capacity(indexers.len());
+        for (namespace, (_, identity)) in namespaces.into_iter().zip(indexers) {
+            let store = Self::from_db(db.clone(), namespace, tuning.clone())?;
+            store.check_format(path, true)?;
+            store.check_identity(identity, allow_change)?;
+            stores.push(store);
+        }
+        Ok(stores)
     }
 
     /// Opens an existing database and namespace for writing, without an identity check: for
@@ -208,7 +242,7 @@ impl RocksStore {
         let tuning = Tuning::default();
         let db = DB::open_cf_descriptors(&db_options(&tuning), path, descriptors(&names, &tuning))
             .map_err(|source| rocks_error(path, source))?;
-        let store = Self::from_db(db, namespace, tuning)?;
+        let store = Self::from_db(Arc::new(db), namespace, tuning)?;
         store.check_format(path, false)?;
         Ok(store)
     }
@@ -221,13 +255,13 @@ impl RocksStore {
         let tuning = Tuning::default();
         let db = DB::open_cf_for_read_only(&db_options(&tuning), path, &names, false)
             .map_err(|source| rocks_error(path, source))?;
-        let store = Self::from_db(db, namespace, tuning)?;
+        let store = Self::from_db(Arc::new(db), namespace, tuning)?;
         store.check_format(path, false)?;
         Ok(store)
     }
 
     /// The store over an open database: loads the cached tip and first height.
-    fn from_db(db: DB, namespace: String, tuning: Tuning) -> Result<Self, StorageError> {
+    fn from_db(db: Arc<DB>, namespace: String, tuning: Tuning) -> Result<Self, StorageError> {
         let mut write_options = WriteOptions::default();
         // The WAL is written on every commit but not fsynced: a killed process loses nothing
         // (the kernel has the data); a power failure can lose the last blocks, which are then

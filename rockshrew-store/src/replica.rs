@@ -52,7 +52,7 @@ impl RocksStore {
             descriptors(&names, &tuning),
         )
         .map_err(|source| rocks_error(primary, source))?;
-        let store = Self::from_db(db, namespace, tuning)?;
+        let store = Self::from_db(std::sync::Arc::new(db), namespace, tuning)?;
         store.check_format(primary, false)?;
         Ok(store)
     }

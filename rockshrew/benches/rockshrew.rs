@@ -1,7 +1,7 @@
 //! The project's benchmark: `cargo bench -p rockshrew --bench rockshrew [-- SECTION...]`.
 //!
 //! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`,
-//! `contention`, `deadlines`, `pow`, `replicas`, `history`, `rollback`; and `scale`, `sync` and `projection`
+//! `contention`, `deadlines`, `pow`, `replicas`, `history`, `rollback`, `indexers`; and `scale`, `sync` and `projection`
 //! (minutes long: only when named; see `scale/mod.rs`).
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
@@ -12,6 +12,7 @@
 
 #[path = "../tests/all/common/mod.rs"]
 mod common;
+mod indexers;
 mod scale;
 
 use std::cell::Cell;
@@ -897,6 +898,9 @@ fn main() {
     }
     if run("rollback") {
         rollback();
+    }
+    if run("indexers") {
+        indexers::indexers(&blocks);
     }
     // Minutes long: only when named.
     if wanted.iter().any(|w| w == "scale") {

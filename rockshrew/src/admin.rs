@@ -41,10 +41,11 @@ pub struct AdminSocket {
 }
 
 impl AdminSocket {
-    /// Listens on [`socket_path`] on a thread of its own, answering from `store`. Without a
-    /// socket (a path too long for one, a read-only directory) the daemon runs on, and live
-    /// snapshots of its database are not possible: that is logged.
-    pub fn start(db_path: &Path, store: Arc<RocksStore>) -> Option<Self> {
+    /// Listens on [`socket_path`] on a thread of its own, answering from `stores` (one per
+    /// indexer of the daemon, the request's label choosing one). Without a socket (a path too
+    /// long for one, a read-only directory) the daemon runs on, and live snapshots of its
+    /// database are not possible: that is logged.
+    pub fn start(db_path: &Path, stores: Vec<Arc<RocksStore>>) -> Option<Self> {
         let path = socket_path(db_path);
         // A socket left by a daemon that died: this process holds the database lock, so no
         // other daemon is listening on it.
@@ -63,7 +64,7 @@ impl AdminSocket {
             .name("admin".into())
             .spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    if let Err(err) = answer(stream, &store) {
+                    if let Err(err) = answer(stream, &stores) {
                         log::warn!("admin request: {err:#}");
                     }
                 }
@@ -105,7 +106,7 @@ fn check_destination(out: &Path) -> std::result::Result<(), String> {
     }
 }
 
-fn answer(stream: UnixStream, store: &RocksStore) -> Result<()> {
+fn answer(stream: UnixStream, stores: &[Arc<RocksStore>]) -> Result<()> {
     use std::io::Read;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut line = String::new();
@@ -114,25 +115,18 @@ fn answer(stream: UnixStream, store: &RocksStore) -> Result<()> {
         .map_err(|err| format!("malformed request: {err}"))
         .and_then(|r| check_destination(&r.snapshot).map(|()| r));
     let reply = match request {
-        Ok(request) if request.label.as_deref().unwrap_or("default") != store.namespace() => {
-            Reply::Error(format!(
-                "this daemon serves the index `{}`, not `{}`",
-                store.namespace(),
-                request.label.unwrap_or_default()
-            ))
-        }
         Ok(request) => {
-            log::info!("snapshot requested into {}", request.snapshot.display());
-            match snapshot::take(store, &request.snapshot) {
-                Ok(manifest) => {
-                    log::info!(
-                        "snapshot at block {} in {}",
-                        manifest.height,
-                        request.snapshot.display()
-                    );
-                    Reply::Manifest(manifest)
-                }
-                Err(err) => Reply::Error(err.to_string()),
+            let wanted = request.label.as_deref().unwrap_or("default");
+            match stores.iter().find(|s| s.namespace() == wanted) {
+                Some(store) => take_snapshot(store, &request.snapshot),
+                None => Reply::Error(format!(
+                    "this daemon serves the index {}, not `{wanted}`",
+                    stores
+                        .iter()
+                        .map(|s| format!("`{}`", s.namespace()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             }
         }
         Err(err) => Reply::Error(err),
@@ -141,6 +135,21 @@ fn answer(stream: UnixStream, store: &RocksStore) -> Result<()> {
     text.push('\n');
     (&stream).write_all(text.as_bytes())?;
     Ok(())
+}
+
+fn take_snapshot(store: &RocksStore, out: &Path) -> Reply {
+    log::info!(
+        "snapshot of `{}` requested into {}",
+        store.namespace(),
+        out.display()
+    );
+    match snapshot::take(store, out) {
+        Ok(manifest) => {
+            log::info!("snapshot at block {} in {}", manifest.height, out.display());
+            Reply::Manifest(manifest)
+        }
+        Err(err) => Reply::Error(err.to_string()),
+    }
 }
 
 /// Asks the daemon holding `db_path` for a snapshot into `out`. `Ok(None)`: no daemon listens
@@ -219,7 +228,7 @@ mod tests {
             false,
         )
         .unwrap();
-        answer(server, &store).unwrap();
+        answer(server, &[Arc::new(store)]).unwrap();
         let reply = writer.join().unwrap();
         assert!(reply.contains("malformed request"), "{reply}");
     }

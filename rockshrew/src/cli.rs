@@ -28,9 +28,28 @@ pub struct Args {
     /// A tool instead of the daemon.
     #[command(subcommand)]
     pub command: Option<Tool>,
-    /// The indexer: a wasm32 module exporting `_start` and its views.
-    #[arg(long, required = true)]
-    pub indexer: Option<PathBuf>,
+    /// The indexer: a wasm32 module exporting `_start` and its views. Repeatable as
+    /// `LABEL=PATH` or `LABEL=PATH@HEIGHT` (its first height when its namespace is empty): one
+    /// daemon then runs every indexer over the same blocks, each on its own thread, in its own
+    /// namespace of the database, served at `POST /LABEL`.
+    #[arg(
+        long,
+        value_name = "[LABEL=]PATH[@HEIGHT]",
+        required_unless_present = "indexers"
+    )]
+    pub indexer: Vec<crate::indexers::IndexerSpec>,
+    /// A TOML manifest of the indexers to run (label, path, optional sha256 pin, start height
+    /// and memory ceiling each), instead of `--indexer`.
+    #[arg(long, value_name = "FILE", conflicts_with = "indexer")]
+    pub indexers: Option<PathBuf>,
+    /// With several indexers: the one `POST /` answers for (without it, `POST /` is an error
+    /// that lists the labels).
+    #[arg(long, value_name = "LABEL")]
+    pub default_indexer: Option<String>,
+    /// With several indexers: blocks kept in memory for the indexers behind the first to need
+    /// them, in MiB. An indexer further behind fetches its blocks from the source again.
+    #[arg(long, default_value_t = 256)]
+    pub shared_blocks_mib: u64,
     /// The RocksDB directory (created if missing). With `--replica-of`: the replica's own
     /// small directory (its logs), not a copy of the database.
     #[arg(long, required = true)]

@@ -4,7 +4,9 @@
 //! (checks each block, its proof of work with [`pow`], and executes it through
 //! `metashrew-runtime`) -> [`store`] (RocksDB) -> `rpc` (JSON-RPC views, previews, heights,
 //! hashes, roots), with `metrics` beside them. `daemon` starts an indexer (`primary`) or a
-//! read replica (`replica`), both set up by `setup`.
+//! read replica (`replica`), both set up by `setup`. A primary may run several indexers
+//! ([`indexers`] names them): one block source, shared by them (`source::shared`), and for
+//! each its own namespace, sync loop (`lanes` runs them) and endpoint.
 //!
 //! Public are what the binary, the tests and the benchmark use: [`cli`], [`daemon`],
 //! [`tools`], [`source`], [`pow`], [`placement`] and [`store`]; the rest is private.
@@ -17,6 +19,8 @@ mod admin;
 pub mod cli;
 pub mod daemon;
 mod fd_budget;
+pub mod indexers;
+mod lanes;
 mod metrics;
 pub mod placement;
 pub mod pow;

@@ -1,8 +1,11 @@
-//! Prometheus metrics, served at `/metrics`.
+//! Prometheus metrics, served at `/metrics`: one set per indexer, labelled `label="LABEL"`
+//! when a daemon runs several.
+
+use std::collections::HashMap;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every metric the daemon exports.
@@ -30,24 +33,88 @@ pub struct Metrics {
     pub view_seconds: Histogram,
     /// JSON-RPC requests by method.
     pub rpc_requests: IntCounterVec,
+    /// 1 once the indexer stopped on a block it fails on (the others of a daemon go on).
+    pub stopped: IntGauge,
     /// Replicas: seconds from the primary committing a block to this replica serving it
     /// (observed for the newest block of each refresh that brings new blocks).
     pub replica_lag_seconds: Histogram,
     /// Replicas: seconds since the last successful refresh.
-    pub replica_refresh_age_seconds: prometheus::Gauge,
+    pub replica_refresh_age_seconds: Gauge,
     /// Replicas: fresh instances opened after the primary flushed.
     pub replica_reopens: IntCounter,
     /// Replicas: refreshes that failed (the primary's files unreadable, say).
     pub replica_refresh_failures: IntCounter,
 }
 
-/// `metric`, registered in `registry`: each metric is created and registered in one place.
-fn registered<M: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: M,
-) -> Result<M, prometheus::Error> {
-    registry.register(Box::new(metric.clone()))?;
-    Ok(metric)
+/// Creates metrics, each registered in its registry in the same call, with the registry's
+/// constant labels (an indexer's `label`, when a daemon runs several).
+struct Factory<'a> {
+    registry: &'a Registry,
+    labels: HashMap<String, String>,
+}
+
+impl Factory<'_> {
+    fn register<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        metric: M,
+    ) -> Result<M, prometheus::Error> {
+        self.registry.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn opts(&self, name: &str, help: &str) -> Opts {
+        Opts::new(name, help).const_labels(self.labels.clone())
+    }
+
+    fn histogram_opts(&self, name: &str, help: &str, buckets: Vec<f64>) -> HistogramOpts {
+        HistogramOpts::new(name, help)
+            .const_labels(self.labels.clone())
+            .buckets(buckets)
+    }
+
+    fn int_gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.register(IntGauge::with_opts(self.opts(name, help))?)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<Gauge, prometheus::Error> {
+        self.register(Gauge::with_opts(self.opts(name, help))?)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        self.register(IntCounter::with_opts(self.opts(name, help))?)
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        by: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        self.register(IntCounterVec::new(self.opts(name, help), by)?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        buckets: Vec<f64>,
+    ) -> Result<Histogram, prometheus::Error> {
+        self.register(Histogram::with_opts(
+            self.histogram_opts(name, help, buckets),
+        )?)
+    }
+
+    fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        by: &[&str],
+    ) -> Result<HistogramVec, prometheus::Error> {
+        self.register(HistogramVec::new(
+            self.histogram_opts(name, help, buckets()),
+            by,
+        )?)
+    }
 }
 
 fn buckets() -> Vec<f64> {
@@ -57,63 +124,85 @@ fn buckets() -> Vec<f64> {
     ]
 }
 
+/// The registry every metric of a daemon is registered in (names prefixed `rockshrew_`).
+pub fn registry() -> Result<Registry, prometheus::Error> {
+    Registry::new_custom(Some("rockshrew".into()), None)
+}
+
 impl Metrics {
     /// Registers every metric in a registry of its own.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("rockshrew".into()), None)?;
+        Self::in_registry(registry()?, None)
+    }
+
+    /// Registers every metric in `registry`, with the constant label `label="LABEL"` when
+    /// `label` is given: the metrics of one indexer among several, which share the registry
+    /// and so one `/metrics` page.
+    pub fn in_registry(registry: Registry, label: Option<&str>) -> Result<Self, prometheus::Error> {
+        let f = Factory {
+            registry: &registry,
+            labels: label
+                .map(|l| HashMap::from([("label".to_string(), l.to_string())]))
+                .unwrap_or_default(),
+        };
         Ok(Self {
-            indexed_height: registered(&registry, IntGauge::new("indexed_height", "Highest committed block height")?)?,
-            node_tip: registered(&registry, IntGauge::new("node_tip", "Best block height of the block source")?)?,
-            bulk_ingest: registered(&registry, IntGauge::new(
+            indexed_height: f.int_gauge("indexed_height", "Highest committed block height")?,
+            node_tip: f.int_gauge("node_tip", "Best block height of the block source")?,
+            bulk_ingest: f.int_gauge(
                 "bulk_ingest",
                 "1 while the store uses its bulk-sync settings (far behind the node), else 0",
-            )?)?,
-            blocks_per_second_milli: registered(&registry, IntGauge::new(
+            )?,
+            blocks_per_second_milli: f.int_gauge(
                 "blocks_per_second_milli",
                 "Indexing speed over the last progress interval, in milli-blocks per second",
-            )?)?,
-            blocks_indexed: registered(&registry, IntCounter::new("blocks_indexed_total", "Blocks committed")?)?,
-            block_phase_seconds: registered(&registry, HistogramVec::new(
-                HistogramOpts::new("block_phase_seconds", "Time per block by phase")
-                    .buckets(buckets()),
+            )?,
+            blocks_indexed: f.counter("blocks_indexed_total", "Blocks committed")?,
+            block_phase_seconds: f.histogram_vec(
+                "block_phase_seconds",
+                "Time per block by phase",
                 &["phase"],
-            )?)?,
-            reorgs: registered(&registry, IntCounter::new("reorgs_total", "Chain reorganisations rolled back")?)?,
-            pow_refused: registered(&registry, IntCounter::new(
+            )?,
+            reorgs: f.counter("reorgs_total", "Chain reorganisations rolled back")?,
+            pow_refused: f.counter(
                 "pow_refused_total",
                 "Blocks refused by the proof-of-work checks",
-            )?)?,
-            reorg_depth: registered(&registry, Histogram::with_opts(
-                HistogramOpts::new("reorg_depth_blocks", "Blocks rolled back per reorg")
-                    .buckets(vec![1.0, 2.0, 3.0, 6.0, 10.0, 20.0, 50.0, 100.0]),
-            )?)?,
-            view_seconds: registered(&registry, Histogram::with_opts(
-                HistogramOpts::new("view_seconds", "Latency of view and preview calls")
-                    .buckets(buckets()),
-            )?)?,
-            rpc_requests: registered(&registry, IntCounterVec::new(
-                Opts::new("rpc_requests_total", "JSON-RPC requests by method"),
+            )?,
+            reorg_depth: f.histogram(
+                "reorg_depth_blocks",
+                "Blocks rolled back per reorg",
+                vec![1.0, 2.0, 3.0, 6.0, 10.0, 20.0, 50.0, 100.0],
+            )?,
+            view_seconds: f.histogram(
+                "view_seconds",
+                "Latency of view and preview calls",
+                buckets(),
+            )?,
+            rpc_requests: f.counter_vec(
+                "rpc_requests_total",
+                "JSON-RPC requests by method",
                 &["method"],
-            )?)?,
-            replica_lag_seconds: registered(&registry, Histogram::with_opts(
-                HistogramOpts::new(
-                    "replica_lag_seconds",
-                    "Replica: time from the primary's commit of a block to this replica serving it",
-                )
-                .buckets(buckets()),
-            )?)?,
-            replica_refresh_age_seconds: registered(&registry, prometheus::Gauge::new(
+            )?,
+            stopped: f.int_gauge(
+                "indexer_stopped",
+                "1 once the indexer has stopped on a block it fails on, else 0",
+            )?,
+            replica_lag_seconds: f.histogram(
+                "replica_lag_seconds",
+                "Replica: time from the primary's commit of a block to this replica serving it",
+                buckets(),
+            )?,
+            replica_refresh_age_seconds: f.gauge(
                 "replica_refresh_age_seconds",
                 "Replica: seconds since the last successful refresh",
-            )?)?,
-            replica_reopens: registered(&registry, IntCounter::new(
+            )?,
+            replica_reopens: f.counter(
                 "replica_reopens_total",
                 "Replica: fresh instances opened after the primary flushed",
-            )?)?,
-            replica_refresh_failures: registered(&registry, IntCounter::new(
+            )?,
+            replica_refresh_failures: f.counter(
                 "replica_refresh_failures_total",
                 "Replica: refreshes that failed",
-            )?)?,
+            )?,
             registry,
         })
     }

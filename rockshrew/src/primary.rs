@@ -1,5 +1,5 @@
-//! The indexing daemon: the store, the runtime over it, the block source, the sync loop and the
-//! JSON-RPC server beside it.
+//! The indexing daemon: the block source, and for each indexer its namespace of the database,
+//! its runtime, its sync loop and its JSON-RPC endpoint, served beside them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,11 +14,13 @@ use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
 use crate::placement::Placement;
 use crate::pow::Rules;
-use crate::rpc::AppState;
-use crate::setup::{Indexer, load_runtime, serve_while, server_config, view_settings};
+use crate::rpc::status::Status;
+use crate::rpc::{AppState, Endpoints};
+use crate::setup::{Indexer, labels, load_runtime, serve_while, server_config, view_settings};
 use crate::source::BlockSource;
 use crate::source::files::FileSource;
 use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
+use crate::source::shared::SharedSource;
 use crate::store::{RocksStore, Tuning};
 use crate::sync::{PowCheck, SyncConfig, Syncer};
 
@@ -53,19 +55,29 @@ fn block_source(args: &Args, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn Block
     )))
 }
 
-/// Indexes from the block source into the database at `db_path`, serving JSON-RPC meanwhile.
-pub(crate) fn run(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) -> Result<()> {
-    let tuning = Tuning {
-        max_open_files: u32::try_from(fds.rocksdb_files).unwrap_or(u32::MAX),
-        ..Tuning::default()
-    };
-    let store = Arc::new(RocksStore::open_tuned(
-        db_path,
-        args.label.as_deref(),
-        &indexer.identity,
-        args.allow_indexer_change,
-        &tuning,
-    )?);
+/// What a lane's runtime reads and writes through: the host cache over the background writer
+/// over its namespace of the database.
+type Stack = CachedStore<PipelinedStore<Arc<RocksStore>>>;
+
+/// One indexer of the daemon: its namespace of the database, its runtime over its caches, its
+/// sync loop (taken when the work starts), and the state its endpoint answers from.
+struct Lane {
+    store: Arc<RocksStore>,
+    cached: Arc<Stack>,
+    state: Arc<AppState<Stack>>,
+    syncer: Syncer<Stack>,
+}
+
+fn lane(
+    args: &Args,
+    indexer: &Indexer,
+    store: RocksStore,
+    source: Arc<dyn BlockSource>,
+    metrics: Metrics,
+    several: bool,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<Lane> {
+    let store = Arc::new(store);
     let namespace = store.namespace().to_string();
     // Reads go through a host cache, written through on every commit; large blocks are then
     // written to RocksDB in the background while the next one runs, and filled into the cache
@@ -75,42 +87,42 @@ pub(crate) fn run(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) 
         PipelinedStore::new(store.clone()),
         (args.host_cache_mib as usize) << 20,
     ));
-    let runtime = Arc::new(load_runtime(&indexer, cached.clone())?);
+    let runtime = Arc::new(load_runtime(indexer, cached.clone())?);
     let tip = runtime.tip()?;
     log::info!(
-        "index `{}` in {}: {}",
-        namespace,
-        db_path.display(),
+        "index `{namespace}` ({}): {}",
+        indexer.path.display(),
         tip.map_or_else(|| "empty".to_string(), |t| format!("tip {t}"))
     );
-    let metrics = Arc::new(Metrics::new()?);
+    let metrics = Arc::new(metrics);
     if let Some(t) = tip {
         metrics.indexed_height.set(i64::from(t));
     }
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let source = block_source(args, &shutdown)?;
-    let state = AppState::new(runtime.clone(), metrics.clone(), &view_settings(args))?;
+    let state = Arc::new(
+        AppState::new(runtime.clone(), metrics.clone(), &view_settings(args))?
+            .with_status(Arc::new(Status::new(indexer.label.clone()))),
+    );
     let syncer = Syncer {
         abandoned: state.abandoned.clone(),
-        runtime: runtime.clone(),
+        runtime,
         source,
         config: SyncConfig {
-            start_block: args.start_block,
+            start_block: indexer.start_block,
             exit_at: args.exit_at,
             max_reorg_depth: args.max_reorg_depth,
             poll_interval: Duration::from_millis(args.poll_interval_ms),
             fetch_workers: usize::from(args.fetch_workers),
             bulk_behind: args.bulk_sync_behind,
+            name: several.then(|| namespace.clone()),
             ..SyncConfig::default()
         },
-        metrics: metrics.clone(),
+        metrics,
         shutdown: shutdown.clone(),
         ingest: Some({
             let store = store.clone();
             Box::new(move |mode| store.set_ingest_mode(mode))
         }),
         pow: if args.no_pow_check {
-            log::warn!("--no-pow-check: blocks are indexed without checking their proof of work");
             None
         } else {
             Some(PowCheck {
@@ -119,26 +131,106 @@ pub(crate) fn run(args: &Args, db_path: &Path, indexer: Indexer, fds: FdBudget) 
             })
         },
     };
-    let admin = crate::admin::AdminSocket::start(db_path, store.clone());
+    Ok(Lane {
+        store,
+        cached,
+        state,
+        syncer,
+    })
+}
+
+/// Indexes from the block source into the database at `db_path`, serving JSON-RPC meanwhile:
+/// every indexer of `indexers` in its own namespace, on its own thread, over one block source
+/// (whose blocks are shared between them when there are several).
+pub(crate) fn run(
+    args: &Args,
+    db_path: &Path,
+    indexers: Vec<Indexer>,
+    fds: FdBudget,
+) -> Result<()> {
+    let tuning = Tuning {
+        max_open_files: u32::try_from(fds.rocksdb_files).unwrap_or(u32::MAX),
+        ..Tuning::default()
+    };
+    let identities: Vec<_> = indexers
+        .iter()
+        .map(|i| (i.label.as_deref(), &i.identity))
+        .collect();
+    let stores =
+        RocksStore::open_namespaces(db_path, &identities, args.allow_indexer_change, &tuning)?;
+    log::info!("database {}: {}", db_path.display(), labels(&indexers));
+    if args.no_pow_check {
+        log::warn!("--no-pow-check: blocks are indexed without checking their proof of work");
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let source = block_source(args, &shutdown)?;
+    let several = indexers.len() > 1;
+    let shared = several.then(|| {
+        Arc::new(SharedSource::new(
+            source.clone(),
+            (args.shared_blocks_mib as usize) << 20,
+        ))
+    });
+    let source: Arc<dyn BlockSource> = match &shared {
+        Some(shared) => shared.clone(),
+        None => source,
+    };
+    let registry = crate::metrics::registry()?;
+    let mut lanes = Vec::with_capacity(indexers.len());
+    for (indexer, store) in indexers.iter().zip(stores) {
+        let label = several.then(|| indexer.namespace());
+        let metrics = Metrics::in_registry(registry.clone(), label)?;
+        lanes.push(lane(
+            args,
+            indexer,
+            store,
+            source.clone(),
+            metrics,
+            several,
+            &shutdown,
+        )?);
+    }
+    let admin =
+        crate::admin::AdminSocket::start(db_path, lanes.iter().map(|l| l.store.clone()).collect());
+    let endpoints = Arc::new(Endpoints::several(
+        lanes.iter().map(|l| l.state.clone()).collect(),
+        args.default_indexer.as_deref(),
+    ));
+    let mut kept = Vec::with_capacity(lanes.len());
+    let mut work = Vec::with_capacity(lanes.len());
+    for lane in lanes {
+        work.push((lane.syncer, lane.state.status.clone()));
+        kept.push((lane.store, lane.cached));
+    }
     let indexer_placement = Placement {
         nice: args.indexer_nice,
         cores: args.indexer_cores.clone(),
         ..Placement::default()
     };
-    let result = serve_while(Arc::new(state), server_config(args)?, shutdown, move || {
-        // The indexing thread and the threads it starts (block fetchers, instance teardown);
-        // the server's threads and RocksDB's keep the daemon's own priority.
+    let stop_all = shutdown.clone();
+    let result = serve_while(endpoints, server_config(args)?, shutdown, move || {
+        // The indexing threads and the threads they start (block fetchers, instance teardown)
+        // inherit this placement; the server's threads and RocksDB's keep the daemon's own.
         indexer_placement
             .apply_to_current_thread()
             .context("--indexer-nice / --indexer-cores")?;
-        syncer.run()
+        crate::lanes::run(work, &stop_all)
     });
     drop(admin);
-    if let Err(err) = cached.inner().settle() {
-        log::error!("{err}");
+    if let Some(shared) = shared {
+        let (fetched, reused) = shared.counts();
+        log::info!("shared block source: {fetched} blocks fetched, {reused} answered from memory");
     }
-    if let Err(err) = store.flush() {
-        log::error!("final flush: {err} (the next start replays the write-ahead log)");
+    for (store, cached) in kept {
+        if let Err(err) = cached.inner().settle() {
+            log::error!("{err}");
+        }
+        if let Err(err) = store.flush() {
+            log::error!(
+                "final flush of `{}`: {err} (the next start replays the write-ahead log)",
+                store.namespace()
+            );
+        }
     }
     result
 }

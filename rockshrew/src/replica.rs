@@ -20,7 +20,8 @@ use rockshrew_store::{OpenError, Replica};
 use crate::cli::Args;
 use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
-use crate::rpc::AppState;
+use crate::rpc::status::Status;
+use crate::rpc::{AppState, Endpoints};
 use crate::setup::{Indexer, load_runtime, serve_while, server_config, view_settings};
 use crate::sync::SyncStop;
 
@@ -35,7 +36,7 @@ pub(crate) fn run(
     check_file_budget(primary, &fds)?;
     let shutdown = Arc::new(AtomicBool::new(false));
     let interval = Duration::from_millis(args.replica_interval_ms);
-    let replica = Arc::new(open(primary, own_dir, args.label.as_deref(), interval)?);
+    let replica = Arc::new(open(primary, own_dir, indexer.label.as_deref(), interval)?);
     let store = replica.store();
     match store.identity()? {
         Some(stored) if stored == indexer.identity || args.allow_indexer_change => {}
@@ -57,7 +58,7 @@ pub(crate) fn run(
     log::info!(
         "replica of {} (index `{}`), refreshing every {interval:?}: {}",
         primary.display(),
-        args.label.as_deref().unwrap_or("default"),
+        indexer.namespace(),
         tip.map_or_else(|| "empty".to_string(), |t| format!("tip {t}"))
     );
     let follower = Follower {
@@ -67,7 +68,11 @@ pub(crate) fn run(
         shutdown: shutdown.clone(),
     };
     serve_while(
-        Arc::new(AppState::new(runtime, metrics, &view_settings(args))?.with_replica(replica)),
+        Arc::new(Endpoints::single(Arc::new(
+            AppState::new(runtime, metrics, &view_settings(args))?
+                .with_replica(replica)
+                .with_status(Arc::new(Status::new(indexer.label.clone()))),
+        ))),
         server_config(args)?,
         shutdown,
         move || Ok(follower.run()),

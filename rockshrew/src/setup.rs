@@ -13,7 +13,7 @@ use metashrew_storage::hashes::sha256;
 
 use crate::cli::{Args, Mode};
 use crate::placement::Placement;
-use crate::rpc::{AppState, ServerConfig, ViewSettings};
+use crate::rpc::{Endpoints, ServerConfig, ViewSettings};
 use crate::store::IndexIdentity;
 use crate::sync::SyncStop;
 
@@ -59,6 +59,10 @@ pub(crate) fn load_runtime<S: metashrew_storage::Storage>(
 
 /// The module and what it runs under: read, its memory ceiling applied, its identity.
 pub(crate) struct Indexer {
+    /// Its namespace and endpoint (`None`: the namespace `default`).
+    pub label: Option<String>,
+    /// The first height it indexes when its namespace is empty.
+    pub start_block: u32,
     /// The module's path, for messages.
     pub path: PathBuf,
     /// Its bytes.
@@ -69,11 +73,69 @@ pub(crate) struct Indexer {
     pub identity: IndexIdentity,
 }
 
-pub(crate) fn load_indexer(args: &Args) -> Result<Indexer> {
-    let path = args.indexer.clone().context("--indexer is required")?;
+impl Indexer {
+    /// Its namespace's name.
+    pub fn namespace(&self) -> &str {
+        self.label.as_deref().unwrap_or("default")
+    }
+}
+
+/// Every indexer `--indexer` or `--indexers` names, read and checked.
+pub(crate) fn load_indexers(args: &Args) -> Result<Vec<Indexer>> {
+    let planned = crate::indexers::plan(
+        &args.indexer,
+        args.indexers.as_deref(),
+        args.label.as_deref(),
+        args.start_block,
+    )?;
+    let indexers = planned
+        .into_iter()
+        .map(|p| load_indexer(args, p))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(default) = &args.default_indexer
+        && !indexers.iter().any(|i| i.label.as_ref() == Some(default))
+    {
+        anyhow::bail!(
+            "--default-indexer {default}: no indexer has that label (labels: {})",
+            labels(&indexers)
+        );
+    }
+    Ok(indexers)
+}
+
+/// The labels of `indexers`, comma-separated, for messages.
+pub(crate) fn labels(indexers: &[Indexer]) -> String {
+    indexers
+        .iter()
+        .map(Indexer::namespace)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn load_indexer(args: &Args, planned: crate::indexers::Planned) -> Result<Indexer> {
+    let path = planned.path;
     let wasm =
         std::fs::read(&path).with_context(|| format!("reading the indexer {}", path.display()))?;
+    let module_hash = sha256(&wasm);
+    if let Some(pinned) = planned.sha256
+        && pinned != module_hash
+    {
+        anyhow::bail!(
+            "the indexer {} has SHA-256 {}, but its manifest pins {}: refusing to start",
+            path.display(),
+            hex::encode(module_hash),
+            hex::encode(pinned)
+        );
+    }
     let mut config = runtime_config(args)?;
+    if let Some(mib) = planned.max_memory_mib {
+        anyhow::ensure!(
+            mib > 0 && mib <= 4096,
+            "{}: max_memory_mib must be between 1 and 4096",
+            path.display()
+        );
+        config.max_memory_bytes = mib << 20;
+    }
     // A module's declared memory maximum lowers the ceiling; the identity records what it
     // really runs under.
     let ceiling = memory_ceiling(&wasm, config.max_memory_bytes)
@@ -86,11 +148,13 @@ pub(crate) fn load_indexer(args: &Args) -> Result<Indexer> {
     }
     config.max_memory_bytes = ceiling;
     let identity = IndexIdentity {
-        module_hash: sha256(&wasm),
+        module_hash,
         max_memory_bytes: config.max_memory_bytes,
         max_wasm_stack_bytes: config.max_wasm_stack_bytes as u64,
     };
     Ok(Indexer {
+        label: planned.label,
+        start_block: planned.start,
         path,
         wasm,
         config,
@@ -130,11 +194,11 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
     })
 }
 
-/// Serves JSON-RPC from `state` while `work` runs on a thread of its own; stops both on a
+/// Serves JSON-RPC from `endpoints` while `work` runs on a thread of its own; stops both on a
 /// signal (which sets `shutdown`), when `work` returns, or when the server fails. Returns once
 /// `work` has returned.
 pub(crate) fn serve_while<S: metashrew_storage::Storage + 'static>(
-    state: Arc<AppState<S>>,
+    endpoints: Arc<Endpoints<S>>,
     server_config: ServerConfig,
     shutdown: Arc<AtomicBool>,
     work: impl FnOnce() -> Result<SyncStop> + Send + 'static,
@@ -164,7 +228,7 @@ pub(crate) fn serve_while<S: metashrew_storage::Storage + 'static>(
         let stop = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(watch_signals(shutdown.clone(), stop.clone()));
         let server_stop = stop.clone();
-        let server = tokio::spawn(crate::rpc::serve(state, server_config, async move {
+        let server = tokio::spawn(crate::rpc::serve(endpoints, server_config, async move {
             server_stop.notified().await
         }));
         let outcome = tokio::select! {

@@ -48,6 +48,8 @@ pub struct SyncConfig {
     /// From this many blocks behind the source's tip, the store is written with its bulk-sync
     /// settings ([`IngestMode::Bulk`]); below half of it, with its tip settings again. 0: never.
     pub bulk_behind: u32,
+    /// The indexer's label, named in the loop's log lines when a daemon runs several.
+    pub name: Option<String>,
 }
 
 /// The proof-of-work check of every block: the network's rules, and the database whose kept
@@ -72,8 +74,25 @@ impl Default for SyncConfig {
             fetch_workers: 4,
             fetch_depth: 64,
             bulk_behind: 144,
+            name: None,
         }
     }
+}
+
+/// The indexer failed on a block: deterministic (every node fails there), so this indexer
+/// stops; nothing of the block was committed. Any other error of [`Syncer::run`] is the host's
+/// (storage, node).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the indexer failed on block {height} ({hash}): {fault}. This is deterministic: every node fails here. Nothing of the block was committed."
+)]
+pub struct IndexerFailed {
+    /// The block's height.
+    pub height: u32,
+    /// Its hash, in display order.
+    pub hash: String,
+    /// What the guest did.
+    pub fault: String,
 }
 
 /// Why the loop returned without an error.
@@ -127,6 +146,14 @@ struct Progress {
 }
 
 impl<S: Storage> Syncer<S> {
+    /// `` `label`: `` before the loop's own log lines when it has a name.
+    fn prefix(&self) -> String {
+        self.config
+            .name
+            .as_ref()
+            .map_or_else(String::new, |n| format!("`{n}`: "))
+    }
+
     fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
     }
@@ -152,7 +179,8 @@ impl<S: Storage> Syncer<S> {
         let outcome = self.follow(&mut progress);
         let active = progress.active.as_secs_f64();
         log::info!(
-            "indexed {} blocks in {active:.3} s of indexing ({:.1} blocks/s); up {:.3} s",
+            "{}indexed {} blocks in {active:.3} s of indexing ({:.1} blocks/s); up {:.3} s",
+            self.prefix(),
             progress.total,
             progress.total as f64 / active.max(1e-9),
             started.elapsed().as_secs_f64()
@@ -425,10 +453,12 @@ impl<S: Storage> Syncer<S> {
             let report = match self.runtime.process_block(h, &fetched.block) {
                 Ok(r) => r,
                 Err(RuntimeError::BlockFailed { height, fault }) => {
-                    bail!(
-                        "the indexer failed on block {height} ({}): {fault}. This is deterministic: every node fails here. Nothing of the block was committed.",
-                        display_hex(&fetched.hash)
-                    )
+                    return Err(IndexerFailed {
+                        height,
+                        hash: display_hex(&fetched.hash),
+                        fault: fault.to_string(),
+                    }
+                    .into());
                 }
                 Err(RuntimeError::Storage(err)) => {
                     bail!(
@@ -501,7 +531,8 @@ impl<S: Storage> Syncer<S> {
             "?".into()
         };
         log::info!(
-            "height {height} / node tip {node_tip} ({left} behind), {rate:.1} blocks/s, ETA {eta}"
+            "{}height {height} / node tip {node_tip} ({left} behind), {rate:.1} blocks/s, ETA {eta}",
+            self.prefix()
         );
         progress.since = Instant::now();
         progress.blocks = 0;

@@ -1,5 +1,9 @@
 //! The JSON-RPC 2.0 server (axum): `POST /` for Metashrew's methods, `GET /metrics` for
-//! Prometheus.
+//! Prometheus, `GET /status` for every indexer's state ([`status`]).
+//!
+//! A daemon that runs several indexers answers each one's methods at `POST /LABEL`; `POST /`
+//! then answers for `--default-indexer`, or is an error that lists the labels. With one
+//! indexer, `POST /` answers for it (and `POST /LABEL` too when it has a label).
 //!
 //! Requests may be single objects or batches (up to [`MAX_BATCH`] entries). Errors use the
 //! standard codes: -32700 parse error, -32600 invalid request, -32601 method not found, -32602
@@ -14,6 +18,7 @@
 
 pub mod host_memory;
 pub mod methods;
+pub mod status;
 pub mod view_pool;
 
 use std::net::SocketAddr;
@@ -103,6 +108,48 @@ pub struct AppState<S: Storage> {
     pub(crate) replica: Option<Arc<Replica>>,
     /// Blocks rolled back by the sync loop, for block-hash tags.
     pub abandoned: Arc<crate::abandoned::Abandoned>,
+    /// The indexer's label and whether it has stopped, for `/status`.
+    pub status: Arc<status::Status>,
+}
+
+/// Every indexer the server answers for, and the one `POST /` answers for.
+pub struct Endpoints<S: Storage> {
+    lanes: Vec<Arc<AppState<S>>>,
+    default: Option<usize>,
+}
+
+impl<S: Storage> Endpoints<S> {
+    /// One indexer, answered at `POST /` (and at `POST /LABEL` when it has a label).
+    pub fn single(state: Arc<AppState<S>>) -> Self {
+        Self {
+            lanes: vec![state],
+            default: Some(0),
+        }
+    }
+
+    /// Several indexers, each at `POST /LABEL`; `POST /` answers for `default` (a label), or
+    /// is an error when it is `None` and there are several.
+    pub fn several(lanes: Vec<Arc<AppState<S>>>, default: Option<&str>) -> Self {
+        let default = match lanes.len() {
+            1 => Some(0),
+            _ => default.and_then(|d| lanes.iter().position(|l| l.status.label() == Some(d))),
+        };
+        Self { lanes, default }
+    }
+
+    /// The indexer labelled `label`.
+    fn by_label(&self, label: &str) -> Option<&Arc<AppState<S>>> {
+        self.lanes.iter().find(|l| l.status.label() == Some(label))
+    }
+
+    /// The labels, comma-separated, for messages.
+    fn labels(&self) -> String {
+        self.lanes
+            .iter()
+            .map(|l| l.status.namespace())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// How views are run, beside the runtime's own bounds (time, memory per view, slots).
@@ -131,7 +178,14 @@ impl<S: Storage> AppState<S> {
             metrics,
             replica: None,
             abandoned: Arc::default(),
+            status: Arc::default(),
         })
+    }
+
+    /// The state of the indexer `status` describes (its label, its failure when it stops).
+    pub fn with_status(mut self, status: Arc<status::Status>) -> Self {
+        self.status = status;
+        self
     }
 
     /// The state of a read replica: every runtime call holds `replica`'s current state.
@@ -216,7 +270,48 @@ async fn handle_one<S: Storage>(state: Arc<AppState<S>>, request: Value) -> Valu
 /// preview carries a whole block in hex, and parsing megabytes would hold up the cheap calls.
 const PARSE_OFF_SERVER_BYTES: usize = 64 << 10;
 
-async fn handle<S: Storage>(State(state): State<Arc<AppState<S>>>, body: Bytes) -> Response {
+/// A JSON-RPC error as the whole reply, with an HTTP status.
+fn refusal(status: StatusCode, code: i64, message: String) -> Response {
+    let reply = response(Value::Null, Err(RpcError::new(code, message)));
+    (status, axum::Json(reply)).into_response()
+}
+
+async fn handle_default<S: Storage>(
+    State(endpoints): State<Arc<Endpoints<S>>>,
+    body: Bytes,
+) -> Response {
+    match endpoints.default.and_then(|i| endpoints.lanes.get(i)) {
+        Some(state) => handle(state.clone(), body).await,
+        None => refusal(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            format!(
+                "this daemon runs several indexers ({}): POST to /LABEL, or start it with --default-indexer LABEL",
+                endpoints.labels()
+            ),
+        ),
+    }
+}
+
+async fn handle_labelled<S: Storage>(
+    State(endpoints): State<Arc<Endpoints<S>>>,
+    axum::extract::Path(label): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    match endpoints.by_label(&label) {
+        Some(state) => handle(state.clone(), body).await,
+        None => refusal(
+            StatusCode::NOT_FOUND,
+            INVALID_REQUEST,
+            format!(
+                "no indexer is labelled `{label}` (labels: {})",
+                endpoints.labels()
+            ),
+        ),
+    }
+}
+
+async fn handle<S: Storage>(state: Arc<AppState<S>>, body: Bytes) -> Response {
     let parsed: Result<Value, serde_json::Error> = if body.len() >= PARSE_OFF_SERVER_BYTES {
         match state.pool.run(move || serde_json::from_slice(&body)).await {
             Ok(parsed) => parsed,
@@ -265,16 +360,27 @@ async fn handle<S: Storage>(State(state): State<Arc<AppState<S>>>, body: Bytes) 
     axum::Json(reply).into_response()
 }
 
-async fn metrics<S: Storage>(State(state): State<Arc<AppState<S>>>) -> Response {
+async fn metrics<S: Storage>(State(endpoints): State<Arc<Endpoints<S>>>) -> Response {
+    // The indexers' metrics share one registry: any of them renders them all.
+    let text = endpoints
+        .lanes
+        .first()
+        .map(|l| l.metrics.render())
+        .unwrap_or_default();
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
+}
+
+async fn status_page<S: Storage>(State(endpoints): State<Arc<Endpoints<S>>>) -> Response {
+    let report: Vec<Value> = endpoints.lanes.iter().map(|l| status::report(l)).collect();
+    axum::Json(json!({ "indexers": report })).into_response()
 }
 
 /// The CORS layer of `--cors` (`*`, or a comma-separated list of origins); an origin that is
@@ -298,15 +404,17 @@ fn cors_layer(cors: &str) -> anyhow::Result<CorsLayer> {
 
 /// The HTTP application. Fails on an invalid `--cors`.
 pub fn router<S: Storage>(
-    state: Arc<AppState<S>>,
+    endpoints: Arc<Endpoints<S>>,
     config: &ServerConfig,
 ) -> anyhow::Result<Router> {
     let mut router = Router::new()
-        .route("/", post(handle::<S>))
+        .route("/", post(handle_default::<S>))
+        .route("/{label}", post(handle_labelled::<S>))
         .route("/metrics", get(metrics::<S>))
+        .route("/status", get(status_page::<S>))
         .layer(DefaultBodyLimit::max(config.max_request_bytes))
         .layer(RequestBodyTimeoutLayer::new(config.body_timeout))
-        .with_state(state);
+        .with_state(endpoints);
     if let Some(cors) = &config.cors {
         router = router.layer(cors_layer(cors)?);
     }
@@ -365,14 +473,14 @@ fn lock_connections(
 /// client, the new one waits for a free slot. On shutdown, connections finish their request in
 /// flight (at most 5 s).
 pub async fn serve<S: Storage>(
-    state: Arc<AppState<S>>,
+    endpoints: Arc<Endpoints<S>>,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tower::ServiceExt;
-    let app = router(state, &config)?;
+    let app = router(endpoints, &config)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding the JSON-RPC server to {}", config.addr))?;

@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod rpc;
+pub(crate) mod shared;
 
 /// Why a block source could not answer.
 #[derive(Debug, thiserror::Error)]

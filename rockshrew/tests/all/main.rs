@@ -11,4 +11,5 @@ mod block_files;
 mod crash;
 mod daemon;
 mod hostile_clients;
+mod multi;
 mod replicas;

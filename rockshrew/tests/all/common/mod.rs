@@ -302,6 +302,39 @@ impl Client {
         )
     }
 
+    /// Posts `body` to `path` (`/LABEL`); the HTTP status and the parsed reply.
+    pub fn post_to(&self, path: &str, body: &str) -> (u16, Value) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut response = agent
+            .post(&format!("http://127.0.0.1:{}{path}", self.port))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .expect("daemon answers");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Calls `method` of the indexer labelled `label` (`POST /LABEL`).
+    pub fn call_at(&self, label: &str, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.post_to(&format!("/{label}"), &body.to_string()).1
+    }
+
+    /// The height of the indexer labelled `label`.
+    pub fn height_at(&self, label: &str) -> Option<u32> {
+        self.call_at(label, "metashrew_height", json!([]))["result"]
+            .as_str()
+            .and_then(|h| h.parse().ok())
+    }
+
     pub fn get(&self, path: &str) -> (u16, String) {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -423,6 +456,31 @@ impl Daemon {
         }
     }
 
+    /// Waits until every indexer of `labels` reports `height` (panics with the log after
+    /// `timeout`).
+    pub fn wait_for_heights(&mut self, labels: &[&str], height: u32, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited ({status}):\n{}", self.log_text());
+            }
+            let (code, _) = self.get("/metrics");
+            if code == 200
+                && labels
+                    .iter()
+                    .all(|l| self.client().height_at(l) >= Some(height))
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "height {height} not reached by {labels:?} in {timeout:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn signal(&self, signal: &str) {
         Command::new("kill")
             .args([signal, &self.child.id().to_string()])
@@ -476,10 +534,12 @@ pub fn reference_roots() -> Vec<String> {
 
 /// Roots of spendables over `chain` (heights from 0), computed in-process, as RPC hex.
 pub fn roots_of(chain: &[Vec<u8>]) -> Vec<String> {
-    let rt = metashrew_tests::runtimes::on_memory(
-        metashrew_tests::guests::SPENDABLES,
-        metashrew_runtime::InstanceMode::Fresh,
-    );
+    roots_with(metashrew_tests::guests::SPENDABLES, chain)
+}
+
+/// Roots of the guest at `wasm` over `chain` (heights from 0), computed in-process, as RPC hex.
+pub fn roots_with(wasm: &str, chain: &[Vec<u8>]) -> Vec<String> {
+    let rt = metashrew_tests::runtimes::on_memory(wasm, metashrew_runtime::InstanceMode::Fresh);
     chain
         .iter()
         .enumerate()
