@@ -85,6 +85,14 @@ pub enum OpenError {
     Storage(#[from] StorageError),
 }
 
+/// The namespace of an index without a label.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The namespace `label` names: the label, or [`DEFAULT_NAMESPACE`].
+pub fn namespace_of(label: Option<&str>) -> &str {
+    label.unwrap_or(DEFAULT_NAMESPACE)
+}
+
 const TIP: &[u8] = b"tip";
 const FIRST: &[u8] = b"first";
 const IDENTITY: &[u8] = b"identity";
@@ -130,7 +138,7 @@ fn existing_namespace(
     path: &Path,
     label: Option<&str>,
 ) -> Result<(String, Vec<String>), OpenError> {
-    let namespace = label.unwrap_or("default").to_string();
+    let namespace = namespace_of(label).to_string();
     let names =
         DB::list_cf(&Options::default(), path).map_err(|source| rocks_error(path, source))?;
     if !names.contains(&Family::Meta.name_in(&namespace)) {
@@ -208,7 +216,7 @@ impl RocksStore {
         let mut names: Vec<String> = DB::list_cf(&opts, path).unwrap_or_default();
         let namespaces: Vec<String> = indexers
             .iter()
-            .map(|(label, _)| label.unwrap_or("default").to_string())
+            .map(|(label, _)| namespace_of(*label).to_string())
             .collect();
         for (i, namespace) in namespaces.iter().enumerate() {
             if namespaces[..i].contains(namespace) {
@@ -991,5 +999,46 @@ mod tests {
         assert_eq!(mine.get_at(b"k", 0).unwrap(), None);
         drop(mine);
         assert_eq!(RocksStore::namespaces(dir.path()), vec!["default", "other"]);
+    }
+
+    #[test]
+    fn namespaces_opened_together_share_one_database_and_stay_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (identity(1), identity(2));
+        let open = |indexers: &[(Option<&str>, &IndexIdentity)]| {
+            RocksStore::open_namespaces(dir.path(), indexers, false, &Tuning::default())
+        };
+        let stores = open(&[(Some("a"), &one), (None, &two)]).unwrap();
+        assert_eq!(stores[0].namespace(), "a");
+        assert_eq!(stores[1].namespace(), DEFAULT_NAMESPACE);
+        // Each commits and rolls back on its own.
+        for h in 0..3 {
+            commit_chained(&stores[0], h, &[(b"k", &[h as u8])]);
+        }
+        commit_chained(&stores[1], 0, &[(b"k", b"other")]);
+        stores[0].rollback_to(1).unwrap();
+        assert_eq!(stores[0].get_at(b"k", 5).unwrap(), Some(vec![1]));
+        assert_eq!(stores[1].get_at(b"k", 5).unwrap(), Some(b"other".to_vec()));
+        assert_eq!(
+            (stores[0].tip().unwrap(), stores[1].tip().unwrap()),
+            (Some(1), Some(0))
+        );
+        for store in &stores {
+            crate::verify::verify(store, &[], 0).unwrap();
+        }
+        drop(stores);
+        // Each namespace keeps its identity; one label twice is refused.
+        assert!(matches!(
+            open(&[(Some("a"), &two)]),
+            Err(OpenError::IdentityMismatch { .. })
+        ));
+        assert!(matches!(
+            open(&[(Some("b"), &one), (Some("b"), &two)]),
+            Err(OpenError::DuplicateNamespace(ns)) if ns == "b"
+        ));
+        // Opened alone, a namespace reads what it wrote together with the others.
+        let alone = RocksStore::open(dir.path(), Some("a"), &one, false).unwrap();
+        assert_eq!(alone.get_at(b"k", 1).unwrap(), Some(vec![1]));
+        assert_eq!(RocksStore::namespaces(dir.path()), vec!["a", "default"]);
     }
 }

@@ -116,7 +116,7 @@ fn answer(stream: UnixStream, stores: &[Arc<RocksStore>]) -> Result<()> {
         .and_then(|r| check_destination(&r.snapshot).map(|()| r));
     let reply = match request {
         Ok(request) => {
-            let wanted = request.label.as_deref().unwrap_or("default");
+            let wanted = rockshrew_store::namespace_of(request.label.as_deref());
             match stores.iter().find(|s| s.namespace() == wanted) {
                 Some(store) => take_snapshot(store, &request.snapshot),
                 None => Reply::Error(format!(

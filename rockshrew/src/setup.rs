@@ -76,7 +76,7 @@ pub(crate) struct Indexer {
 impl Indexer {
     /// Its namespace's name.
     pub fn namespace(&self) -> &str {
-        self.label.as_deref().unwrap_or("default")
+        crate::store::namespace_of(self.label.as_deref())
     }
 }
 

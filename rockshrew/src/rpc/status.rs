@@ -37,7 +37,7 @@ impl Status {
 
     /// Its namespace's name: the label, or `default`.
     pub fn namespace(&self) -> &str {
-        self.label().unwrap_or("default")
+        rockshrew_store::namespace_of(self.label())
     }
 
     /// Records that it stopped, and why.
