@@ -289,15 +289,29 @@ impl<S: Storage> Syncer<S> {
     /// Fetches the source's blocks above `fork` up to `to` and checks them as a branch; false
     /// (logged) if one is refused or does not link to the one before.
     fn branch_passes(&self, pow: &PowCheck, fork: u32, to: u32) -> Result<bool> {
+        self.with_kept_headers(pow, |kept| self.branch_passes_over(pow, kept, fork, to))
+    }
+
+    /// `f` over the headers kept in the database, as far as they are the stored blocks'.
+    fn with_kept_headers<R>(&self, pow: &PowCheck, f: impl FnOnce(&KeptHeaders<'_>) -> R) -> R {
         let hash_at = |h| self.stored_hash(h);
-        let kept = KeptHeaders {
+        f(&KeptHeaders {
             store: &pow.store,
             hash_at: &hash_at,
-        };
+        })
+    }
+
+    fn branch_passes_over(
+        &self,
+        pow: &PowCheck,
+        kept: &KeptHeaders<'_>,
+        fork: u32,
+        to: u32,
+    ) -> Result<bool> {
         let mut branch = Branch {
             fork,
             headers: Vec::new(),
-            below: &kept,
+            below: kept,
         };
         let mut parent = self.runtime.block_hash(fork)?;
         for height in fork + 1..=to {
@@ -435,12 +449,7 @@ impl<S: Storage> Syncer<S> {
                 });
             }
             if let Some(pow) = &self.pow {
-                let hash_at = |h| self.stored_hash(h);
-                let kept = KeptHeaders {
-                    store: &pow.store,
-                    hash_at: &hash_at,
-                };
-                if !self.passes(pow, h, &fetched.block, &kept)? {
+                if !self.with_kept_headers(pow, |kept| self.passes(pow, h, &fetched.block, kept))? {
                     return Ok(Batch::Refetch);
                 }
                 let header: &[u8; 80] = fetched.block[..80]
