@@ -21,6 +21,7 @@ pub mod daemon;
 mod fd_budget;
 pub mod indexers;
 mod lanes;
+mod malloc;
 mod metrics;
 pub mod placement;
 pub mod pow;

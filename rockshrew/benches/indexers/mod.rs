@@ -106,6 +106,12 @@ fn together(set: &[(&str, &str)], url: &str, exit: u32) -> Outcome {
     let rss_mib = wait_all(&mut daemons);
     let wall = started.elapsed().as_secs_f64();
     let log = daemons[0].log_text();
+    if let Some(line) = log.lines().rfind(|l| l.contains("shared block source:")) {
+        println!(
+            "|   shared: {} | | | |",
+            line.rsplit("source: ").next().unwrap_or_default()
+        );
+    }
     Outcome {
         wall,
         rss_mib,
