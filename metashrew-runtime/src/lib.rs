@@ -51,6 +51,7 @@ mod gate;
 mod locks;
 mod memory_limits;
 mod module_cache;
+mod prepared;
 mod recycle;
 mod runtime;
 
@@ -60,4 +61,5 @@ pub use config::{EPOCH_TICK, InstanceMode, RuntimeConfig};
 pub use error::{GuestFault, RuntimeError};
 pub use memory_limits::{DeclaredMemory, declared_memory, memory_ceiling};
 pub use module_cache::{CacheOutcome, KEPT_ENTRIES};
+pub use prepared::PreparedModule;
 pub use runtime::{BlockReport, MetashrewRuntime};

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::{Instance, Store, Trap, UpdateDeadline};
 
+use crate::PreparedModule;
 use crate::abi;
 use crate::bounds::{Cancellation, Deadline, EpochTicker, Limits, Stop};
-use crate::compile::{Compiled, Use, check_view_memory, compile};
+use crate::compile::{Compiled, Use, compile};
 use crate::config::{InstanceMode, RuntimeConfig};
 use crate::context::{CallContext, CallKind, StateView};
 use crate::error::{GuestFault, RuntimeError};
@@ -147,7 +148,7 @@ impl<S: Storage> MetashrewRuntime<S> {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_bytes(&bytes, store, config)
+        Self::from_prepared(&PreparedModule::new(bytes, config)?, store)
     }
 
     /// Loads an indexer from its wasm bytes: reserves the preallocated region (first thing),
@@ -161,20 +162,14 @@ impl<S: Storage> MetashrewRuntime<S> {
         config: RuntimeConfig,
     ) -> Result<Self, RuntimeError> {
         reserve_region();
-        let ceiling = crate::memory_ceiling(wasm, config.max_memory_bytes)?;
-        if ceiling < config.max_memory_bytes {
-            log::info!(
-                "guest memory ceiling: {} MiB, the module's declared maximum (configured: {} MiB)",
-                ceiling >> 20,
-                config.max_memory_bytes >> 20
-            );
-        }
-        let config = RuntimeConfig {
-            max_memory_bytes: ceiling,
-            ..config
-        };
-        check_view_memory(wasm, &config)?;
-        let module_hash = metashrew_storage::hashes::sha256(wasm);
+        Self::from_prepared(&PreparedModule::new(wasm.to_vec(), config)?, store)
+    }
+
+    /// [`MetashrewRuntime::from_bytes`] for a module already prepared (its hash and effective
+    /// configuration computed once, for the host's index identity as well).
+    pub fn from_prepared(module: &PreparedModule, store: Arc<S>) -> Result<Self, RuntimeError> {
+        reserve_region();
+        let (wasm, module_hash, config) = (module.wasm(), module.hash(), module.config().clone());
         let (blocks, views) = std::thread::scope(|scope| {
             let views = scope.spawn(|| compile(wasm, &module_hash, &config, Use::Views));
             let blocks = compile(wasm, &module_hash, &config, Use::Blocks);

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig, memory_ceiling};
-use metashrew_storage::hashes::sha256;
+use metashrew_runtime::{InstanceMode, MetashrewRuntime, PreparedModule, RuntimeConfig};
 
 use crate::cli::{Args, Mode};
 use crate::placement::Placement;
@@ -46,7 +45,7 @@ pub(crate) fn load_runtime<S: metashrew_storage::Storage>(
     store: Arc<S>,
 ) -> Result<MetashrewRuntime<S>> {
     let started = std::time::Instant::now();
-    let runtime = MetashrewRuntime::from_bytes(&indexer.wasm, store, indexer.config.clone())
+    let runtime = MetashrewRuntime::from_prepared(&indexer.module, store)
         .with_context(|| format!("loading {}", indexer.path.display()))?;
     log::info!(
         "module {} ready in {} ms (compiled-module cache: {:?})",
@@ -65,11 +64,9 @@ pub(crate) struct Indexer {
     pub start_block: u32,
     /// The module's path, for messages.
     pub path: PathBuf,
-    /// Its bytes.
-    pub wasm: Vec<u8>,
-    /// Its runtime configuration (the ceiling applied).
-    pub config: RuntimeConfig,
-    /// Its identity.
+    /// The module, its hash and its runtime configuration (the ceiling applied).
+    pub module: PreparedModule,
+    /// Its identity, made of the module's.
     pub identity: IndexIdentity,
 }
 
@@ -116,17 +113,6 @@ fn load_indexer(args: &Args, planned: crate::indexers::Planned) -> Result<Indexe
     let path = planned.path;
     let wasm =
         std::fs::read(&path).with_context(|| format!("reading the indexer {}", path.display()))?;
-    let module_hash = sha256(&wasm);
-    if let Some(pinned) = planned.sha256
-        && pinned != module_hash
-    {
-        anyhow::bail!(
-            "the indexer {} has SHA-256 {}, but its manifest pins {}: refusing to start",
-            path.display(),
-            hex::encode(module_hash),
-            hex::encode(pinned)
-        );
-    }
     let mut config = runtime_config(args)?;
     if let Some(mib) = planned.max_memory_mib {
         anyhow::ensure!(
@@ -137,27 +123,29 @@ fn load_indexer(args: &Args, planned: crate::indexers::Planned) -> Result<Indexe
         config.max_memory_bytes = mib << 20;
     }
     // A module's declared memory maximum lowers the ceiling; the identity records what it
-    // really runs under.
-    let ceiling = memory_ceiling(&wasm, config.max_memory_bytes)
-        .with_context(|| format!("loading {}", path.display()))?;
-    if ceiling < config.max_memory_bytes {
-        log::info!(
-            "guest memory ceiling {} MiB: the module's declared maximum",
-            ceiling >> 20
+    // really runs under, computed once for the runtime and the identity.
+    let module =
+        PreparedModule::new(wasm, config).with_context(|| format!("loading {}", path.display()))?;
+    if let Some(pinned) = planned.sha256
+        && pinned != module.hash()
+    {
+        anyhow::bail!(
+            "the indexer {} has SHA-256 {}, but its manifest pins {}: refusing to start",
+            path.display(),
+            hex::encode(module.hash()),
+            hex::encode(pinned)
         );
     }
-    config.max_memory_bytes = ceiling;
     let identity = IndexIdentity {
-        module_hash,
-        max_memory_bytes: config.max_memory_bytes,
-        max_wasm_stack_bytes: config.max_wasm_stack_bytes as u64,
+        module_hash: module.hash(),
+        max_memory_bytes: module.config().max_memory_bytes,
+        max_wasm_stack_bytes: module.config().max_wasm_stack_bytes as u64,
     };
     Ok(Indexer {
         label: planned.label,
         start_block: planned.start,
         path,
-        wasm,
-        config,
+        module,
         identity,
     })
 }

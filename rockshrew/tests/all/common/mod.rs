@@ -280,20 +280,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Posts a raw body; returns the parsed reply.
+    /// Posts a raw body to `POST /`; returns the parsed reply.
     pub fn post(&self, body: &str) -> Value {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        let mut response = agent
-            .post(&format!("http://127.0.0.1:{}/", self.port))
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .expect("daemon answers");
-        let text = response.body_mut().read_to_string().expect("body");
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
+        self.post_to("/", body).1
     }
 
     pub fn call(&self, method: &str, params: Value) -> Value {
