@@ -1,6 +1,6 @@
 //! Which indexers a daemon runs: `--indexer` specs (`PATH`, or `LABEL=PATH[@HEIGHT]`,
-//! repeatable) or a TOML manifest (`--indexers FILE`), checked and resolved to a list of
-//! [`Planned`] indexers.
+//! repeatable) or a TOML manifest (`--indexers FILE`), checked and resolved to the
+//! list of indexers to run.
 //!
 //! A manifest lists each indexer under `[[indexer]]`:
 //!
