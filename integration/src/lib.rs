@@ -78,7 +78,7 @@ pub mod runtimes {
     pub fn roots<S: metashrew_storage::Storage>(
         rt: &MetashrewRuntime<S>,
         heights: impl IntoIterator<Item = u32>,
-    ) -> Vec<[u8; 32]> {
+    ) -> Vec<metashrew_storage::StateRoot> {
         heights
             .into_iter()
             .map(|h| {

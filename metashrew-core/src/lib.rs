@@ -291,11 +291,26 @@ pub(crate) fn forget_cached_reads() {
     clear();
 }
 
+/// This block's reads and writes so far, lent to `f`: no copy and nothing kept. The leak-free
+/// form of [`get_cache`].
+pub fn with_cache<R>(f: impl FnOnce(&BlockCache) -> R) -> R {
+    with_block(|b| f(&b.cache))
+}
+
+/// This block's reads and writes so far, as an owned map (the keys and values are shared
+/// handles, not copies): the leak-free form of [`get_cache`] for a caller that keeps it.
+pub fn cache_snapshot() -> MetashrewCache {
+    with_cache(|cache| cache.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
 /// This block's reads and writes so far (Metashrew's signature). The map is a snapshot taken at
-/// the call: later reads and writes do not change it. Snapshots live for the rest of the
-/// instance (that is what `'static` asks for); calls without a state change in between share
-/// one, so the cost is one copy per change between calls. For inspection and tests, not for a
-/// loop.
+/// the call: later reads and writes do not change it.
+///
+/// A `'static` reference can only be sound if its map is never freed, so each snapshot lives
+/// for the rest of the instance, with the values it holds. Calls without a state change in
+/// between share one; an instance kept across blocks (`--instance-mode persistent`) that calls
+/// this once per block keeps one map per block. Use [`with_cache`] or [`cache_snapshot`]
+/// instead, which keep nothing; the SDK itself never calls this.
 pub fn get_cache() -> &'static MetashrewCache {
     let generation = GENERATION.with(Cell::get);
     if let Some((taken, snapshot)) = SNAPSHOT.with(Cell::get) {
@@ -303,13 +318,7 @@ pub fn get_cache() -> &'static MetashrewCache {
             return snapshot;
         }
     }
-    let copy: MetashrewCache = with_block(|b| {
-        b.cache
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    });
-    let snapshot: &'static HashMap<_, _> = Box::leak(Box::new(copy));
+    let snapshot: &'static MetashrewCache = Box::leak(Box::new(cache_snapshot()));
     SNAPSHOT.with(|s| s.set(Some((generation, snapshot))));
     snapshot
 }

@@ -211,6 +211,24 @@ fn get_cache_is_a_static_snapshot() {
 }
 
 #[test]
+fn the_leak_free_forms_see_what_get_cache_sees() {
+    mock::reset();
+    set(k("/a"), k("1"));
+    let owned = cache_snapshot();
+    set(k("/b"), k("2"));
+    assert_eq!(
+        owned.len(),
+        1,
+        "an owned snapshot does not follow later writes"
+    );
+    assert_eq!(with_cache(|c| c.len()), 2, "a lent map is the live one");
+    assert_eq!(
+        with_cache(|c| c.get(&k("/b")).cloned()),
+        get_cache().get(&k("/b")).cloned()
+    );
+}
+
+#[test]
 fn writeln_to_stdout_as_indexers_write_it() {
     use crate::stdio::{Write, stdout};
     mock::reset();

@@ -21,6 +21,8 @@ use metashrew_support::MemoryBoundedLru;
 
 use super::background::Background;
 use super::{BlockCommit, PIPELINE_MIN_WRITES, Storage, StorageError};
+#[cfg(test)]
+use super::{BlockHash, StateRoot};
 
 struct Cache {
     entries: MemoryBoundedLru,
@@ -249,8 +251,8 @@ mod tests {
     fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
         BlockCommit {
             height,
-            block_hash: [0; 32],
-            state_root: [0; 32],
+            block_hash: BlockHash::ZERO,
+            state_root: StateRoot::ZERO,
             writes: writes
                 .iter()
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))

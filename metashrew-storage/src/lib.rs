@@ -23,31 +23,11 @@ mod pipelined;
 pub mod state_root;
 
 pub use cached::CachedStore;
+pub use hashes::{BlockHash, ParseHashError, StateRoot};
 pub use memory::MemStore;
 pub use pipelined::{PIPELINE_MIN_WRITES, PipelinedStore};
 
 use std::sync::Arc;
-
-/// The 32-byte hash of a block, in internal byte order (as `sha256d(header)` produces it).
-pub type BlockHash = [u8; 32];
-
-/// A block hash as Bitcoin Core and block explorers print it: hex of the reversed bytes.
-pub fn display_hex(hash: &BlockHash) -> String {
-    let mut reversed = *hash;
-    reversed.reverse();
-    hex::encode(reversed)
-}
-
-/// The internal-order hash that [`display_hex`] printed as `text` (surrounding whitespace
-/// allowed); `None` unless `text` is exactly 64 hex digits.
-pub fn parse_display_hex(text: &str) -> Option<BlockHash> {
-    let mut hash: BlockHash = hex::decode(text.trim()).ok()?.try_into().ok()?;
-    hash.reverse();
-    Some(hash)
-}
-
-/// A state root: see [`crate::state_root`].
-pub type StateRoot = [u8; 32];
 
 /// Key/value pairs.
 pub type KeyValues = Vec<(Vec<u8>, Vec<u8>)>;

@@ -163,8 +163,8 @@ mod tests {
     fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
         BlockCommit {
             height,
-            block_hash: [height as u8; 32],
-            state_root: [height as u8 + 100; 32],
+            block_hash: BlockHash::from_bytes([height as u8; 32]),
+            state_root: StateRoot::from_bytes([height as u8 + 100; 32]),
             writes: writes
                 .iter()
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -185,7 +185,10 @@ mod tests {
         assert_eq!(s.get_at(b"k", 1000).unwrap(), Some(b"b".to_vec()));
         assert_eq!(s.tip().unwrap(), Some(7));
         assert_eq!(s.first_height().unwrap(), Some(5));
-        assert_eq!(s.block_hash(6).unwrap(), Some([6; 32]));
+        assert_eq!(
+            s.block_hash(6).unwrap(),
+            Some(BlockHash::from_bytes([6; 32]))
+        );
         assert_eq!(s.touched_keys(7).unwrap(), vec![b"k".to_vec()]);
     }
 

@@ -217,8 +217,8 @@ mod tests {
         writes.sort();
         Arc::new(BlockCommit {
             height,
-            block_hash: [height as u8; 32],
-            state_root: [height as u8 + 100; 32],
+            block_hash: BlockHash::from_bytes([height as u8; 32]),
+            state_root: StateRoot::from_bytes([height as u8 + 100; 32]),
             writes,
         })
     }
@@ -243,8 +243,14 @@ mod tests {
         assert_eq!(s.inner().tip().unwrap(), Some(0));
         assert_eq!(s.tip().unwrap(), Some(1));
         assert_eq!(s.first_height().unwrap(), Some(0));
-        assert_eq!(s.block_hash(1).unwrap(), Some([1; 32]));
-        assert_eq!(s.state_root(1).unwrap(), Some([101; 32]));
+        assert_eq!(
+            s.block_hash(1).unwrap(),
+            Some(BlockHash::from_bytes([1; 32]))
+        );
+        assert_eq!(
+            s.state_root(1).unwrap(),
+            Some(StateRoot::from_bytes([101; 32]))
+        );
         assert_eq!(s.touched_keys(1).unwrap().len(), PIPELINE_MIN_WRITES + 1);
         assert_eq!(s.get_at(b"k00003", 1).unwrap(), Some(b"b".to_vec()));
         assert_eq!(s.get_at(b"k00003", 0).unwrap(), Some(b"a".to_vec()));

@@ -22,7 +22,7 @@ use crate::{BlockHash, StateRoot};
 pub const ROOT_TAG: &[u8] = b"metashrew-root-v1";
 
 /// The root before any block.
-pub const GENESIS_PARENT_ROOT: StateRoot = [0; 32];
+pub const GENESIS_PARENT_ROOT: StateRoot = StateRoot::ZERO;
 
 /// Digest of a canonical write set (sorted by key, unique keys).
 pub fn writes_digest(writes: &[(Vec<u8>, Vec<u8>)]) -> [u8; 32] {
@@ -45,11 +45,11 @@ pub fn next_root(
 ) -> StateRoot {
     let mut hasher = Sha256::new();
     hasher.update(ROOT_TAG);
-    hasher.update(parent);
+    hasher.update(parent.as_bytes());
     hasher.update(height.to_be_bytes());
-    hasher.update(block_hash);
+    hasher.update(block_hash.as_bytes());
     hasher.update(writes_digest(writes));
-    hasher.finalize().into()
+    StateRoot::from_bytes(hasher.finalize().into())
 }
 
 #[cfg(test)]
@@ -65,12 +65,57 @@ mod tests {
 
     #[test]
     fn every_input_changes_the_root() {
-        let base = next_root(&[0; 32], 1, &[7; 32], &w(&[(b"a", b"1")]));
-        assert_ne!(base, next_root(&[1; 32], 1, &[7; 32], &w(&[(b"a", b"1")])));
-        assert_ne!(base, next_root(&[0; 32], 2, &[7; 32], &w(&[(b"a", b"1")])));
-        assert_ne!(base, next_root(&[0; 32], 1, &[8; 32], &w(&[(b"a", b"1")])));
-        assert_ne!(base, next_root(&[0; 32], 1, &[7; 32], &w(&[(b"a", b"2")])));
-        assert_ne!(base, next_root(&[0; 32], 1, &[7; 32], &w(&[])));
+        let base = next_root(
+            &StateRoot::ZERO,
+            1,
+            &BlockHash::from_bytes([7; 32]),
+            &w(&[(b"a", b"1")]),
+        );
+        assert_ne!(
+            base,
+            next_root(
+                &StateRoot::from_bytes([1; 32]),
+                1,
+                &BlockHash::from_bytes([7; 32]),
+                &w(&[(b"a", b"1")])
+            )
+        );
+        assert_ne!(
+            base,
+            next_root(
+                &StateRoot::ZERO,
+                2,
+                &BlockHash::from_bytes([7; 32]),
+                &w(&[(b"a", b"1")])
+            )
+        );
+        assert_ne!(
+            base,
+            next_root(
+                &StateRoot::ZERO,
+                1,
+                &BlockHash::from_bytes([8; 32]),
+                &w(&[(b"a", b"1")])
+            )
+        );
+        assert_ne!(
+            base,
+            next_root(
+                &StateRoot::ZERO,
+                1,
+                &BlockHash::from_bytes([7; 32]),
+                &w(&[(b"a", b"2")])
+            )
+        );
+        assert_ne!(
+            base,
+            next_root(
+                &StateRoot::ZERO,
+                1,
+                &BlockHash::from_bytes([7; 32]),
+                &w(&[])
+            )
+        );
         // Length framing: moving a byte from key to value changes the digest.
         assert_ne!(
             writes_digest(&w(&[(b"ab", b"c")])),
@@ -83,14 +128,13 @@ mod tests {
     #[test]
     fn the_root_of_a_literal_write_set_is_pinned() {
         let root = next_root(
-            &[0; 32],
+            &StateRoot::ZERO,
             1,
-            &[7; 32],
+            &BlockHash::from_bytes([7; 32]),
             &w(&[(b"a", b"1"), (b"key", b"value")]),
         );
-        let hex: String = root.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
-            hex,
+            root.to_string(),
             "04296ecd3f33a0b704472d52f6b7ecb036a442010b88b658216a2a13b37af172"
         );
     }

@@ -196,11 +196,6 @@ impl MemoryBoundedLru {
         }
     }
 
-    /// Evicts until at most `target` bytes are in use.
-    pub fn evict_to(&mut self, target: usize) {
-        while self.used > target && self.evict_one() {}
-    }
-
     /// Drops every entry; statistics other than the contents are kept.
     pub fn clear(&mut self) {
         in_region(|| self.entries.clear());
@@ -412,10 +407,14 @@ pub fn get_total_memory_usage() -> usize {
     with_lru_cache(|c| c.bytes_in_use()).unwrap_or(0)
 }
 
-/// The cache never exceeds its budget, so there is nothing to force; kept for API compatibility.
+/// The cache never exceeds its budget, so there is nothing to force; kept for API compatibility
+/// (hidden from the docs: it does nothing).
+#[doc(hidden)]
 pub fn force_evict_to_target() {}
 
-/// Kept for API compatibility: writes reach the cache through `metashrew_core::flush()`.
+/// Kept for API compatibility: writes reach the cache through `metashrew_core::flush()` (hidden
+/// from the docs: it does nothing).
+#[doc(hidden)]
 pub fn flush_to_lru() {}
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use metashrew_storage::Storage;
 use metashrew_storage::StorageError;
 
-use metashrew_storage::display_hex;
+use metashrew_storage::BlockHash;
 
 /// A key whose value differs, with both values (`None`: absent).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +44,9 @@ pub enum Divergence {
         /// The first height whose roots differ.
         height: u32,
         /// A's block hash there.
-        block_hash_a: Option<[u8; 32]>,
+        block_hash_a: Option<BlockHash>,
         /// B's block hash there.
-        block_hash_b: Option<[u8; 32]>,
+        block_hash_b: Option<BlockHash>,
         /// The first key whose value at `height` differs.
         key: Option<KeyDiff>,
     },
@@ -82,8 +82,8 @@ impl Divergence {
                 if block_hash_a != block_hash_b {
                     out.push_str(&format!(
                         "; the blocks differ: {} vs {}",
-                        block_hash_a.as_ref().map_or("?".into(), display_hex),
-                        block_hash_b.as_ref().map_or("?".into(), display_hex)
+                        block_hash_a.map_or("?".into(), |h| h.to_string()),
+                        block_hash_b.map_or("?".into(), |h| h.to_string())
                     ));
                 }
                 match key {

@@ -510,8 +510,8 @@ impl Storage for RocksStore {
                     .map(|(k, v)| (k.as_slice(), v.as_slice())),
             ),
         );
-        let mut hash_root = commit.block_hash().to_vec();
-        hash_root.extend_from_slice(commit.state_root());
+        let mut hash_root = commit.block_hash().as_bytes().to_vec();
+        hash_root.extend_from_slice(commit.state_root().as_bytes());
         batch.put_cf(blocks, height, hash_root);
         batch.put_cf(meta, TIP, height);
         batch.put_cf(meta, COMMITTED_AT, unix_micros().to_be_bytes());
@@ -663,11 +663,7 @@ impl RocksStore {
             .map_err(|e| backend("reading a block entry", e))?
         {
             Some(v) if v.len() == 64 => {
-                let mut hash = [0u8; 32];
-                let mut root = [0u8; 32];
-                hash.copy_from_slice(&v[..32]);
-                root.copy_from_slice(&v[32..]);
-                Ok(Some((hash, root)))
+                Ok(BlockHash::from_slice(&v[..32]).zip(StateRoot::from_slice(&v[32..])))
             }
             Some(v) => Err(StorageError::Corrupt(format!(
                 "block entry of {height} has {} bytes",
@@ -693,8 +689,8 @@ mod tests {
     pub(crate) fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
         BlockCommit::new(
             height,
-            [height as u8; 32],
-            [height as u8 ^ 0xff; 32],
+            BlockHash::from_bytes([height as u8; 32]),
+            StateRoot::from_bytes([height as u8 ^ 0xff; 32]),
             writes
                 .iter()
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
@@ -723,8 +719,14 @@ mod tests {
         assert_eq!(s.get_at(b"ab", 12).unwrap(), Some(b"2".to_vec()));
         assert_eq!(s.get_at(b"abc", 11).unwrap(), None);
         assert_eq!(s.get_at(b"", 12).unwrap(), None);
-        assert_eq!(s.block_hash(11).unwrap(), Some([11; 32]));
-        assert_eq!(s.state_root(11).unwrap(), Some([11 ^ 0xff; 32]));
+        assert_eq!(
+            s.block_hash(11).unwrap(),
+            Some(BlockHash::from_bytes([11; 32]))
+        );
+        assert_eq!(
+            s.state_root(11).unwrap(),
+            Some(StateRoot::from_bytes([11 ^ 0xff; 32]))
+        );
         // Written as ("abc", "a"); a commit's writes, and so its touched keys, are sorted.
         assert_eq!(
             s.touched_keys(12).unwrap(),
@@ -772,7 +774,7 @@ mod tests {
             .collect();
         s.commit_block(&BlockCommit::chained(
             height,
-            [height as u8; 32],
+            BlockHash::from_bytes([height as u8; 32]),
             &parent,
             writes,
         ))

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use metashrew_storage::{Storage, StorageError, display_hex};
+use metashrew_storage::{Storage, StorageError};
 use rocksdb::checkpoint::Checkpoint;
 use serde::{Deserialize, Serialize};
 
@@ -118,8 +118,8 @@ impl RocksStore {
             format: MANIFEST_FORMAT.to_string(),
             label,
             height,
-            block_hash: display_hex(&hash),
-            state_root: hex::encode(root),
+            block_hash: hash.to_string(),
+            state_root: root.to_string(),
             module_hash: hex::encode(identity.module_hash),
             max_memory_bytes: identity.max_memory_bytes,
             max_wasm_stack_bytes: identity.max_wasm_stack_bytes,
@@ -185,7 +185,7 @@ mod tests {
         assert_eq!(manifest.height, 3);
         assert_eq!(
             manifest.state_root,
-            hex::encode(store.state_root(3).unwrap().unwrap())
+            store.state_root(3).unwrap().unwrap().to_string()
         );
         assert_eq!(manifest.module_hash, hex::encode([1u8; 32]));
         assert_eq!(read_manifest(&out).unwrap(), manifest);

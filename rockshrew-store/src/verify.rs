@@ -43,11 +43,10 @@ impl std::str::FromStr for Expected {
             .trim()
             .parse()
             .map_err(|e| format!("height {height:?}: {e}"))?;
-        let digits = root.trim().trim_start_matches("0x");
-        let root = hex::decode(digits)
-            .ok()
-            .and_then(|bytes| StateRoot::try_from(bytes).ok())
-            .ok_or_else(|| format!("root {root:?} is not 32 bytes of hex"))?;
+        let root = root
+            .trim()
+            .parse()
+            .map_err(|e| format!("root {root:?}: {e}"))?;
         Ok(Self { height, root })
     }
 }
@@ -110,7 +109,9 @@ pub enum VerifyError {
         value: Vec<u8>,
     },
     /// The stored writes of a block do not give its stored root.
-    #[error("block {height}: the root recomputed from its stored writes is {}, the stored root is {}", hex::encode(.computed), hex::encode(.stored))]
+    #[error(
+        "block {height}: the root recomputed from its stored writes is {computed}, the stored root is {stored}"
+    )]
     RootMismatch {
         /// The height.
         height: u32,
@@ -120,7 +121,7 @@ pub enum VerifyError {
         stored: StateRoot,
     },
     /// A root differs from the one the caller expected.
-    #[error("block {height}: the root is {}, expected {}", hex::encode(.found), hex::encode(.expected))]
+    #[error("block {height}: the root is {found}, expected {expected}")]
     UnexpectedRoot {
         /// The height.
         height: u32,
@@ -192,7 +193,7 @@ pub fn verify(
     let counts = history_counts(store, first, tip)?;
     check_nothing_above(store, tip)?;
     let mut parent = GENESIS_PARENT_ROOT;
-    let mut tip_hash = [0; 32];
+    let mut tip_hash = BlockHash::ZERO;
     let mut entries = 0u64;
     for height in first..=tip {
         let (hash, stored) = store
@@ -457,7 +458,8 @@ mod tests {
                 (b"k".to_vec(), vec![h as u8]),
                 (format!("x{h}").into_bytes(), b"v".to_vec()),
             ];
-            let commit = BlockCommit::chained(h, [h as u8; 32], &parent, writes);
+            let commit =
+                BlockCommit::chained(h, BlockHash::from_bytes([h as u8; 32]), &parent, writes);
             store.commit_block(&commit).unwrap();
             parent = *commit.state_root();
             roots.push(parent);
@@ -494,7 +496,7 @@ mod tests {
             verify(&store, &outside, 0),
             Err(VerifyError::ExpectedOutOfRange { height: 16, .. })
         ));
-        let parsed: Expected = format!("12:0x{}", hex::encode(roots[2])).parse().unwrap();
+        let parsed: Expected = format!("12:0x{}", roots[2]).parse().unwrap();
         assert_eq!(parsed, expected[0]);
         assert!("12".parse::<Expected>().is_err());
         assert!("x:00".parse::<Expected>().is_err());

@@ -24,7 +24,7 @@ fn diverging(inner: RocksStore, height: u32, index: usize) -> Hooked<RocksStore>
         }
         let mut writes = commit.writes().to_vec();
         writes[index].1.push(0x42);
-        let parent = inner.state_root(height - 1)?.unwrap_or([0; 32]);
+        let parent = inner.state_root(height - 1)?.unwrap_or_default();
         inner.commit_block(&BlockCommit::chained(
             height,
             *commit.block_hash(),

@@ -27,7 +27,7 @@ use common::{Daemon, FakeNode, fork};
 use metashrew_core::mock;
 use metashrew_runtime::{InstanceMode, MetashrewRuntime, RuntimeConfig};
 use metashrew_storage::hashes::{block_hash, sha256};
-use metashrew_storage::{BlockCommit, CachedStore, PipelinedStore, Storage};
+use metashrew_storage::{BlockCommit, BlockHash, CachedStore, PipelinedStore, StateRoot, Storage};
 use metashrew_tests::fixtures::{HEAVY_HEIGHT, heavy_block, mainnet_blocks};
 use metashrew_tests::guests;
 use rockshrew::store::{IndexIdentity, RocksStore};
@@ -229,7 +229,7 @@ fn native_heavy(block: &[u8]) -> Samples {
         None => Vec::new(),
     }));
     let hash = block_hash(block).expect("header");
-    let mut root = [0u8; 32];
+    let mut root = StateRoot::ZERO;
     let mut samples = Vec::new();
     for i in 0..REPLAYS {
         let height = HEAVY_HEIGHT + i;
@@ -778,18 +778,24 @@ fn synthetic(store: &Store, from: u32, blocks: u32, per_block: u32, extra: &[u8]
             writes.push((extra.to_vec(), height.to_le_bytes().to_vec()));
         }
         writes.sort();
-        root = commit(store, &root, height, sha256(&height.to_be_bytes()), writes);
+        root = commit(
+            store,
+            &root,
+            height,
+            BlockHash::from_bytes(sha256(&height.to_be_bytes())),
+            writes,
+        );
     }
 }
 
 /// Commits sorted `writes` as block `height` over `parent`, as the runtime does; returns the root.
 fn commit(
     store: &Store,
-    parent: &[u8; 32],
+    parent: &StateRoot,
     height: u32,
-    hash: [u8; 32],
+    hash: BlockHash,
     writes: Vec<(Vec<u8>, Vec<u8>)>,
-) -> [u8; 32] {
+) -> StateRoot {
     let commit = BlockCommit::chained(height, hash, parent, writes);
     store.commit_block(&commit).expect("commit");
     *commit.state_root()

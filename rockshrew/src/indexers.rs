@@ -47,6 +47,11 @@ pub fn valid_label(label: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Labels (namespaces), comma-separated, for messages that list them.
+pub(crate) fn listed<'a>(labels: impl IntoIterator<Item = &'a str>) -> String {
+    labels.into_iter().collect::<Vec<_>>().join(", ")
+}
+
 impl FromStr for IndexerSpec {
     type Err = String;
 

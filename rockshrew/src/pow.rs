@@ -267,7 +267,7 @@ pub struct KeptHeaders<'a> {
     pub store: &'a crate::store::RocksStore,
     /// The stored block hash of a height (the runtime's, which sees blocks still being
     /// written).
-    pub hash_at: &'a dyn Fn(u32) -> Result<Option<[u8; 32]>, StorageError>,
+    pub hash_at: &'a dyn Fn(u32) -> Result<Option<metashrew_storage::BlockHash>, StorageError>,
 }
 
 impl HeaderStore for KeptHeaders<'_> {
@@ -279,7 +279,7 @@ impl HeaderStore for KeptHeaders<'_> {
         let header = header_of(&bytes);
         Ok(header.filter(|h| {
             use bitcoin::hashes::Hash;
-            h.block_hash().to_byte_array() == hash
+            h.block_hash().to_byte_array() == hash.to_bytes()
         }))
     }
 }

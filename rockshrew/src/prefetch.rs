@@ -5,16 +5,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use crate::source::{BlockSource, SourceError};
+use crate::source::{Block, BlockSource, SourceError};
+use metashrew_storage::BlockHash;
 
 /// One fetched block, as the source announced it.
 pub struct Fetched {
     /// Its height.
     pub height: u32,
     /// The hash `getblockhash` gave for the height (to be checked against the block's header).
-    pub hash: [u8; 32],
+    pub hash: BlockHash,
     /// The consensus-serialised block.
-    pub block: Vec<u8>,
+    pub block: Block,
     /// How long fetching it took.
     pub fetch_time: Duration,
 }

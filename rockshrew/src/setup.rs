@@ -102,11 +102,7 @@ pub(crate) fn load_indexers(args: &Args) -> Result<Vec<Indexer>> {
 
 /// The labels of `indexers`, comma-separated, for messages.
 pub(crate) fn labels(indexers: &[Indexer]) -> String {
-    indexers
-        .iter()
-        .map(Indexer::namespace)
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::indexers::listed(indexers.iter().map(Indexer::namespace))
 }
 
 fn load_indexer(args: &Args, planned: crate::indexers::Planned) -> Result<Indexer> {

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use metashrew_runtime::{MetashrewRuntime, RuntimeError};
 use metashrew_storage::hashes::{block_hash, parent_hash};
-use metashrew_storage::{Storage, StorageError};
+use metashrew_storage::{BlockHash, Storage, StorageError};
 use rockshrew_store::IngestMode;
 
 use crate::metrics::Metrics;
 use crate::pow::{Branch, CheckError, Checked, HeaderStore, KeptHeaders, Rules, header_of};
 use crate::prefetch::Prefetcher;
-use metashrew_storage::display_hex;
 
 use crate::source::{BlockSource, SourceError};
 
@@ -89,8 +88,8 @@ impl Default for SyncConfig {
 pub struct IndexerFailed {
     /// The block's height.
     pub height: u32,
-    /// Its hash, in display order.
-    pub hash: String,
+    /// Its hash.
+    pub hash: BlockHash,
     /// What the guest did.
     pub fault: String,
 }
@@ -255,7 +254,7 @@ impl<S: Storage> Syncer<S> {
     }
 
     /// The stored block hash of `height`, for the kept headers.
-    fn stored_hash(&self, height: u32) -> Result<Option<[u8; 32]>, StorageError> {
+    fn stored_hash(&self, height: u32) -> Result<Option<BlockHash>, StorageError> {
         self.runtime.block_hash(height).map_err(|e| match e {
             RuntimeError::Storage(err) => err,
             other => StorageError::Corrupt(other.to_string()),
@@ -392,7 +391,7 @@ impl<S: Storage> Syncer<S> {
             "chain reorganisation: rolling back {depth} block(s), from {from} to {height} ({})",
             self.runtime
                 .block_hash(height)?
-                .map_or_else(String::new, |h| display_hex(&h))
+                .map_or_else(String::new, |h| h.to_string())
         );
         self.runtime
             .rollback_to(height)
@@ -434,7 +433,7 @@ impl<S: Storage> Syncer<S> {
             if block_hash(&fetched.block) != Some(fetched.hash) {
                 log::error!(
                     "the source sent a block for height {h} whose header does not hash to the announced {}; not indexing it, fetching again",
-                    display_hex(&fetched.hash)
+                    fetched.hash
                 );
                 return Ok(Batch::Refetch);
             }
@@ -452,8 +451,9 @@ impl<S: Storage> Syncer<S> {
                 if !self.with_kept_headers(pow, |kept| self.passes(pow, h, &fetched.block, kept))? {
                     return Ok(Batch::Refetch);
                 }
-                let header: &[u8; 80] = fetched.block[..80]
-                    .try_into()
+                let header: &[u8; 80] = fetched
+                    .block
+                    .first_chunk()
                     .context("a block shorter than its header")?;
                 pow.store
                     .put_header(h, header)
@@ -464,7 +464,7 @@ impl<S: Storage> Syncer<S> {
                 Err(RuntimeError::BlockFailed { height, fault }) => {
                     return Err(IndexerFailed {
                         height,
-                        hash: display_hex(&fetched.hash),
+                        hash: fetched.hash,
                         fault: fault.to_string(),
                     }
                     .into());
@@ -472,7 +472,7 @@ impl<S: Storage> Syncer<S> {
                 Err(RuntimeError::Storage(err)) => {
                     bail!(
                         "the database failed while indexing block {h} ({}): {err}. This is this host's fault, not the indexer's: nothing of the block was committed, and a restart once the disk is fixed resumes from block {h}.",
-                        display_hex(&fetched.hash)
+                        fetched.hash
                     )
                 }
                 Err(e) => return Err(e).with_context(|| format!("indexing block {h}")),

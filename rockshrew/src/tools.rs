@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use metashrew_storage::display_hex;
 use rockshrew_store::RocksStore;
 use rockshrew_store::snapshot;
 use rockshrew_store::verify::{VerifyError, verify};
@@ -61,11 +60,7 @@ pub fn verify_command(args: &VerifyArgs) -> ExitCode {
         Ok(ok) => {
             println!(
                 "ok: blocks {}..={} ({} writes), tip {} root {}",
-                ok.first,
-                ok.tip,
-                ok.entries,
-                display_hex(&ok.tip_hash),
-                hex::encode(ok.tip_root)
+                ok.first, ok.tip, ok.entries, ok.tip_hash, ok.tip_root
             );
             ExitCode::SUCCESS
         }

@@ -38,7 +38,7 @@ fn conditions() -> Vec<(&'static str, &'static str, InstanceMode)> {
 #[test]
 fn mainnet_0_255_roots_agree_across_caches_instances_and_region_sizes() {
     let blocks = mainnet_blocks();
-    let mut reference: Option<(Vec<[u8; 32]>, State)> = None;
+    let mut reference: Option<(Vec<metashrew_storage::StateRoot>, State)> = None;
     for (name, wasm, mode) in conditions() {
         let rt = runtime(wasm, mode);
         for (h, block) in blocks.iter().enumerate() {
@@ -58,7 +58,7 @@ fn mainnet_0_255_roots_agree_across_caches_instances_and_region_sizes() {
 #[test]
 fn host_read_cache_on_off_and_tiny_give_the_same_roots() {
     use metashrew_storage::{CachedStore, Storage};
-    fn chain<S: Storage>(store: S, mode: InstanceMode) -> Vec<[u8; 32]> {
+    fn chain<S: Storage>(store: S, mode: InstanceMode) -> Vec<metashrew_storage::StateRoot> {
         let config = RuntimeConfig {
             instance_mode: mode,
             ..RuntimeConfig::default()
@@ -118,7 +118,7 @@ fn heavy_block_roots_agree_across_caches_and_instances() {
         rt.process_block(HEAVY_HEIGHT, &block).expect("block");
         rt.process_block(HEAVY_HEIGHT + 1, &block)
             .expect("block again");
-        let got: Vec<[u8; 32]> = (HEAVY_HEIGHT..HEAVY_HEIGHT + 2)
+        let got: Vec<metashrew_storage::StateRoot> = (HEAVY_HEIGHT..HEAVY_HEIGHT + 2)
             .map(|h| rt.state_root(h).expect("read").expect("root"))
             .collect();
         assert_eq!(Some(got), reference, "pipelined store, {mode:?}");

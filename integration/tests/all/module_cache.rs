@@ -23,7 +23,7 @@ fn load(config: &RuntimeConfig) -> MetashrewRuntime<MemStore> {
 }
 
 /// Roots of the first 40 bundled blocks.
-fn roots(rt: &MetashrewRuntime<MemStore>) -> Vec<[u8; 32]> {
+fn roots(rt: &MetashrewRuntime<MemStore>) -> Vec<metashrew_storage::StateRoot> {
     mainnet_blocks()[..40]
         .iter()
         .enumerate()

@@ -21,7 +21,7 @@ use super::{
     AppState, BLOCK_NOT_ON_CHAIN, INTERNAL_ERROR, METHOD_NOT_FOUND, RESOURCE_EXHAUSTED, RpcError,
     SERVER_ERROR, UNAVAILABLE,
 };
-use metashrew_storage::display_hex;
+use metashrew_storage::BlockHash;
 
 /// The methods this server answers, named once: [`dispatch`] matches on this enum, so a method
 /// cannot be listed without an answer or answered without being listed.
@@ -129,14 +129,8 @@ fn tip<S: Storage>(state: &AppState<S>) -> Result<Option<u32>, RpcError> {
 pub const HASH_TAG_DEPTH: u32 = 10_000;
 
 /// A block hash given as a tag (64 hex digits, display order, optional `0x`), in internal order.
-fn hash_tag(text: &str) -> Option<[u8; 32]> {
-    let digits = text.strip_prefix("0x").unwrap_or(text);
-    if digits.len() != 64 {
-        return None;
-    }
-    let mut hash: [u8; 32] = hex::decode(digits).ok()?.try_into().ok()?;
-    hash.reverse();
-    Some(hash)
+fn hash_tag(text: &str) -> Option<BlockHash> {
+    text.parse().ok()
 }
 
 /// A block tag resolved: the height to run at, and the block hash the caller pinned, if any.
@@ -145,16 +139,13 @@ pub struct Resolved {
     /// The height.
     pub height: u32,
     /// The block the caller named by hash (internal order).
-    pub pinned: Option<[u8; 32]>,
+    pub pinned: Option<BlockHash>,
 }
 
-fn not_on_chain(hash: &[u8; 32], why: String) -> RpcError {
+fn not_on_chain(hash: &BlockHash, why: String) -> RpcError {
     RpcError::new(
         BLOCK_NOT_ON_CHAIN,
-        format!(
-            "block {} is not on the indexed chain: {why}",
-            display_hex(hash)
-        ),
+        format!("block {hash} is not on the indexed chain: {why}"),
     )
 }
 
@@ -197,7 +188,7 @@ fn state_root<S: Storage>(state: &AppState<S>, tag: Option<&Value>) -> Result<Va
     let at = resolve(state, tag)?;
     let height = at.height;
     match state.runtime.state_root(height).map_err(runtime_error)? {
-        Some(root) => still_there(state, &at).map(|()| hex_result(&root)),
+        Some(root) => still_there(state, &at).map(|()| Value::String(format!("0x{root}"))),
         None => Err(RpcError::invalid_params(format!(
             "State root not found for height {height}"
         ))),
@@ -386,7 +377,7 @@ pub async fn dispatch<S: Storage>(
             }
             .ok_or_else(|| RpcError::invalid_params("parameter 0 must be a block height"))?;
             match state.runtime.block_hash(height).map_err(runtime_error)? {
-                Some(hash) => Ok(Value::String(format!("0x{}", display_hex(&hash)))),
+                Some(hash) => Ok(Value::String(format!("0x{hash}"))),
                 None => Err(RpcError::invalid_params(format!(
                     "Block hash not found for height {height}"
                 ))),
@@ -458,9 +449,12 @@ mod tests {
         let shown = "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f";
         let mut internal = hex::decode(shown).unwrap();
         internal.reverse();
-        assert_eq!(hash_tag(shown).map(|h| h.to_vec()), Some(internal.clone()));
         assert_eq!(
-            hash_tag(&format!("0x{shown}")).map(|h| h.to_vec()),
+            hash_tag(shown).map(|h| h.as_bytes().to_vec()),
+            Some(internal.clone())
+        );
+        assert_eq!(
+            hash_tag(&format!("0x{shown}")).map(|h| h.as_bytes().to_vec()),
             Some(internal)
         );
         assert_eq!(hash_tag(&shown[1..]), None);

@@ -144,11 +144,7 @@ impl<S: Storage> Endpoints<S> {
 
     /// The labels, comma-separated, for messages.
     fn labels(&self) -> String {
-        self.lanes
-            .iter()
-            .map(|l| l.status.namespace())
-            .collect::<Vec<_>>()
-            .join(", ")
+        crate::indexers::listed(self.lanes.iter().map(|l| l.status.namespace()))
     }
 }
 

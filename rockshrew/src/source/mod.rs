@@ -1,5 +1,9 @@
 //! Where blocks come from: Bitcoin Core's JSON-RPC ([`rpc::RpcSource`]) or a file of blocks
-//! ([`files::FileSource`]). Hashes are 32 bytes in internal byte order (as `sha256d(header)`).
+//! ([`files::FileSource`]).
+
+use std::sync::Arc;
+
+use metashrew_storage::BlockHash;
 
 pub mod files;
 pub mod rpc;
@@ -22,14 +26,17 @@ pub enum SourceError {
     Interrupted,
 }
 
+/// A consensus-serialised block, shared without copying (several indexers may index one).
+pub type Block = Arc<Vec<u8>>;
+
 /// A chain of blocks to index.
 pub trait BlockSource: Send + Sync {
     /// The height of the source's best block.
     fn tip_height(&self) -> Result<u32, SourceError>;
     /// The hash of the block at `height` on the source's best chain.
-    fn block_hash(&self, height: u32) -> Result<[u8; 32], SourceError>;
+    fn block_hash(&self, height: u32) -> Result<BlockHash, SourceError>;
     /// The consensus-serialised block with hash `hash`.
-    fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError>;
+    fn block(&self, hash: &BlockHash) -> Result<Block, SourceError>;
 }
 
 /// A Bitcoin varint at the start of `bytes`: (value, bytes used).

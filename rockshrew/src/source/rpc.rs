@@ -14,9 +14,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use metashrew_storage::parse_display_hex;
+use metashrew_storage::BlockHash;
 
-use super::{BlockSource, SourceError};
+use super::{Block, BlockSource, SourceError};
 
 /// How to authenticate to the node.
 #[derive(Debug, Clone)]
@@ -208,20 +208,21 @@ impl BlockSource for RpcSource {
             .ok_or_else(|| SourceError::Node(format!("getblockcount returned {v}")))
     }
 
-    fn block_hash(&self, height: u32) -> Result<[u8; 32], SourceError> {
+    fn block_hash(&self, height: u32) -> Result<BlockHash, SourceError> {
         let v = self.call("getblockhash", json!([height]))?;
         v.as_str()
-            .and_then(parse_display_hex)
+            .and_then(|text| text.trim().parse().ok())
             .ok_or_else(|| SourceError::Node(format!("getblockhash {height} returned {v}")))
     }
 
-    fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError> {
-        let hash_hex = metashrew_storage::display_hex(hash);
+    fn block(&self, hash: &BlockHash) -> Result<Block, SourceError> {
+        let hash_hex = hash.to_string();
         let v = self.call("getblock", json!([hash_hex, 0]))?;
         let text = v
             .as_str()
             .ok_or_else(|| SourceError::Node(format!("getblock {hash_hex} returned no hex")))?;
         hex::decode(text)
+            .map(Block::new)
             .map_err(|e| SourceError::Node(format!("getblock {hash_hex}: invalid hex: {e}")))
     }
 }

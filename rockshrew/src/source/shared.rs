@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use lru::LruCache;
+use metashrew_storage::BlockHash;
 
-use super::{BlockSource, SourceError};
+use super::{Block, BlockSource, SourceError};
 
 /// A [`BlockSource`] whose blocks are fetched once for every indexer that reads it.
 pub(crate) struct SharedSource {
@@ -28,10 +29,10 @@ pub(crate) struct SharedSource {
 }
 
 struct Kept {
-    blocks: LruCache<[u8; 32], Arc<Vec<u8>>>,
+    blocks: LruCache<BlockHash, Block>,
     bytes: usize,
     /// Blocks being fetched now.
-    in_flight: HashSet<[u8; 32]>,
+    in_flight: HashSet<BlockHash>,
 }
 
 impl SharedSource {
@@ -64,7 +65,7 @@ impl SharedSource {
     }
 
     /// Keeps `block`, dropping the least recently used blocks past the budget.
-    fn keep(&self, kept: &mut Kept, hash: [u8; 32], block: Arc<Vec<u8>>) {
+    fn keep(&self, kept: &mut Kept, hash: BlockHash, block: Block) {
         if block.len() > self.budget_bytes {
             return;
         }
@@ -86,18 +87,18 @@ impl BlockSource for SharedSource {
         self.inner.tip_height()
     }
 
-    fn block_hash(&self, height: u32) -> Result<[u8; 32], SourceError> {
+    fn block_hash(&self, height: u32) -> Result<BlockHash, SourceError> {
         self.inner.block_hash(height)
     }
 
-    fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError> {
+    fn block(&self, hash: &BlockHash) -> Result<Block, SourceError> {
         let mut kept = self.lock();
         loop {
             if let Some(block) = kept.blocks.get(hash) {
                 let block = block.clone();
                 drop(kept);
                 self.reuses.fetch_add(1, Ordering::Relaxed);
-                return Ok(block.as_ref().clone());
+                return Ok(block);
             }
             if kept.in_flight.insert(*hash) {
                 break;
@@ -110,14 +111,12 @@ impl BlockSource for SharedSource {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         let mut kept = self.lock();
         kept.in_flight.remove(hash);
-        let answer = fetched.map(|block| {
-            let block = Arc::new(block);
+        if let Ok(block) = &fetched {
             self.keep(&mut kept, *hash, block.clone());
-            block
-        });
+        }
         drop(kept);
         self.fetched.notify_all();
-        answer.map(Arc::unwrap_or_clone)
+        fetched
     }
 }
 
@@ -135,13 +134,13 @@ mod tests {
         fn tip_height(&self) -> Result<u32, SourceError> {
             Ok(100)
         }
-        fn block_hash(&self, height: u32) -> Result<[u8; 32], SourceError> {
-            Ok([height as u8; 32])
+        fn block_hash(&self, height: u32) -> Result<BlockHash, SourceError> {
+            Ok(BlockHash::from_bytes([height as u8; 32]))
         }
-        fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError> {
+        fn block(&self, hash: &BlockHash) -> Result<Block, SourceError> {
             self.fetches.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(5));
-            Ok(vec![hash[0]; self.size])
+            Ok(Block::new(vec![hash.as_bytes()[0]; self.size]))
         }
     }
 
@@ -155,7 +154,10 @@ mod tests {
         let shared = Arc::new(SharedSource::new(inner.clone(), 20_000));
         let read = |h: u32| {
             let hash = shared.block_hash(h).expect("hash");
-            assert_eq!(shared.block(&hash).expect("block"), vec![h as u8; 1000]);
+            assert_eq!(
+                shared.block(&hash).expect("block").as_slice(),
+                [h as u8; 1000]
+            );
         };
         // Three readers of blocks 0..20 at once: one fetch per block, whatever the timing.
         std::thread::scope(|scope| {

@@ -19,8 +19,8 @@ const WAIT: Duration = Duration::from_secs(120);
 const KEY: [u8; 8] = [0x5c, 0x10, 0xe2, 0x07, 0x91, 0x33, 0xab, 0x48];
 
 /// How the RPC shows a block hash.
-fn display(hash: [u8; 32]) -> String {
-    format!("0x{}", metashrew_storage::display_hex(&hash))
+fn display(hash: metashrew_storage::BlockHash) -> String {
+    format!("0x{hash}")
 }
 
 /// Blocks in windows of five, each window reversed (children before parents).

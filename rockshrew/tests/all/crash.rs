@@ -33,7 +33,7 @@ fn chain() -> Vec<Vec<u8>> {
 }
 
 struct Reference {
-    roots: Vec<[u8; 32]>,
+    roots: Vec<metashrew_storage::StateRoot>,
     state: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 

@@ -432,8 +432,8 @@ fn many_sst_files(db: &std::path::Path, namespaces: usize) -> usize {
         let store = RocksStore::open(db, Some(&format!("filler{n}")), &identity, false).unwrap();
         let commit = metashrew_storage::BlockCommit::new(
             0,
-            [1; 32],
-            [2; 32],
+            metashrew_storage::BlockHash::from_bytes([1; 32]),
+            metashrew_storage::StateRoot::from_bytes([2; 32]),
             vec![(b"k".to_vec(), b"v".to_vec())],
         );
         store.commit_block(&commit).unwrap();

@@ -471,6 +471,10 @@ fn memory_hungry_views_fail_cleanly_while_indexing_goes_on_in_bounded_memory() {
             "--view-memory-mib",
             &VIEW_MIB.to_string(),
             "--no-pow-check",
+            // This test is about memory: views at the default idle priority can wait past
+            // their time limit on a loaded machine before they reach their memory bound.
+            "--view-class",
+            "normal",
         ],
     );
     d.wait_for_height(100, WAIT);

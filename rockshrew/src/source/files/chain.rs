@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use bitcoin::pow::{CompactTarget, Target, Work};
+use metashrew_storage::BlockHash;
 use metashrew_storage::hashes::parent_hash;
 
 use super::FilesError;
@@ -37,8 +38,8 @@ pub enum Location {
 }
 
 struct Node {
-    hash: [u8; 32],
-    prev: [u8; 32],
+    hash: BlockHash,
+    prev: BlockHash,
     bits: u32,
     location: Location,
 }
@@ -47,7 +48,7 @@ struct Node {
 #[derive(Default)]
 pub struct Index {
     nodes: Vec<Node>,
-    by_hash: HashMap<[u8; 32], u32>,
+    by_hash: HashMap<BlockHash, u32>,
 }
 
 /// The chain chosen from an [`Index`].
@@ -56,10 +57,10 @@ pub struct Chain {
     /// Height of the first block.
     pub base_height: u32,
     /// The blocks from `base_height` to the tip.
-    pub hashes: Vec<[u8; 32]>,
+    pub hashes: Vec<BlockHash>,
     /// Roots above the base not (yet) connected to it: (hash, height if stated, missing
     /// parent).
-    pub waiting: Vec<([u8; 32], Option<u32>, [u8; 32])>,
+    pub waiting: Vec<(BlockHash, Option<u32>, BlockHash)>,
 }
 
 impl Chain {
@@ -70,7 +71,7 @@ impl Chain {
     }
 
     /// The hash at `height` on the best chain.
-    pub fn hash_at(&self, height: u32) -> Option<[u8; 32]> {
+    pub fn hash_at(&self, height: u32) -> Option<BlockHash> {
         let i = height.checked_sub(self.base_height)?;
         self.hashes.get(i as usize).copied()
     }
@@ -87,7 +88,7 @@ fn block_work(bits: u32) -> Work {
 
 impl Index {
     /// Adds a block by its 80-byte header; false if it is known already (a duplicate record).
-    pub fn add(&mut self, hash: [u8; 32], header: &[u8; 80], location: Location) -> bool {
+    pub fn add(&mut self, hash: BlockHash, header: &[u8; 80], location: Location) -> bool {
         if self.by_hash.contains_key(&hash) {
             return false;
         }
@@ -116,7 +117,7 @@ impl Index {
     }
 
     /// Where block `hash` is stored.
-    pub fn location(&self, hash: &[u8; 32]) -> Option<Location> {
+    pub fn location(&self, hash: &BlockHash) -> Option<Location> {
         self.by_hash
             .get(hash)
             .map(|&id| self.nodes[id as usize].location)
@@ -156,7 +157,7 @@ impl Index {
             } else {
                 let Some(&top) = path.last() else { continue };
                 let node = &self.nodes[top as usize];
-                let stated = if node.prev == [0; 32] {
+                let stated = if node.prev == BlockHash::ZERO {
                     Some(0)
                 } else {
                     stated_height(node.location)?
@@ -225,7 +226,7 @@ impl Index {
     fn base_root(&self, roots: &[u32], height: &[u32], start_block: u32) -> Option<u32> {
         if let Some(&genesis) = roots
             .iter()
-            .find(|&&r| self.nodes[r as usize].prev == [0; 32])
+            .find(|&&r| self.nodes[r as usize].prev == BlockHash::ZERO)
         {
             return Some(genesis);
         }

@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use metashrew_storage::BlockHash;
 use metashrew_storage::hashes::block_hash;
 
 use self::chain::{Chain, Index, Location};
 use self::records::{MAGICS, XorKey};
-use metashrew_storage::display_hex;
 
-use super::{BlockSource, SourceError};
+use super::{Block, BlockSource, SourceError};
 
 /// Why block files cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -47,23 +47,23 @@ pub enum FilesError {
     },
     #[error(
         "block {} {} has no parent in the files (missing block {}{}); if a node is still downloading blocks into them, wait until it has the chain",
-        display_hex(.hash),
+        .hash,
         .height.map_or("(height not stated: older than BIP34)".to_string(), |h| format!("at height {h}")),
-        display_hex(.parent),
+        .parent,
         .height.map_or(String::new(), |h| format!(" at height {}", h.saturating_sub(1)))
     )]
     /// A block whose parent is not in the files.
     MissingParent {
         /// The block's hash.
-        hash: [u8; 32],
+        hash: BlockHash,
         /// Its height, when known.
         height: Option<u32>,
         /// The parent it names.
-        parent: [u8; 32],
+        parent: BlockHash,
     },
     #[error(
         "the files begin at height {first} (block {}); --start-block {start} is below it",
-        display_hex(.hash)
+        .hash
     )]
     /// `--start-block` is below the first block the files hold.
     StartBelowFiles {
@@ -72,7 +72,7 @@ pub enum FilesError {
         /// The first height the files hold.
         first: u32,
         /// That block's hash.
-        hash: [u8; 32],
+        hash: BlockHash,
     },
     #[error("{0}")]
     /// A block or header does not decode.
@@ -100,7 +100,7 @@ struct State {
     chain: Chain,
     last_poll: Instant,
     /// The gap last reported, so that it is logged once.
-    reported_gap: Option<[u8; 32]>,
+    reported_gap: Option<BlockHash>,
 }
 
 /// A [`BlockSource`] over block files: Core's `blk*.dat` directory (followed as it grows), one
@@ -326,9 +326,9 @@ impl FileSource {
         {
             log::warn!(
                 "block {} (height {}) waits for its parent {} (not in the files yet)",
-                display_hex(&hash),
+                hash,
                 height.map_or("not stated".to_string(), |h| h.to_string()),
-                display_hex(&parent)
+                parent
             );
             state.reported_gap = Some(hash);
         }
@@ -364,19 +364,19 @@ impl BlockSource for FileSource {
             .ok_or_else(|| SourceError::Node("the block files hold no blocks".into()))
     }
 
-    fn block_hash(&self, height: u32) -> Result<[u8; 32], SourceError> {
+    fn block_hash(&self, height: u32) -> Result<BlockHash, SourceError> {
         self.lock()
             .chain
             .hash_at(height)
             .ok_or(SourceError::NoBlock(height))
     }
 
-    fn block(&self, hash: &[u8; 32]) -> Result<Vec<u8>, SourceError> {
+    fn block(&self, hash: &BlockHash) -> Result<Block, SourceError> {
         let state = self.lock();
         let location = state
             .index
             .location(hash)
-            .ok_or_else(|| SourceError::Node(format!("unknown block {}", display_hex(hash))))?;
+            .ok_or_else(|| SourceError::Node(format!("unknown block {hash}")))?;
         // Files are read with the lock held only long enough to find the path.
         let (path, key) = match (&self.origin, location) {
             (Origin::Blk { key, .. }, Location::File { file, .. }) => {
@@ -391,7 +391,8 @@ impl BlockSource for FileSource {
             }
             _ => self.read(&state, location),
         };
-        read.map_err(|e| SourceError::Node(e.to_string()))
+        read.map(Block::new)
+            .map_err(|e| SourceError::Node(e.to_string()))
     }
 }
 

@@ -3,17 +3,21 @@
 use std::path::Path;
 
 use chaingen::blk::{BlkWriter, MAINNET_MAGIC, REGTEST_MAGIC, SIGNET_MAGIC, TESTNET4_MAGIC};
-use chaingen::{REGTEST_BITS, hash_of, small_block};
+use chaingen::{REGTEST_BITS, small_block};
 
 use super::*;
 
+fn hash_of(block: &[u8]) -> BlockHash {
+    BlockHash::from(chaingen::hash_of(block))
+}
+
 /// `n` linked small blocks on top of `prev`, the first at `height`; `tag` tells branches apart
 /// and `version` is the header's (1: no BIP34 height).
-fn branch(prev: [u8; 32], height: u32, n: u32, bits: u32, tag: u32, version: i32) -> Vec<Vec<u8>> {
+fn branch(prev: BlockHash, height: u32, n: u32, bits: u32, tag: u32, version: i32) -> Vec<Vec<u8>> {
     let mut prev = prev;
     (0..n)
         .map(|i| {
-            let mut block = small_block(prev, height + i, bits, tag);
+            let mut block = small_block(prev.to_bytes(), height + i, bits, tag);
             block[..4].copy_from_slice(&version.to_le_bytes());
             prev = hash_of(&block);
             block
@@ -22,7 +26,7 @@ fn branch(prev: [u8; 32], height: u32, n: u32, bits: u32, tag: u32, version: i32
 }
 
 fn genesis_chain(n: u32) -> Vec<Vec<u8>> {
-    branch([0; 32], 0, n, REGTEST_BITS, 0, 0x2000_0000)
+    branch(BlockHash::ZERO, 0, n, REGTEST_BITS, 0, 0x2000_0000)
 }
 
 fn write(dir: &Path, blocks: &[Vec<u8>], magic: [u8; 4], key: Option<[u8; 8]>, file_bytes: u64) {
@@ -56,7 +60,11 @@ fn assert_chain(source: &FileSource, first: u32, blocks: &[Vec<u8>]) {
         let height = first + i as u32;
         let hash = source.block_hash(height).unwrap();
         assert_eq!(hash, hash_of(block), "height {height}");
-        assert_eq!(&source.block(&hash).unwrap(), block, "bytes at {height}");
+        assert_eq!(
+            source.block(&hash).unwrap().as_slice(),
+            block,
+            "bytes at {height}"
+        );
     }
 }
 
@@ -156,7 +164,14 @@ fn every_network_magic_is_accepted_but_not_a_mix() {
 #[test]
 fn a_fragment_starts_at_its_bip34_height_or_at_start_block_before_bip34() {
     let dir = tempfile::tempdir().unwrap();
-    let fragment = branch([7; 32], 880_000, 6, REGTEST_BITS, 0, 0x2000_0000);
+    let fragment = branch(
+        BlockHash::from_bytes([7; 32]),
+        880_000,
+        6,
+        REGTEST_BITS,
+        0,
+        0x2000_0000,
+    );
     write(
         dir.path(),
         &shuffled(&fragment, 3),
@@ -169,7 +184,7 @@ fn a_fragment_starts_at_its_bip34_height_or_at_start_block_before_bip34() {
     assert!(err.contains("begin at height 880000"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
-    let old = branch([9; 32], 1_000, 5, REGTEST_BITS, 0, 1);
+    let old = branch(BlockHash::from_bytes([9; 32]), 1_000, 5, REGTEST_BITS, 0, 1);
     write(dir.path(), &old, MAINNET_MAGIC, None, 1 << 20);
     assert_chain(&open(dir.path(), 1_000).unwrap(), 1_000, &old);
     assert_chain(&open(dir.path(), 50).unwrap(), 50, &old);
@@ -188,7 +203,7 @@ fn a_missing_block_in_the_middle_is_named() {
         "{err}"
     );
     let text = err.to_string();
-    assert!(text.contains(&display_hex(&hash_of(&chain[12]))), "{text}");
+    assert!(text.contains(&hash_of(&chain[12]).to_string()), "{text}");
     assert!(text.contains("height 11"), "{text}");
 }
 
@@ -268,7 +283,10 @@ fn new_files_are_found_after_a_pruning_node_deletes_its_oldest() {
     for height in 20..40 {
         let hash = source.block_hash(height).unwrap();
         assert_eq!(hash, hash_of(&chain[height as usize]), "height {height}");
-        assert_eq!(source.block(&hash).unwrap(), chain[height as usize]);
+        assert_eq!(
+            source.block(&hash).unwrap().as_slice(),
+            chain[height as usize]
+        );
     }
 }
 

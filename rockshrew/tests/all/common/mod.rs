@@ -95,7 +95,7 @@ impl NodeChain {
     fn new(blocks: Vec<Vec<u8>>) -> Self {
         let hashes: Vec<String> = blocks
             .iter()
-            .map(|b| display_hex(&block_hash(b).expect("header")))
+            .map(|b| block_hash(b).expect("header").to_string())
             .collect();
         let heights = hashes
             .iter()
@@ -117,12 +117,6 @@ pub struct FakeNode {
     chain: Arc<Mutex<Arc<NodeChain>>>,
     pub faults: Arc<Faults>,
     stop: Arc<AtomicBool>,
-}
-
-fn display_hex(hash: &[u8; 32]) -> String {
-    let mut h = *hash;
-    h.reverse();
-    hex::encode(h)
 }
 
 fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
@@ -508,7 +502,7 @@ pub fn fork(blocks: &[Vec<u8>], from: usize, extra: usize) -> Vec<Vec<u8>> {
     }
     for (i, mut block) in tail.into_iter().enumerate() {
         let prev = block_hash(&chain[chain.len() - 1]).expect("header");
-        block[4..36].copy_from_slice(&prev);
+        block[4..36].copy_from_slice(prev.as_bytes());
         let time = u32::from_le_bytes(block[68..72].try_into().expect("time")) + 1 + i as u32;
         block[68..72].copy_from_slice(&time.to_le_bytes());
         chain.push(block);
