@@ -11,7 +11,10 @@ pub enum InstanceMode {
     #[default]
     Fresh,
     /// One instance kept across blocks, so the guest's own cache stays warm. It is discarded
-    /// after any failure and on rollback. Must give the same roots as `Fresh`.
+    /// after any failure and on rollback. Must give the same roots as `Fresh`. Each block then
+    /// starts by cleaning up after the previous one inside the guest (an SDK guest moves the
+    /// previous block's values into its cache and frees its maps): with the alkanes indexer,
+    /// 60-120 ms after a 45,000-write block, where `Fresh` throws the instance away whole.
     Persistent,
 }
 

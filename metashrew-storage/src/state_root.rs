@@ -65,57 +65,21 @@ mod tests {
 
     #[test]
     fn every_input_changes_the_root() {
-        let base = next_root(
-            &StateRoot::ZERO,
-            1,
-            &BlockHash::from_bytes([7; 32]),
-            &w(&[(b"a", b"1")]),
-        );
-        assert_ne!(
-            base,
+        let root = |parent: u8, height: u32, hash: u8, value: Option<&[u8]>| {
+            let writes = value.map_or_else(Vec::new, |v| w(&[(b"a", v)]));
             next_root(
-                &StateRoot::from_bytes([1; 32]),
-                1,
-                &BlockHash::from_bytes([7; 32]),
-                &w(&[(b"a", b"1")])
+                &StateRoot::from_bytes([parent; 32]),
+                height,
+                &BlockHash::from_bytes([hash; 32]),
+                &writes,
             )
-        );
-        assert_ne!(
-            base,
-            next_root(
-                &StateRoot::ZERO,
-                2,
-                &BlockHash::from_bytes([7; 32]),
-                &w(&[(b"a", b"1")])
-            )
-        );
-        assert_ne!(
-            base,
-            next_root(
-                &StateRoot::ZERO,
-                1,
-                &BlockHash::from_bytes([8; 32]),
-                &w(&[(b"a", b"1")])
-            )
-        );
-        assert_ne!(
-            base,
-            next_root(
-                &StateRoot::ZERO,
-                1,
-                &BlockHash::from_bytes([7; 32]),
-                &w(&[(b"a", b"2")])
-            )
-        );
-        assert_ne!(
-            base,
-            next_root(
-                &StateRoot::ZERO,
-                1,
-                &BlockHash::from_bytes([7; 32]),
-                &w(&[])
-            )
-        );
+        };
+        let base = root(0, 1, 7, Some(b"1"));
+        assert_ne!(base, root(1, 1, 7, Some(b"1")));
+        assert_ne!(base, root(0, 2, 7, Some(b"1")));
+        assert_ne!(base, root(0, 1, 8, Some(b"1")));
+        assert_ne!(base, root(0, 1, 7, Some(b"2")));
+        assert_ne!(base, root(0, 1, 7, None));
         // Length framing: moving a byte from key to value changes the digest.
         assert_ne!(
             writes_digest(&w(&[(b"ab", b"c")])),

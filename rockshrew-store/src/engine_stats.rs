@@ -1,5 +1,13 @@
 //! [`EngineStats`]: RocksDB's own figures for a namespace (sizes, write amplification, stalls),
 //! what an operator watches as the database grows.
+//!
+//! Why the flush and compaction bytes come from the `rocksdb.cfstats` text rather than from
+//! RocksDB's tickers: tickers count for the whole database, and several indexers' namespaces
+//! share one database (`RocksStore::open_namespaces`), so only the per-column-family statistics
+//! can say what one namespace wrote. RocksDB's C API has no map form of those statistics, and
+//! they carry no integer property; the text gives gigabytes with two decimals (10 MB). The
+//! database-wide figures (ingest, WAL, stalls) come from the `rocksdb.dbstats` text too: tickers
+//! would need statistics collected on every read and write for three figures the text gives.
 
 use crate::{Family, RocksStore};
 
