@@ -21,8 +21,6 @@ use metashrew_support::MemoryBoundedLru;
 
 use super::background::Background;
 use super::{BlockCommit, PIPELINE_MIN_WRITES, Storage, StorageError};
-#[cfg(test)]
-use super::{BlockHash, StateRoot};
 
 struct Cache {
     entries: MemoryBoundedLru,
@@ -246,7 +244,7 @@ impl<S: Storage> Storage for CachedStore<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemStore;
+    use crate::{BlockHash, MemStore, StateRoot};
 
     fn commit(height: u32, writes: &[(&[u8], &[u8])]) -> BlockCommit {
         BlockCommit {

@@ -188,7 +188,7 @@ fn state_root<S: Storage>(state: &AppState<S>, tag: Option<&Value>) -> Result<Va
     let at = resolve(state, tag)?;
     let height = at.height;
     match state.runtime.state_root(height).map_err(runtime_error)? {
-        Some(root) => still_there(state, &at).map(|()| Value::String(format!("0x{root}"))),
+        Some(root) => still_there(state, &at).map(|()| hex_result(root.as_bytes())),
         None => Err(RpcError::invalid_params(format!(
             "State root not found for height {height}"
         ))),
