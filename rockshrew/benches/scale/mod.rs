@@ -42,7 +42,8 @@ struct Row {
     rss_mib: f64,
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+/// The value of the environment variable `name`, or `default` when it is unset or unreadable.
+pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
