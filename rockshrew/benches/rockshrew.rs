@@ -441,20 +441,18 @@ fn cheap_calls(port: u16, window: Duration) -> Vec<(&'static str, Samples)> {
 
 fn cheap_calls_here(port: u16, window: Duration) -> Vec<(&'static str, Samples)> {
     // The measuring client shares the daemon's two CPUs, where a real client (a gateway) runs on
-    // its own host: so that its own wake-ups are not counted as the daemon's, it asks for the
-    // short time slice the server's threads have (no privilege needed) and, when the benchmark
-    // may (root), runs ahead of everything else.
-    for placement in [
-        rockshrew::placement::Placement {
+    // its own host: so that its own wake-ups are not counted as the daemon's, it runs in the
+    // real-time class when the benchmark may (root), else with the server's short time slice.
+    let realtime = rockshrew::placement::Placement {
+        class: rockshrew::placement::Class::Realtime,
+        ..Default::default()
+    };
+    if realtime.apply_to_current_thread().is_err() {
+        let short = rockshrew::placement::Placement {
             slice: Some(Duration::from_micros(100)),
             ..Default::default()
-        },
-        rockshrew::placement::Placement {
-            nice: -10,
-            ..Default::default()
-        },
-    ] {
-        let _ = placement.apply_to_current_thread();
+        };
+        let _ = short.apply_to_current_thread();
     }
     // One keep-alive connection, as a client that polls would hold.
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -494,15 +492,17 @@ fn cheap_calls_here(port: u16, window: Duration) -> Vec<(&'static str, Samples)>
 /// then `balance`): indexing speed with the views busy against its speed without them, and the
 /// p99 of the cheap calls (height, block hash, state root) in both. Quiet and busy windows
 /// alternate, so that the database's growth slows both alike. With the defaults (views at
-/// SCHED_IDLE, the server's threads with a short time slice), without the short slice, and with
-/// the views at nice 19 (Metashrew's way) and at 0 (the indexer's own priority).
+/// SCHED_IDLE, the server's threads with a short time slice), with the server's threads in the
+/// real-time class, without the short slice, and with the views at nice 19 (Metashrew's way) and
+/// at 0 (the indexer's own priority).
 ///
 /// `METASHREW_CONTENTION_ROUNDS` (default 3) sets the rounds; `METASHREW_CONTENTION=defaults`
-/// runs the defaults alone (for repeated runs of them).
+/// runs the defaults alone and `METASHREW_CONTENTION=realtime` the real-time server alone (for
+/// repeated runs of one).
 fn contention(blocks: &[Vec<u8>]) {
     const WINDOW: Duration = Duration::from_secs(8);
     let rounds: usize = scale::env_or("METASHREW_CONTENTION_ROUNDS", 3);
-    let defaults_only = std::env::var("METASHREW_CONTENTION").as_deref() == Ok("defaults");
+    let only = std::env::var("METASHREW_CONTENTION").ok();
     const VIEW_SLOTS: usize = 16;
     println!(
         "\n## Contention: indexing heavy blocks (block {HEAVY_HEIGHT} relinked) with {VIEW_SLOTS} heavy previews in flight (`spendables`); {ROUNDS} rounds of a quiet and a busy {}-s window",
@@ -516,18 +516,19 @@ fn contention(blocks: &[Vec<u8>]) {
     let preview = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_preview",
         "params": [hex::encode(&heavy), "balance", hex::encode(metashrew_tests::fixtures::coinbase9_script()), "latest"]})
     .to_string();
-    let placements: [&[&str]; 4] = [
+    let placements: [&[&str]; 5] = [
         // The defaults: views at SCHED_IDLE, the server's threads with a 100 µs slice.
         &["--view-class", "idle"],
+        &["--view-class", "idle", "--rpc-realtime"],
         &["--view-class", "idle", "--rpc-slice-us", "0"],
         // Metashrew's way: views at nice 19.
         &["--view-class", "normal", "--view-nice", "19"],
         &["--view-class", "normal", "--view-nice", "0"],
     ];
-    let placements = if defaults_only {
-        &placements[..1]
-    } else {
-        &placements[..]
+    let placements = match only.as_deref() {
+        Some("defaults") => &placements[..1],
+        Some("realtime") => &placements[1..2],
+        _ => &placements[..],
     };
     for &placement in placements {
         let node = FakeNode::start(chain.clone());

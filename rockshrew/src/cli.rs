@@ -151,6 +151,13 @@ pub struct Args {
     /// for the kernel's next tick. 0: the kernel's default slice.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub rpc_slice_us: u32,
+    /// Run the JSON-RPC server's threads in the real-time class (Linux's SCHED_FIFO, lowest
+    /// priority; needs CAP_SYS_NICE). A request is then answered the moment it arrives, ahead
+    /// of indexing, even on a kernel that lets a woken normal thread wait for the next tick.
+    /// The kernel's real-time throttling still leaves other threads 5% of each second. Without
+    /// the privilege the daemon warns and keeps `--rpc-slice-us`.
+    #[arg(long)]
+    pub rpc_realtime: bool,
     /// Views and previews run at once; further requests wait their turn (each running view has
     /// a guest memory slot reserved at start).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]

@@ -35,6 +35,13 @@ pub enum Class {
     /// `SCHED_IDLE`: the thread runs only on CPU time no other thread wants, and a normal
     /// thread that wakes takes its CPU at once. Any thread may move itself here.
     Idle,
+    /// `SCHED_FIFO` at the lowest real-time priority (1): the thread takes a CPU the moment it
+    /// wakes, ahead of every normal thread, and keeps it until it blocks. Needs
+    /// `CAP_SYS_NICE`; the kernel's real-time throttling (by default 95% of each second) still
+    /// bounds it. Only for threads that do little work per wake-up (`--rpc-realtime`), so it is
+    /// not offered as a `--view-class`.
+    #[value(skip)]
+    Realtime,
 }
 
 /// A set of CPU numbers, written like `0-3,6` (the kernel's cpuset list format).
@@ -165,8 +172,9 @@ mod sched {
         period: u64,
     }
 
-    /// `SCHED_OTHER` and `SCHED_IDLE` of `sched(7)`.
+    /// `SCHED_OTHER`, `SCHED_FIFO` and `SCHED_IDLE` of `sched(7)`.
     const SCHED_OTHER: u32 = 0;
+    const SCHED_FIFO: u32 = 1;
     const SCHED_IDLE: u32 = 5;
 
     /// Sets the calling thread's policy, nice value and (for EEVDF) time slice.
@@ -180,10 +188,11 @@ mod sched {
             policy: match class {
                 Class::Normal => SCHED_OTHER,
                 Class::Idle => SCHED_IDLE,
+                Class::Realtime => SCHED_FIFO,
             },
             flags: 0,
             nice,
-            priority: 0,
+            priority: u32::from(class == Class::Realtime),
             runtime: slice.map_or(0, |s| u64::try_from(s.as_nanos()).unwrap_or(u64::MAX)),
             deadline: 0,
             period: 0,

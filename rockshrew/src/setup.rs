@@ -173,6 +173,11 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
         thread_placement: Placement {
             slice: (args.rpc_slice_us > 0)
                 .then(|| Duration::from_micros(u64::from(args.rpc_slice_us))),
+            class: if args.rpc_realtime {
+                crate::placement::Class::Realtime
+            } else {
+                crate::placement::Class::Normal
+            },
             ..Placement::default()
         },
     })
@@ -192,7 +197,21 @@ pub(crate) fn serve_while<S: metashrew_storage::Storage + 'static>(
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .thread_name("rockshrew-rpc")
         .on_thread_start(move || {
-            if let Err(err) = placement.apply_to_current_thread()
+            // Without the privilege for the real-time class, the threads keep the short slice.
+            let applied = placement.apply_to_current_thread().or_else(|err| {
+                let normal = Placement {
+                    class: crate::placement::Class::Normal,
+                    ..placement.clone()
+                };
+                if placement.class == normal.class {
+                    return Err(err);
+                }
+                if !warned.swap(true, Ordering::Relaxed) {
+                    log::warn!("the JSON-RPC server's threads run in the normal class: {err}");
+                }
+                normal.apply_to_current_thread()
+            });
+            if let Err(err) = applied
                 && !warned.swap(true, Ordering::Relaxed)
             {
                 log::warn!("the JSON-RPC server's threads keep the default scheduling: {err}");
