@@ -303,4 +303,27 @@ mod tests {
         assert_eq!(idle, 5, "SCHED_IDLE");
         assert_eq!(policy_and_slice().0, 0, "the other threads keep theirs");
     }
+
+    #[test]
+    fn the_real_time_class_is_fifo_or_a_refusal_that_says_so() {
+        let (applied, policy) = std::thread::spawn(|| {
+            let applied = Placement {
+                class: Class::Realtime,
+                slice: Some(Duration::from_micros(100)),
+                ..Placement::default()
+            }
+            .apply_to_current_thread();
+            (applied, policy_and_slice().0)
+        })
+        .join()
+        .unwrap();
+        match applied {
+            Ok(()) => assert_eq!(policy, 1, "SCHED_FIFO"),
+            // Without CAP_SYS_NICE: refused, and the thread keeps its class.
+            Err(err) => {
+                assert!(err.to_string().contains("Realtime"), "{err}");
+                assert_eq!(policy, 0, "SCHED_OTHER");
+            }
+        }
+    }
 }
