@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use metashrew_runtime::{InstanceMode, MetashrewRuntime, PreparedModule, RuntimeConfig};
 
 use crate::cli::{Args, Mode};
-use crate::placement::Placement;
+use crate::placement::{Class, Placement};
 use crate::rpc::{Endpoints, ServerConfig, ViewSettings};
 use crate::store::IndexIdentity;
 use crate::sync::SyncStop;
@@ -174,9 +174,9 @@ pub(crate) fn server_config(args: &Args) -> Result<ServerConfig> {
             slice: (args.rpc_slice_us > 0)
                 .then(|| Duration::from_micros(u64::from(args.rpc_slice_us))),
             class: if args.rpc_realtime {
-                crate::placement::Class::Realtime
+                Class::Realtime
             } else {
-                crate::placement::Class::Normal
+                Class::Normal
             },
             ..Placement::default()
         },
@@ -198,19 +198,19 @@ pub(crate) fn serve_while<S: metashrew_storage::Storage + 'static>(
         .thread_name("rockshrew-rpc")
         .on_thread_start(move || {
             // Without the privilege for the real-time class, the threads keep the short slice.
-            let applied = placement.apply_to_current_thread().or_else(|err| {
-                let normal = Placement {
-                    class: crate::placement::Class::Normal,
-                    ..placement.clone()
-                };
-                if placement.class == normal.class {
-                    return Err(err);
+            let applied = match placement.apply_to_current_thread() {
+                Err(err) if placement.class == Class::Realtime => {
+                    if !warned.swap(true, Ordering::Relaxed) {
+                        log::warn!("the JSON-RPC server's threads run in the normal class: {err}");
+                    }
+                    let normal = Placement {
+                        class: Class::Normal,
+                        ..placement.clone()
+                    };
+                    normal.apply_to_current_thread()
                 }
-                if !warned.swap(true, Ordering::Relaxed) {
-                    log::warn!("the JSON-RPC server's threads run in the normal class: {err}");
-                }
-                normal.apply_to_current_thread()
-            });
+                other => other,
+            };
             if let Err(err) = applied
                 && !warned.swap(true, Ordering::Relaxed)
             {
