@@ -37,6 +37,8 @@ struct Row {
     /// Host-function time per guest read, in µs (median over the row's blocks).
     us_per_read: f64,
     writes: f64,
+    /// Share of the row's tip reads that the host cache answered.
+    cache_hit_rate: f64,
     db_bytes: u64,
     stats: rockshrew::store::EngineStats,
     rss_mib: f64,
@@ -152,12 +154,12 @@ fn views(rt: &MetashrewRuntime<Store>, old: &[Vec<u8>], new: &[Vec<u8>], tip: u3
 
 fn write_csv(path: &Path, rows: &[Row]) {
     let mut csv = String::from(
-        "height,blocks_per_s,ms_per_block,guest_ms,host_calls_ms,commit_ms,reads,us_per_read,writes,db_bytes,live_sst_bytes,pending_compaction_bytes,write_amplification,stall_seconds,rss_mib\n",
+        "height,blocks_per_s,ms_per_block,guest_ms,host_calls_ms,commit_ms,reads,us_per_read,writes,db_bytes,live_sst_bytes,pending_compaction_bytes,write_amplification,stall_seconds,rss_mib,cache_hit_rate\n",
     );
     for r in rows {
         let _ = writeln!(
             csv,
-            "{},{:.3},{:.1},{:.1},{:.1},{:.1},{:.0},{:.2},{:.0},{},{},{},{:.2},{:.3},{:.0}",
+            "{},{:.3},{:.1},{:.1},{:.1},{:.1},{:.0},{:.2},{:.0},{},{},{},{:.2},{:.3},{:.0},{:.3}",
             r.height,
             r.blocks_per_s,
             r.ms_per_block,
@@ -172,7 +174,8 @@ fn write_csv(path: &Path, rows: &[Row]) {
             r.stats.pending_compaction_bytes,
             r.stats.write_amplification(),
             r.stats.stall_seconds,
-            r.rss_mib
+            r.rss_mib,
+            r.cache_hit_rate
         );
     }
     std::fs::write(path, csv).expect("write CSV");
@@ -293,6 +296,12 @@ pub fn scale() {
     let (mut host, mut reads, mut writes) = (Vec::new(), Vec::new(), Vec::new());
     let mut per_read = Vec::new();
     let mut window_started = Instant::now();
+    let cache_counts = || {
+        rt.storage()
+            .stats()
+            .map_or((0, 0), |s| (s.hits, s.hits + s.misses))
+    };
+    let mut window_counts = cache_counts();
     for h in 0..blocks {
         let block = block_at(h);
         let started = Instant::now();
@@ -309,6 +318,9 @@ pub fn scale() {
         }
         let elapsed = window_started.elapsed().as_secs_f64();
         rt.storage().inner().settle().expect("settled");
+        let counts = cache_counts();
+        let (hits, lookups) = (counts.0 - window_counts.0, counts.1 - window_counts.1);
+        window_counts = counts;
         let row = Row {
             height: h,
             blocks_per_s: window_ms.len() as f64 / elapsed,
@@ -319,12 +331,13 @@ pub fn scale() {
             reads: Samples(std::mem::take(&mut reads)).median(),
             us_per_read: Samples(std::mem::take(&mut per_read)).median(),
             writes: Samples(std::mem::take(&mut writes)).median(),
+            cache_hit_rate: hits as f64 / lookups.max(1) as f64,
             db_bytes: dir_bytes(&db),
             stats: rt.storage().inner().inner().engine_stats(),
             rss_mib: rss_mib(),
         };
         println!(
-            "height {:>6}: {:.2} blocks/s, {:.0} ms/block (guest {:.0} + host calls {:.0} + commit {:.0}; {:.0} reads at {:.2} µs, {:.0} writes), db {:.2} GB, compaction debt {:.2} GB, write amp {:.2}, stalls {:.1} s, RSS {:.0} MiB",
+            "height {:>6}: {:.2} blocks/s, {:.0} ms/block (guest {:.0} + host calls {:.0} + commit {:.0}; {:.0} reads at {:.2} µs, {:.0}% from the host cache, {:.0} writes), db {:.2} GB, compaction debt {:.2} GB, write amp {:.2}, stalls {:.1} s, RSS {:.0} MiB",
             row.height,
             row.blocks_per_s,
             row.ms_per_block,
@@ -333,6 +346,7 @@ pub fn scale() {
             row.commit_ms,
             row.reads,
             row.us_per_read,
+            100.0 * row.cache_hit_rate,
             row.writes,
             row.db_bytes as f64 / 1e9,
             row.stats.pending_compaction_bytes as f64 / 1e9,
