@@ -37,7 +37,8 @@ struct Row {
     /// Host-function time per guest read, in µs (median over the row's blocks).
     us_per_read: f64,
     writes: f64,
-    /// Share of the row's tip reads that the host cache answered.
+    /// Share of the row's host-cache lookups that found their key (every read here is at the
+    /// tip, where a held entry answers; reads the block being committed answered are not lookups).
     cache_hit_rate: f64,
     db_bytes: u64,
     stats: rockshrew::store::EngineStats,
