@@ -10,7 +10,6 @@ use crate::setup::load_indexers;
 /// `--replica-of` a read replica.
 pub fn run(args: Args) -> Result<()> {
     let db_path = args.db_path.clone().context("--db-path is required")?;
-    crate::malloc::keep_arenas_grown();
     let fds = crate::fd_budget::claim(u64::from(args.max_connections))?;
     let mut indexers = load_indexers(&args)?;
     match &args.replica_of {

@@ -21,7 +21,6 @@ pub mod daemon;
 mod fd_budget;
 pub mod indexers;
 mod lanes;
-mod malloc;
 mod metrics;
 pub mod placement;
 pub mod pow;
