@@ -1,7 +1,7 @@
 //! The indexing daemon: the block source, and for each indexer its namespace of the database,
 //! its runtime, its sync loop and its JSON-RPC endpoint, served beside them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -24,55 +24,98 @@ use crate::source::shared::SharedSource;
 use crate::store::{RocksStore, Tuning};
 use crate::sync::{PowCheck, SyncConfig, Syncer};
 
-fn block_source(args: &Args, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn BlockSource>> {
-    if let Some(path) = &args.blocks_file {
-        let poll = Duration::from_millis(args.poll_interval_ms);
-        let source = FileSource::open(path, args.start_block, poll)
-            .with_context(|| format!("reading blocks from {}", path.display()))?;
-        log::info!(
-            "{} blocks on the chain in {} (heights {}..), indexing from {}",
-            source.len(),
-            path.display(),
-            source.first_height(),
-            args.start_block
-        );
-        return Ok(Arc::new(source));
+/// Where the blocks come from, as the command line gives it. It is opened on the indexing thread
+/// once the JSON-RPC server is up: a scan of a node's block files reads every header of the chain
+/// (seconds on a cold disk), and views of what is already indexed need none of it.
+enum SourceSpec {
+    /// `--blocks-file`: a directory of `blk*.dat` files, one such file, or a hex file.
+    Files {
+        path: PathBuf,
+        start_block: u32,
+        poll: Duration,
+    },
+    /// Bitcoin Core's JSON-RPC.
+    Node {
+        url: String,
+        auth: Auth,
+        timeout: Duration,
+    },
+}
+
+impl SourceSpec {
+    fn of(args: &Args) -> Self {
+        if let Some(path) = &args.blocks_file {
+            return Self::Files {
+                path: path.clone(),
+                start_block: args.start_block,
+                poll: Duration::from_millis(args.poll_interval_ms),
+            };
+        }
+        let auth = match (&args.auth, &args.cookie_file) {
+            (Some(up), _) => Auth::UserPass(up.clone()),
+            (None, Some(cookie)) => Auth::Cookie(cookie.clone()),
+            (None, None) => match default_cookie_path() {
+                Some(cookie) if cookie.exists() => Auth::Cookie(cookie),
+                _ => Auth::None,
+            },
+        };
+        Self::Node {
+            url: args.daemon_rpc_url.clone(),
+            auth,
+            timeout: Duration::from_secs(args.rpc_timeout_secs),
+        }
     }
-    let auth = match (&args.auth, &args.cookie_file) {
-        (Some(up), _) => Auth::UserPass(up.clone()),
-        (None, Some(cookie)) => Auth::Cookie(cookie.clone()),
-        (None, None) => match default_cookie_path() {
-            Some(cookie) if cookie.exists() => Auth::Cookie(cookie),
-            _ => Auth::None,
-        },
-    };
-    log::info!("following the node at {}", args.daemon_rpc_url);
-    Ok(Arc::new(RpcSource::new(
-        &args.daemon_rpc_url,
-        auth,
-        Duration::from_secs(args.rpc_timeout_secs),
-        shutdown.clone(),
-    )))
+
+    fn open(self, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn BlockSource>> {
+        match self {
+            Self::Files {
+                path,
+                start_block,
+                poll,
+            } => {
+                let source = FileSource::open(&path, start_block, poll)
+                    .with_context(|| format!("reading blocks from {}", path.display()))?;
+                log::info!(
+                    "{} blocks on the chain in {} (heights {}..), indexing from {start_block}",
+                    source.len(),
+                    path.display(),
+                    source.first_height(),
+                );
+                Ok(Arc::new(source))
+            }
+            Self::Node { url, auth, timeout } => {
+                log::info!("following the node at {url}");
+                Ok(Arc::new(RpcSource::new(
+                    &url,
+                    auth,
+                    timeout,
+                    shutdown.clone(),
+                )))
+            }
+        }
+    }
 }
 
 /// What a lane's runtime reads and writes through: the host cache over the background writer
 /// over its namespace of the database.
 type Stack = CachedStore<PipelinedStore<Arc<RocksStore>>>;
 
+/// A lane's sync loop, made once the block source is open.
+type MakeSyncer = Box<dyn FnOnce(Arc<dyn BlockSource>) -> Syncer<Stack> + Send>;
+
 /// One indexer of the daemon: its namespace of the database, its runtime over its caches, its
-/// sync loop (taken when the work starts), and the state its endpoint answers from.
+/// sync loop (made when the work starts), and the state its endpoint answers from.
 struct Lane {
     store: Arc<RocksStore>,
     cached: Arc<Stack>,
     state: Arc<AppState<Stack>>,
-    syncer: Syncer<Stack>,
+    syncer: MakeSyncer,
 }
 
 fn lane(
     args: &Args,
     indexer: &Indexer,
     store: RocksStore,
-    source: Arc<dyn BlockSource>,
     metrics: Metrics,
     several: bool,
     shutdown: &Arc<AtomicBool>,
@@ -102,35 +145,33 @@ fn lane(
         AppState::new(runtime.clone(), metrics.clone(), &view_settings(args))?
             .with_status(Arc::new(Status::new(indexer.label.clone()))),
     );
-    let syncer = Syncer {
-        abandoned: state.abandoned.clone(),
+    let config = SyncConfig {
+        start_block: indexer.start_block,
+        exit_at: args.exit_at,
+        max_reorg_depth: args.max_reorg_depth,
+        poll_interval: Duration::from_millis(args.poll_interval_ms),
+        fetch_workers: usize::from(args.fetch_workers),
+        bulk_behind: args.bulk_sync_behind,
+        name: several.then(|| namespace.clone()),
+        ..SyncConfig::default()
+    };
+    let pow = (!args.no_pow_check).then(|| PowCheck {
+        rules: Rules::new(args.network),
+        store: store.clone(),
+    });
+    let abandoned = state.abandoned.clone();
+    let shutdown = shutdown.clone();
+    let ingest_store = store.clone();
+    let syncer: MakeSyncer = Box::new(move |source| Syncer {
+        abandoned,
         runtime,
         source,
-        config: SyncConfig {
-            start_block: indexer.start_block,
-            exit_at: args.exit_at,
-            max_reorg_depth: args.max_reorg_depth,
-            poll_interval: Duration::from_millis(args.poll_interval_ms),
-            fetch_workers: usize::from(args.fetch_workers),
-            bulk_behind: args.bulk_sync_behind,
-            name: several.then(|| namespace.clone()),
-            ..SyncConfig::default()
-        },
+        config,
         metrics,
-        shutdown: shutdown.clone(),
-        ingest: Some({
-            let store = store.clone();
-            Box::new(move |mode| store.set_ingest_mode(mode))
-        }),
-        pow: if args.no_pow_check {
-            None
-        } else {
-            Some(PowCheck {
-                rules: Rules::new(args.network),
-                store: store.clone(),
-            })
-        },
-    };
+        shutdown,
+        ingest: Some(Box::new(move |mode| ingest_store.set_ingest_mode(mode))),
+        pow,
+    });
     Ok(Lane {
         store,
         cached,
@@ -163,32 +204,13 @@ pub(crate) fn run(
         log::warn!("--no-pow-check: blocks are indexed without checking their proof of work");
     }
     let shutdown = Arc::new(AtomicBool::new(false));
-    let source = block_source(args, &shutdown)?;
     let several = indexers.len() > 1;
-    let shared = several.then(|| {
-        Arc::new(SharedSource::new(
-            source.clone(),
-            (args.shared_blocks_mib as usize) << 20,
-        ))
-    });
-    let source: Arc<dyn BlockSource> = match &shared {
-        Some(shared) => shared.clone(),
-        None => source,
-    };
     let registry = crate::metrics::registry()?;
     let mut lanes = Vec::with_capacity(indexers.len());
     for (indexer, store) in indexers.iter().zip(stores) {
         let label = several.then(|| indexer.namespace());
         let metrics = Metrics::in_registry(registry.clone(), label)?;
-        lanes.push(lane(
-            args,
-            indexer,
-            store,
-            source.clone(),
-            metrics,
-            several,
-            &shutdown,
-        )?);
+        lanes.push(lane(args, indexer, store, metrics, several, &shutdown)?);
     }
     let admin =
         crate::admin::AdminSocket::start(db_path, lanes.iter().map(|l| l.store.clone()).collect());
@@ -208,19 +230,34 @@ pub(crate) fn run(
         ..Placement::default()
     };
     let stop_all = shutdown.clone();
+    let spec = SourceSpec::of(args);
+    let shared_bytes = (args.shared_blocks_mib as usize) << 20;
     let result = serve_while(endpoints, server_config(args)?, shutdown, move || {
         // The indexing threads and the threads they start (block fetchers, instance teardown)
         // inherit this placement; the server's threads and RocksDB's keep the daemon's own.
         indexer_placement
             .apply_to_current_thread()
             .context("--indexer-nice / --indexer-cores")?;
-        crate::lanes::run(work, &stop_all)
+        let source = spec.open(&stop_all)?;
+        let shared = several.then(|| Arc::new(SharedSource::new(source.clone(), shared_bytes)));
+        let source: Arc<dyn BlockSource> = match &shared {
+            Some(shared) => shared.clone(),
+            None => source,
+        };
+        let work = work
+            .into_iter()
+            .map(|(make, status)| (make(source.clone()), status))
+            .collect();
+        let stopped = crate::lanes::run(work, &stop_all);
+        if let Some(shared) = shared {
+            let (fetched, reused) = shared.counts();
+            log::info!(
+                "shared block source: {fetched} blocks fetched, {reused} answered from memory"
+            );
+        }
+        stopped
     });
     drop(admin);
-    if let Some(shared) = shared {
-        let (fetched, reused) = shared.counts();
-        log::info!("shared block source: {fetched} blocks fetched, {reused} answered from memory");
-    }
     for (store, cached) in kept {
         if let Err(err) = cached.inner().settle() {
             log::error!("{err}");

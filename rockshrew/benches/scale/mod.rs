@@ -43,6 +43,66 @@ struct Row {
     db_bytes: u64,
     stats: rockshrew::store::EngineStats,
     rss_mib: f64,
+    /// Where the row's time went, per block: see [`ThreadTimes`].
+    threads: ThreadTimes,
+}
+
+/// Time of this process's threads, in ms (per block once divided): the indexing thread's time on
+/// a CPU and waiting for one (the kernel's run-queue delay), and the CPU time of RocksDB's
+/// threads (flushes and compactions) and of the others (background writer, cache filler,
+/// instance teardown). The indexing thread's wall time less the first two is time it was
+/// blocked (I/O, locks).
+#[derive(Clone, Copy, Default)]
+struct ThreadTimes {
+    index_cpu: f64,
+    index_wait: f64,
+    rocksdb_cpu: f64,
+    other_cpu: f64,
+}
+
+impl ThreadTimes {
+    /// The totals so far. The indexing thread is the process's main thread, which runs the
+    /// blocks here.
+    fn now() -> Self {
+        let mut t = Self::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return t;
+        };
+        let main = std::process::id().to_string();
+        for task in tasks.filter_map(Result::ok) {
+            let path = task.path();
+            let read = |name: &str| std::fs::read_to_string(path.join(name)).unwrap_or_default();
+            let ns: Vec<f64> = read("schedstat")
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let (cpu, wait) = (
+                ns.first().copied().unwrap_or(0.0) / 1e6,
+                ns.get(1).copied().unwrap_or(0.0) / 1e6,
+            );
+            if task.file_name().to_str() == Some(main.as_str()) {
+                t.index_cpu += cpu;
+                t.index_wait += wait;
+            } else if read("comm").starts_with("rocksdb") {
+                t.rocksdb_cpu += cpu;
+            } else {
+                t.other_cpu += cpu;
+            }
+        }
+        t
+    }
+
+    /// What accrued since `earlier`, per block of `blocks`. Threads that ended in between
+    /// (instance teardown) lose their time: a small undercount of `other_cpu`.
+    fn per_block_since(self, earlier: Self, blocks: usize) -> Self {
+        let n = blocks.max(1) as f64;
+        Self {
+            index_cpu: (self.index_cpu - earlier.index_cpu) / n,
+            index_wait: (self.index_wait - earlier.index_wait) / n,
+            rocksdb_cpu: ((self.rocksdb_cpu - earlier.rocksdb_cpu) / n).max(0.0),
+            other_cpu: ((self.other_cpu - earlier.other_cpu) / n).max(0.0),
+        }
+    }
 }
 
 /// The value of the environment variable `name`, or `default` when it is unset or unreadable.
@@ -75,6 +135,32 @@ fn rss_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Resident memory of process `pid` in KiB: (all of it, the guest memory pool's part). The pool
+/// is the one kind of mapping of 4 GiB or more (wasmtime reserves each guest memory slot whole,
+/// with its guard pages), so its part is the resident size of those mappings.
+fn rss_split_kib(pid: u32) -> (u64, u64) {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let field = |line: &str, name: &str| -> Option<u64> {
+        line.strip_prefix(name)?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let (mut all, mut guest, mut in_pool) = (0, 0, false);
+    for line in smaps.lines() {
+        if let Some(size) = field(line, "Size:") {
+            in_pool = size >= 4 << 20;
+        } else if let Some(rss) = field(line, "Rss:") {
+            all += rss;
+            if in_pool {
+                guest += rss;
+            }
+        }
+    }
+    (all, guest)
 }
 
 fn generate(dir: &Path, blocks: u32) {
@@ -155,12 +241,12 @@ fn views(rt: &MetashrewRuntime<Store>, old: &[Vec<u8>], new: &[Vec<u8>], tip: u3
 
 fn write_csv(path: &Path, rows: &[Row]) {
     let mut csv = String::from(
-        "height,blocks_per_s,ms_per_block,guest_ms,host_calls_ms,commit_ms,reads,us_per_read,writes,db_bytes,live_sst_bytes,pending_compaction_bytes,write_amplification,stall_seconds,rss_mib,cache_hit_rate\n",
+        "height,blocks_per_s,ms_per_block,guest_ms,host_calls_ms,commit_ms,reads,us_per_read,writes,db_bytes,live_sst_bytes,pending_compaction_bytes,write_amplification,stall_seconds,rss_mib,cache_hit_rate,index_cpu_ms,index_wait_ms,rocksdb_cpu_ms,other_cpu_ms\n",
     );
     for r in rows {
         let _ = writeln!(
             csv,
-            "{},{:.3},{:.1},{:.1},{:.1},{:.1},{:.0},{:.2},{:.0},{},{},{},{:.2},{:.3},{:.0},{:.3}",
+            "{},{:.3},{:.1},{:.1},{:.1},{:.1},{:.0},{:.2},{:.0},{},{},{},{:.2},{:.3},{:.0},{:.3},{:.1},{:.1},{:.1},{:.1}",
             r.height,
             r.blocks_per_s,
             r.ms_per_block,
@@ -176,7 +262,11 @@ fn write_csv(path: &Path, rows: &[Row]) {
             r.stats.write_amplification(),
             r.stats.stall_seconds,
             r.rss_mib,
-            r.cache_hit_rate
+            r.cache_hit_rate,
+            r.threads.index_cpu,
+            r.threads.index_wait,
+            r.threads.rocksdb_cpu,
+            r.threads.other_cpu
         );
     }
     std::fs::write(path, csv).expect("write CSV");
@@ -228,6 +318,14 @@ fn plot(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
     ))?;
     root.present()?;
     Ok(())
+}
+
+/// Drops the kernel's page cache (as after a reboot), when this process may: whether it did.
+fn drop_page_cache() -> bool {
+    let synced = std::process::Command::new("sync")
+        .status()
+        .is_ok_and(|s| s.success());
+    synced && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
 }
 
 /// Daemon start-up on the final database, until its RPC answers.
@@ -303,6 +401,7 @@ pub fn scale() {
             .map_or((0, 0), |s| (s.hits, s.hits + s.misses))
     };
     let mut window_counts = cache_counts();
+    let mut window_threads = ThreadTimes::now();
     for h in 0..blocks {
         let block = block_at(h);
         let started = Instant::now();
@@ -318,6 +417,7 @@ pub fn scale() {
             continue;
         }
         let elapsed = window_started.elapsed().as_secs_f64();
+        let per_block_threads = ThreadTimes::now().per_block_since(window_threads, window_ms.len());
         rt.storage().inner().settle().expect("settled");
         let counts = cache_counts();
         let (hits, lookups) = (counts.0 - window_counts.0, counts.1 - window_counts.1);
@@ -336,6 +436,7 @@ pub fn scale() {
             db_bytes: dir_bytes(&db),
             stats: rt.storage().inner().inner().engine_stats(),
             rss_mib: rss_mib(),
+            threads: per_block_threads,
         };
         println!(
             "height {:>6}: {:.2} blocks/s, {:.0} ms/block (guest {:.0} + host calls {:.0} + commit {:.0}; {:.0} reads at {:.2} µs, {:.0}% from the host cache, {:.0} writes), db {:.2} GB, compaction debt {:.2} GB, write amp {:.2}, stalls {:.1} s, RSS {:.0} MiB",
@@ -355,6 +456,13 @@ pub fn scale() {
             row.stats.stall_seconds,
             row.rss_mib
         );
+        println!(
+            "    per block: indexing thread {:.0} ms on a CPU + {:.0} ms waiting for one; RocksDB threads {:.0} ms CPU, others {:.0} ms CPU",
+            row.threads.index_cpu,
+            row.threads.index_wait,
+            row.threads.rocksdb_cpu,
+            row.threads.other_cpu
+        );
         rows.push(row);
         if rows.len() == 2 {
             start_views = views(&rt, &old_scripts, &scripts_of(&block, 50), h);
@@ -364,6 +472,7 @@ pub fn scale() {
             );
         }
         window_started = Instant::now();
+        window_threads = ThreadTimes::now();
     }
     let tip = blocks - 1;
     let end_views = views(&rt, &old_scripts, &scripts_of(&block_at(tip), 50), tip);
@@ -462,8 +571,18 @@ pub fn daemon_sync() {
     // When each height was first seen committed.
     let mut reached: Vec<Option<f64>> = vec![None; blocks as usize];
     let mut peak_kib = 0;
+    // The largest resident size outside the guest memory pool, and the pool's at that moment.
+    let (mut host_peak_kib, mut guest_then_kib) = (0, 0);
+    let mut sampled = Instant::now();
     loop {
         peak_kib = peak_kib.max(daemon.status_kib("VmHWM:"));
+        if sampled.elapsed() >= Duration::from_secs(1) {
+            sampled = Instant::now();
+            let (all, guest) = rss_split_kib(daemon.child.id());
+            if all - guest > host_peak_kib {
+                (host_peak_kib, guest_then_kib) = (all - guest, guest);
+            }
+        }
         if let Ok(Some(_)) = daemon.child.try_wait() {
             break;
         }
@@ -509,6 +628,11 @@ pub fn daemon_sync() {
         100.0 * tail / first.max(1e-9),
         peak_kib as f64 / 1024.0
     );
+    println!(
+        "resident memory outside the guest memory pool (sampled each second): at most {:.0} MiB, with the pool's {:.0} MiB beside it then",
+        host_peak_kib as f64 / 1024.0,
+        guest_then_kib as f64 / 1024.0
+    );
     if let Some(line) = log
         .lines()
         .rev()
@@ -516,6 +640,16 @@ pub fn daemon_sync() {
     {
         println!("daemon: {line}");
     }
+    let warm = [startup_ms(&db, &files), startup_ms(&db, &files)];
+    let cold = drop_page_cache().then(|| startup_ms(&db, &files));
+    println!(
+        "daemon start-up on the final database until RPC answers: {:.0} / {:.0} ms warm, {} after dropping the page cache",
+        warm[0],
+        warm[1],
+        cold.map_or("not measured (no permission)".to_string(), |c| format!(
+            "{c:.0} ms"
+        ))
+    );
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale");
     std::fs::create_dir_all(&out).expect("output directory");
     std::fs::write(out.join("sync.csv"), csv).expect("write CSV");

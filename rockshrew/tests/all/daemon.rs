@@ -361,6 +361,38 @@ fn kill_9_at_any_point_loses_and_duplicates_nothing() {
 }
 
 #[test]
+fn views_are_served_while_the_block_files_are_still_being_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let mut d = Daemon::start(
+        guests::SPENDABLES,
+        &db,
+        &["--blocks-file", FIXTURE, "--exit-at", "200"],
+    );
+    assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.log_text());
+    // A block file whose scan cannot finish: a FIFO that no one writes, so the daemon's open of
+    // it waits for ever (as a scan of a whole chain on a cold disk takes seconds).
+    let stuck = dir.path().join("blk00000.dat");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&stuck)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let stuck_arg = stuck.to_str().unwrap();
+    let mut d = Daemon::start(guests::SPENDABLES, &db, &["--blocks-file", stuck_arg]);
+    d.wait_for_height(200, WAIT);
+    assert_eq!(balance(&d, json!(200)), 40 * 100_000_000);
+    assert_eq!(balance(&d, json!(169)), 50 * 100_000_000);
+    assert_eq!(roots(&d, 200), reference_roots()[..=200]);
+    let log = d.log_text();
+    assert!(
+        !log.contains("blocks on the chain"),
+        "the scan ended:\n{log}"
+    );
+    assert_eq!(d.child.try_wait().ok().flatten(), None, "{log}");
+}
+
+#[test]
 fn a_host_that_cannot_back_guest_memory_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
