@@ -1,6 +1,6 @@
 //! Builds the example guests (`guests/*`) to `wasm32-unknown-unknown` with the `guest` profile
 //! and tells the tests where the `.wasm` files are (`MINIMAL_WASM`, `SPENDABLES_WASM`,
-//! `PROBE_WASM`, `COMPAT_WASM`). It also builds `spendables` (only it: [`VARIANT_GUESTS`]) with
+//! `PROBE_WASM`, `COMPAT_WASM`, `CONTRACTS_WASM`). It also builds `spendables` (only it: [`VARIANT_GUESTS`]) with
 //! other preallocated-region sizes (`METASHREW_REGION_SIZE`): 0 (no guest cache) and 65,536
 //! bytes (a cache so small that it evicts on every block), as `SPENDABLES_NOCACHE_WASM` and
 //! `SPENDABLES_TINYCACHE_WASM`. The nested cargo uses its own target directory, so it never
@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: [&str; 4] = ["minimal", "spendables", "probe", "compat"];
+const GUESTS: [&str; 5] = ["minimal", "spendables", "probe", "compat", "contracts"];
 const VARIANTS: [(&str, &str); 2] = [("NOCACHE", "0"), ("TINYCACHE", "65536")];
 const VARIANT_GUESTS: [&str; 1] = ["spendables"];
 

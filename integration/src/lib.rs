@@ -13,6 +13,8 @@ pub mod guests {
     pub const PROBE: &str = env!("PROBE_WASM");
     /// `compat`: written against Metashrew's public API only.
     pub const COMPAT: &str = env!("COMPAT_WASM");
+    /// `contracts`: alkanes-shaped, a contract run in wasmi for every transaction.
+    pub const CONTRACTS: &str = env!("CONTRACTS_WASM");
     /// `spendables` built with `METASHREW_REGION_SIZE=0`: no guest cache.
     pub const SPENDABLES_NOCACHE: &str = env!("SPENDABLES_NOCACHE_WASM");
     /// `spendables` built with a 64 KiB region: a cache that evicts on every block.

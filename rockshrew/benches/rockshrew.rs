@@ -2,7 +2,8 @@
 //!
 //! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`,
 //! `contention`, `deadlines`, `pow`, `replicas`, `history`, `rollback`, `indexers`; and `scale`, `sync` and `projection`
-//! (minutes long: only when named; see `scale/mod.rs`).
+//! (minutes long: only when named; see `scale/mod.rs`), `ab` (two daemons in interleaved pairs)
+//! and `flat` (a long run beside a reference workload), also only when named (`ab/mod.rs`).
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
@@ -10,6 +11,7 @@
 // A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ab;
 #[path = "../tests/all/common/mod.rs"]
 mod common;
 mod indexers;
@@ -148,11 +150,35 @@ fn heavy() {
             io.join(" ")
         );
     }
+    contracts_heavy(&block);
     let native = native_heavy(&block);
     println!(
         "native (same spendables code, same RocksDB store, flush committed the same way): first {:.1} ms, all {} ms/block",
         native.0[0],
         native.show(1)
+    );
+}
+
+/// Block 840,243 with the alkanes-shaped `contracts` guest (a contract run in wasmi for each of
+/// its 4,851 transactions): ms a block, and the guest's and the host's shares of it.
+fn contracts_heavy(block: &[u8]) {
+    let dir = tempdir();
+    let rt = runtime(guests::CONTRACTS, dir.path(), InstanceMode::Fresh);
+    let (mut total, mut guest, mut host) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..REPLAYS {
+        let started = Instant::now();
+        let report = rt.process_block(HEAVY_HEIGHT + i, block).expect("block");
+        let all = ms(started.elapsed());
+        let code = ms(report.start_time) - ms(report.host_call_time);
+        total.push(all);
+        guest.push(100.0 * code / all);
+        host.push(100.0 * (all - code) / all);
+    }
+    println!(
+        "wasm (`contracts`, alkanes-shaped: wasmi inside the guest): {} ms/block; guest code {} %, host {} %",
+        Samples(total).show(1),
+        Samples(guest).show(1),
+        Samples(host).show(1)
     );
 }
 
@@ -937,5 +963,11 @@ fn main() {
     }
     if wanted.iter().any(|w| w == "projection") {
         scale::projection();
+    }
+    if wanted.iter().any(|w| w == "ab") {
+        ab::ab();
+    }
+    if wanted.iter().any(|w| w == "flat") {
+        ab::flat();
     }
 }

@@ -45,6 +45,15 @@ pub enum Chain {
 }
 
 impl Chain {
+    /// Every network, in the order `--network` lists them.
+    pub const ALL: [Chain; 5] = [
+        Chain::Main,
+        Chain::Test,
+        Chain::Testnet4,
+        Chain::Signet,
+        Chain::Regtest,
+    ];
+
     fn network(self) -> Network {
         match self {
             Chain::Main => Network::Bitcoin,
@@ -54,6 +63,63 @@ impl Chain {
             Chain::Regtest => Network::Regtest,
         }
     }
+
+    /// Its name: the value of `--network`, and what Bitcoin Core's `getblockchaininfo` calls it
+    /// (`chain`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Chain::Main => "main",
+            Chain::Test => "test",
+            Chain::Testnet4 => "testnet4",
+            Chain::Signet => "signet",
+            Chain::Regtest => "regtest",
+        }
+    }
+
+    /// The network Bitcoin Core names `name` (`getblockchaininfo`'s `chain`).
+    pub fn of_name(name: &str) -> Option<Chain> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The network whose `blk*.dat` records begin with `magic`.
+    pub fn of_magic(magic: [u8; 4]) -> Option<Chain> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.network().magic().to_bytes() == magic)
+    }
+
+    /// The network whose genesis block hashes to `hash`.
+    fn of_genesis(hash: BlockHash) -> Option<Chain> {
+        Self::ALL
+            .into_iter()
+            .find(|c| bitcoin::constants::genesis_block(c.network()).block_hash() == hash)
+    }
+
+    /// The networks whose proof-of-work limit admits `bits`.
+    fn admitting(bits: u32) -> Vec<Chain> {
+        let target = Target::from_compact(CompactTarget::from_consensus(bits));
+        Self::ALL
+            .into_iter()
+            .filter(|c| target <= Params::new(c.network()).max_attainable_target)
+            .collect()
+    }
+}
+
+/// Why blocks are not of the network `--network` names: what was found, and the flag to pass.
+pub fn mismatch(flag: Chain, found: &str, should_be: &[Chain]) -> String {
+    let pass = match should_be {
+        [] => "check --network".to_string(),
+        [one] => format!("pass --network {}", one.name()),
+        many => format!(
+            "pass --network with one of {}",
+            many.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!(
+        "{found}, not of {} (--network {}): {pass}",
+        flag.name(),
+        flag.name()
+    )
 }
 
 /// A rule a block broke.
@@ -104,6 +170,35 @@ pub struct Refused {
     pub broken: Broken,
 }
 
+impl Refused {
+    /// When the refusal says the blocks are of another network than `flag` (no other block
+    /// from the source can cure it): why, and the flag to pass.
+    pub fn of_another_network(&self, flag: Chain) -> Option<String> {
+        match &self.broken {
+            Broken::AboveLimit { bits } => {
+                let admitting = Chain::admitting(*bits);
+                let found = format!(
+                    "block {} has nBits {bits:#010x}: it is of {}",
+                    self.height,
+                    admitting
+                        .iter()
+                        .map(|c| c.name())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                );
+                Some(mismatch(flag, &found, &admitting))
+            }
+            Broken::NotGenesis { .. } => {
+                let hash: BlockHash = self.hash.parse().ok()?;
+                let of = Chain::of_genesis(hash)?;
+                let found = format!("block 0 is the genesis block of {}", of.name());
+                Some(mismatch(flag, &found, &[of]))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// How much of the rules a block that passed was checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checked {
@@ -126,6 +221,7 @@ pub fn header_of(block: &[u8]) -> Option<Header> {
 
 /// The rules of one network.
 pub struct Rules {
+    chain: Chain,
     params: Params,
     genesis: BlockHash,
     /// The `nBits` of the proof-of-work limit (testnets' minimum difficulty).
@@ -138,10 +234,16 @@ impl Rules {
         let network = chain.network();
         let params = Params::new(network);
         Self {
+            chain,
             genesis: bitcoin::constants::genesis_block(&params).block_hash(),
             limit_bits: params.max_attainable_target.to_compact_lossy(),
             params,
         }
+    }
+
+    /// The network whose rules these are.
+    pub fn chain(&self) -> Chain {
+        self.chain
     }
 
     /// Checks `block` as the block at `height`, after the headers `earlier` knows.

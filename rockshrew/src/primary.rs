@@ -6,21 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use metashrew_storage::{CachedStore, PipelinedStore};
 
 use crate::cli::Args;
 use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
 use crate::placement::Placement;
-use crate::pow::Rules;
+use crate::pow::{Chain, Rules, mismatch};
 use crate::rpc::status::Status;
 use crate::rpc::{AppState, Endpoints};
 use crate::setup::{Indexer, labels, load_runtime, serve_while, server_config, view_settings};
-use crate::source::BlockSource;
 use crate::source::files::FileSource;
 use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
 use crate::source::shared::SharedSource;
+use crate::source::{BlockSource, SourceError};
 use crate::store::{RocksStore, Tuning};
 use crate::sync::{PowCheck, SyncConfig, Syncer};
 
@@ -66,7 +66,9 @@ impl SourceSpec {
         }
     }
 
-    fn open(self, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn BlockSource>> {
+    /// Opens the source and checks that its blocks are of `network`: the magic of the block
+    /// files' records, or the chain the node names. A mismatch is an error no retry can cure.
+    fn open(self, network: Chain, shutdown: &Arc<AtomicBool>) -> Result<Arc<dyn BlockSource>> {
         match self {
             Self::Files {
                 path,
@@ -75,6 +77,18 @@ impl SourceSpec {
             } => {
                 let source = FileSource::open(&path, start_block, poll)
                     .with_context(|| format!("reading blocks from {}", path.display()))?;
+                if let Some(magic) = source.magic() {
+                    let found = Chain::of_magic(magic);
+                    if found != Some(network) {
+                        let what = format!(
+                            "the block files in {} are of {} (record magic {})",
+                            path.display(),
+                            found.map_or("an unknown network", Chain::name),
+                            hex::encode(magic)
+                        );
+                        bail!(mismatch(network, &what, found.as_slice()));
+                    }
+                }
                 log::info!(
                     "{} blocks on the chain in {} (heights {}..), indexing from {start_block}",
                     source.len(),
@@ -85,12 +99,18 @@ impl SourceSpec {
             }
             Self::Node { url, auth, timeout } => {
                 log::info!("following the node at {url}");
-                Ok(Arc::new(RpcSource::new(
-                    &url,
-                    auth,
-                    timeout,
-                    shutdown.clone(),
-                )))
+                let source = RpcSource::new(&url, auth, timeout, shutdown.clone());
+                match source.chain_name() {
+                    Ok(name) if name == network.name() => {}
+                    Ok(name) => {
+                        let found = Chain::of_name(&name);
+                        let what = format!("the node at {url} follows {name}");
+                        bail!(mismatch(network, &what, found.as_slice()));
+                    }
+                    Err(SourceError::Interrupted) => {}
+                    Err(err) => log::warn!("the node's network is not checked: {err}"),
+                }
+                Ok(Arc::new(source))
             }
         }
     }
@@ -231,6 +251,7 @@ pub(crate) fn run(
     };
     let stop_all = shutdown.clone();
     let spec = SourceSpec::of(args);
+    let network = args.network;
     let shared_bytes = (args.shared_blocks_mib as usize) << 20;
     let result = serve_while(endpoints, server_config(args)?, shutdown, move || {
         // The indexing threads and the threads they start (block fetchers, instance teardown)
@@ -238,7 +259,7 @@ pub(crate) fn run(
         indexer_placement
             .apply_to_current_thread()
             .context("--indexer-nice / --indexer-cores")?;
-        let source = spec.open(&stop_all)?;
+        let source = spec.open(network, &stop_all)?;
         let shared = several.then(|| Arc::new(SharedSource::new(source.clone(), shared_bytes)));
         let source: Arc<dyn BlockSource> = match &shared {
             Some(shared) => shared.clone(),

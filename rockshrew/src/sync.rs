@@ -11,7 +11,9 @@
 //! With proof-of-work checks on ([`PowCheck`], the default), every block must also pass
 //! [`crate::pow::Rules::check`] before it runs, and a reorganisation's blocks before anything
 //! is rolled back: a block that fails is refused (logged with its height, hash and the rule it
-//! broke), nothing of it is indexed, and the source is asked again after the poll interval.
+//! broke), nothing of it is indexed, and the source is asked again after the poll interval;
+//! but a block that shows the source is of another network than `--network` (`nBits` above its
+//! limit, another network's genesis) stops the daemon with the flag to pass.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -277,6 +279,10 @@ impl<S: Storage> Syncer<S> {
                 Ok(true)
             }
             Err(CheckError::Refused(refused)) => {
+                // Asking again cannot cure a block of another network: the daemon stops.
+                if let Some(why) = refused.of_another_network(pow.rules.chain()) {
+                    bail!("{refused}; nothing of it is indexed. {why}");
+                }
                 log::error!("{refused}; nothing of it is indexed, asking the source again later");
                 self.metrics.pow_refused.inc();
                 Ok(false)

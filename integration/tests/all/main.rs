@@ -8,6 +8,7 @@
 
 mod assemblyscript_traits;
 mod compat_guest;
+mod contracts_guest;
 mod determinism;
 mod guests_wasm;
 mod hostile_guests;

@@ -1,4 +1,5 @@
-//! Bitcoin Core over JSON-RPC: `getblockcount`, `getblockhash`, `getblock <hash> 0`.
+//! Bitcoin Core over JSON-RPC: `getblockcount`, `getblockhash`, `getblock <hash> 0`, and
+//! `getblockchaininfo` once at start (the node's network).
 //!
 //! Authentication is `user:pass` (HTTP Basic) or Bitcoin Core's cookie file, re-read when the
 //! node answers 401 (it changes at every node restart). Transient failures (connection refused or
@@ -197,6 +198,18 @@ impl RpcSource {
                 }
             }
         }
+    }
+}
+
+impl RpcSource {
+    /// The network the node follows, as `getblockchaininfo` names it (`main`, `test`,
+    /// `testnet4`, `signet`, `regtest`); waits while the node is unavailable.
+    pub fn chain_name(&self) -> Result<String, SourceError> {
+        let v = self.call("getblockchaininfo", json!([]))?;
+        v.get("chain")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| SourceError::Node(format!("getblockchaininfo returned no chain: {v}")))
     }
 }
 

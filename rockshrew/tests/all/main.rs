@@ -12,4 +12,5 @@ mod crash;
 mod daemon;
 mod hostile_clients;
 mod multi;
+mod network;
 mod replicas;

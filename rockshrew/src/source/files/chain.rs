@@ -41,6 +41,8 @@ struct Node {
     hash: BlockHash,
     prev: BlockHash,
     bits: u32,
+    /// The height its coinbase states (BIP34), read when the block was found.
+    stated: Option<u32>,
     location: Location,
 }
 
@@ -87,8 +89,15 @@ fn block_work(bits: u32) -> Work {
 }
 
 impl Index {
-    /// Adds a block by its 80-byte header; false if it is known already (a duplicate record).
-    pub fn add(&mut self, hash: BlockHash, header: &[u8; 80], location: Location) -> bool {
+    /// Adds a block by its 80-byte header and the height its coinbase states
+    /// ([`coinbase_height`]); false if it is known already (a duplicate record).
+    pub fn add(
+        &mut self,
+        hash: BlockHash,
+        header: &[u8; 80],
+        stated: Option<u32>,
+        location: Location,
+    ) -> bool {
         if self.by_hash.contains_key(&hash) {
             return false;
         }
@@ -100,6 +109,7 @@ impl Index {
             hash,
             prev,
             bits,
+            stated,
             location,
         });
         self.by_hash.insert(hash, id);
@@ -123,15 +133,10 @@ impl Index {
             .map(|&id| self.nodes[id as usize].location)
     }
 
-    /// Chooses the chain (see the module documentation). `stated_height` reads the BIP34
-    /// height of the block at a location (roots only). `strict`: a root above the base is an
-    /// error instead of a block waiting for its parent.
-    pub fn chain(
-        &self,
-        start_block: u32,
-        stated_height: &dyn Fn(Location) -> Result<Option<u32>, FilesError>,
-        strict: bool,
-    ) -> Result<Chain, FilesError> {
+    /// Chooses the chain (see the module documentation) from what the index holds: no file is
+    /// read, so a pruned file cannot stop it. `strict`: a root above the base is an error
+    /// instead of a block waiting for its parent.
+    pub fn chain(&self, start_block: u32, strict: bool) -> Result<Chain, FilesError> {
         const UNSET: u32 = u32::MAX;
         let n = self.nodes.len();
         let parent: Vec<u32> = self
@@ -160,7 +165,7 @@ impl Index {
                 let stated = if node.prev == BlockHash::ZERO {
                     Some(0)
                 } else {
-                    stated_height(node.location)?
+                    node.stated
                 };
                 let h = stated.unwrap_or(start_block);
                 roots.push((top, stated.is_some()));
@@ -240,8 +245,14 @@ impl Index {
     }
 }
 
+/// Bytes from a block's start that always hold what [`coinbase_height`] reads: the header,
+/// the transaction count, the coinbase's version, segwit marker, input count, prevout and
+/// script length, and the script's first 5 bytes (a push of at most 4).
+pub const COINBASE_HEIGHT_BYTES: usize = 80 + 9 + 4 + 2 + 9 + 36 + 9 + 5;
+
 /// The height a block's coinbase states (BIP34): `None` for blocks of version 1, or whose
-/// coinbase does not start with a height.
+/// coinbase does not start with a height. `block` may be cut after its first
+/// [`COINBASE_HEIGHT_BYTES`] bytes.
 pub fn coinbase_height(block: &[u8]) -> Option<u32> {
     let version = i32::from_le_bytes(block.get(..4)?.try_into().ok()?);
     if version < 2 {
@@ -266,7 +277,8 @@ pub fn coinbase_height(block: &[u8]) -> Option<u32> {
     at += 36;
     let (script_len, len) = varint(block.get(at..)?)?;
     at += len;
-    let script = block.get(at..at + script_len as usize)?;
+    // Only the push at its start is read: the rest may be cut off.
+    let script = block.get(at..at + (script_len as usize).min(5))?;
     match *script.first()? {
         0x00 => Some(0),
         op @ 0x51..=0x60 => Some(u32::from(op - 0x50)),

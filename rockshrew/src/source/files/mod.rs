@@ -101,6 +101,8 @@ struct State {
     last_poll: Instant,
     /// The gap last reported, so that it is logged once.
     reported_gap: Option<BlockHash>,
+    /// Blocks were found that no chain was chosen from yet.
+    unchosen: bool,
 }
 
 /// A [`BlockSource`] over block files: Core's `blk*.dat` directory (followed as it grows), one
@@ -195,6 +197,7 @@ impl FileSource {
                 chain: Chain::default(),
                 last_poll: Instant::now(),
                 reported_gap: None,
+                unchosen: false,
             }),
         };
         {
@@ -212,11 +215,15 @@ impl FileSource {
                     let header: &[u8; 80] = header
                         .try_into()
                         .map_err(|_| FilesError::Malformed("a header is not 80 bytes".into()))?;
-                    state.index.add(hash, header, Location::Memory(i as u32));
+                    let stated = chain::coinbase_height(block);
+                    state
+                        .index
+                        .add(hash, header, stated, Location::Memory(i as u32));
                 }
             }
             source.scan_files(&mut state)?;
             state.chain = source.choose(&state, true)?;
+            state.unchosen = false;
             if let Some(first) = state.chain.hashes.first()
                 && start_block < state.chain.base_height
             {
@@ -234,11 +241,11 @@ impl FileSource {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Scans what was appended to the files (and new files in the directory). Returns whether
-    /// new blocks were found.
-    fn scan_files(&self, state: &mut State) -> Result<bool, FilesError> {
+    /// Scans what was appended to the files (and new files in the directory); new blocks mark
+    /// the chain `unchosen`, even when a later file then fails.
+    fn scan_files(&self, state: &mut State) -> Result<(), FilesError> {
         let Origin::Blk { dir, key } = &self.origin else {
-            return Ok(false);
+            return Ok(());
         };
         let known = state.files.len();
         if let Some(dir) = dir {
@@ -277,18 +284,17 @@ impl FileSource {
                     offset: record.offset,
                     len: record.len,
                 };
-                state.index.add(hash, &record.header, location);
+                state.unchosen |=
+                    state
+                        .index
+                        .add(hash, &record.header, record.stated_height, location);
             }
         }
-        Ok(state.index.len() > before)
+        Ok(())
     }
 
     fn choose(&self, state: &State, strict: bool) -> Result<Chain, FilesError> {
-        let stated = |location: Location| {
-            let block = self.read(state, location)?;
-            Ok(chain::coinbase_height(&block))
-        };
-        state.index.chain(self.start_block, &stated, strict)
+        state.index.chain(self.start_block, strict)
     }
 
     fn read(&self, state: &State, location: Location) -> Result<Vec<u8>, FilesError> {
@@ -317,10 +323,12 @@ impl FileSource {
             return Ok(());
         }
         state.last_poll = Instant::now();
-        if !self.scan_files(state)? {
+        self.scan_files(state)?;
+        if !state.unchosen {
             return Ok(());
         }
         let chain = self.choose(state, false)?;
+        state.unchosen = false;
         if let Some(&(hash, height, parent)) = chain.waiting.first()
             && state.reported_gap != Some(hash)
         {
@@ -349,6 +357,12 @@ impl FileSource {
     /// Height of the chain's first block in the files.
     pub fn first_height(&self) -> u32 {
         self.lock().chain.base_height
+    }
+
+    /// The magic of the records of `blk*.dat` files: their network (`None` for a hex file, or
+    /// files that hold no block yet).
+    pub fn magic(&self) -> Option<[u8; 4]> {
+        self.lock().magic
     }
 }
 

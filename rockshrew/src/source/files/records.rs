@@ -1,7 +1,8 @@
 //! The records of Bitcoin Core's `blk*.dat` files: `magic ++ u32 LE size ++ block`, the whole
 //! file XORed with the 8-byte key of `xor.dat` (Core 28 and later; byte at offset `p` with
-//! `key[p % 8]`). Scanning reads only each record's 8-byte prefix and 80-byte header and seeks
-//! over the rest, so indexing a file costs memory for its headers, never for its blocks.
+//! `key[p % 8]`). Scanning reads only each record's 8-byte prefix, its 80-byte header and the
+//! start of its coinbase (where BIP34 states the height), and seeks over the rest, so indexing a
+//! file costs memory for its headers, never for its blocks.
 
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read, Seek};
@@ -9,6 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::FilesError;
+use super::chain::{COINBASE_HEIGHT_BYTES, coinbase_height};
 
 /// Record magics: mainnet, testnet3, testnet4, signet, regtest.
 pub const MAGICS: [[u8; 4]; 5] = [
@@ -65,6 +67,9 @@ pub struct Record {
     pub len: u32,
     /// The block's 80-byte header.
     pub header: [u8; 80],
+    /// The height its coinbase states (BIP34), read once here: the file may be gone (pruned)
+    /// by the time the chain is chosen again.
+    pub stated_height: Option<u32>,
 }
 
 /// What [`scan`] found from its starting offset.
@@ -155,18 +160,20 @@ pub fn scan(
             // Core is still writing it.
             break;
         }
+        let mut head = [0u8; COINBASE_HEIGHT_BYTES];
+        let head = &mut head[..COINBASE_HEIGHT_BYTES.min(size as usize)];
+        reader.read_exact(head).map_err(|e| io_error(path, e))?;
+        key.apply(head, at + 8);
+        reader
+            .seek_relative(i64::from(size) - head.len() as i64)
+            .map_err(|e| io_error(path, e))?;
         let mut header = [0u8; 80];
-        reader
-            .read_exact(&mut header)
-            .map_err(|e| io_error(path, e))?;
-        key.apply(&mut header, at + 8);
-        reader
-            .seek_relative(i64::from(size) - 80)
-            .map_err(|e| io_error(path, e))?;
+        header.copy_from_slice(&head[..80]);
         records.push(Record {
             offset: at + 8,
             len: size,
             header,
+            stated_height: coinbase_height(head),
         });
         at += 8 + u64::from(size);
     }

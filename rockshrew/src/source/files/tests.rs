@@ -290,6 +290,97 @@ fn new_files_are_found_after_a_pruning_node_deletes_its_oldest() {
     }
 }
 
+/// Moves the `blk*.dat` files of `from` into `dir`, numbered on from `next`; how many.
+fn move_files(from: &Path, dir: &Path, next: usize) -> usize {
+    let files = list_blk_files(from).unwrap();
+    for (i, file) in files.iter().enumerate() {
+        let name = format!("blk{:05}.dat", next + i);
+        std::fs::rename(file, dir.join(name)).unwrap();
+    }
+    files.len()
+}
+
+/// A followed directory holding a fragment from height 880,000 (its first block's height comes
+/// from its coinbase, BIP34), in files of ~1 KB: the chain of `n` blocks, the directory, the
+/// source and how many files it has.
+fn followed_fragment(n: u32) -> (Vec<Vec<u8>>, tempfile::TempDir, FileSource, usize) {
+    let chain = branch(
+        BlockHash::from_bytes([7; 32]),
+        880_000,
+        n,
+        REGTEST_BITS,
+        0,
+        0x2000_0000,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &chain[..12], MAINNET_MAGIC, None, 1_000);
+    let files = list_blk_files(dir.path()).unwrap().len();
+    assert!(files >= 3, "{files} files");
+    let source = open(dir.path(), 880_000).unwrap();
+    assert_chain(&source, 880_000, &chain[..12]);
+    (chain, dir, source, files)
+}
+
+#[test]
+fn a_pruned_first_file_stops_nothing_whether_deleted_before_or_after_an_append() {
+    let oldest = |dir: &Path| list_blk_files(dir).unwrap()[0].clone();
+    // Deleted, then appended to: the chain's first block (whose height was read from its
+    // coinbase) is gone when the new blocks are chosen from.
+    let (chain, dir, source, files) = followed_fragment(20);
+    std::fs::remove_file(oldest(dir.path())).unwrap();
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), &chain[12..16], MAINNET_MAGIC, None, 1_000);
+    move_files(extra.path(), dir.path(), files);
+    assert_eq!(source.tip_height().unwrap(), 880_015);
+    for height in 880_012..=880_015 {
+        let hash = source.block_hash(height).unwrap();
+        let block = &chain[(height - 880_000) as usize];
+        assert_eq!(hash, hash_of(block), "height {height}");
+        assert_eq!(source.block(&hash).unwrap().as_slice(), block);
+    }
+    assert_eq!(source.first_height(), 880_000);
+
+    // Appended, then deleted, then appended again: every poll goes on.
+    let (chain, dir, source, files) = followed_fragment(20);
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), &chain[12..16], MAINNET_MAGIC, None, 1_000);
+    let moved = move_files(extra.path(), dir.path(), files);
+    assert_eq!(source.tip_height().unwrap(), 880_015);
+    std::fs::remove_file(oldest(dir.path())).unwrap();
+    std::fs::remove_file(oldest(dir.path())).unwrap();
+    assert_eq!(source.tip_height().unwrap(), 880_015);
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), &chain[16..], MAINNET_MAGIC, None, 1_000);
+    move_files(extra.path(), dir.path(), files + moved);
+    assert_eq!(source.tip_height().unwrap(), 880_019);
+    let hash = source.block_hash(880_019).unwrap();
+    assert_eq!(hash, hash_of(&chain[19]));
+    assert_eq!(source.block(&hash).unwrap().as_slice(), chain[19]);
+}
+
+#[test]
+fn blocks_found_by_a_poll_that_then_failed_are_chosen_at_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = genesis_chain(8);
+    write(dir.path(), &chain[..6], MAINNET_MAGIC, None, 1 << 20);
+    let source = open(dir.path(), 0).unwrap();
+    assert_chain(&source, 0, &chain[..6]);
+    // Two new files: the first holds block 6; the second a record of another network, so the
+    // poll fails after it found block 6.
+    let extra = tempfile::tempdir().unwrap();
+    write(extra.path(), &chain[6..7], MAINNET_MAGIC, None, 1 << 20);
+    move_files(extra.path(), dir.path(), 1);
+    let mut bad = SIGNET_MAGIC.to_vec();
+    bad.extend((chain[7].len() as u32).to_le_bytes());
+    bad.extend(&chain[7]);
+    std::fs::write(dir.path().join("blk00002.dat"), &bad).unwrap();
+    assert_eq!(source.tip_height().unwrap(), 5);
+    // The bad file goes: block 6, found already, is chosen although nothing new is found.
+    std::fs::remove_file(dir.path().join("blk00002.dat")).unwrap();
+    assert_eq!(source.tip_height().unwrap(), 6);
+    assert_eq!(source.block_hash(6).unwrap(), hash_of(&chain[6]));
+}
+
 #[test]
 fn coinbase_heights_are_read_from_real_blocks() {
     let blocks = metashrew_tests::fixtures::mainnet_blocks();

@@ -115,16 +115,19 @@ impl NodeChain {
 pub struct FakeNode {
     pub port: u16,
     chain: Arc<Mutex<Arc<NodeChain>>>,
+    /// What `getblockchaininfo` names its network (`main` unless set).
+    network: Arc<Mutex<String>>,
     pub faults: Arc<Faults>,
     stop: Arc<AtomicBool>,
 }
 
-fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
+fn answer(chain: &NodeChain, network: &str, faults: &Faults, request: &Value) -> (u16, Value) {
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let method = request.get("method").and_then(Value::as_str).unwrap_or("");
     let params = request.get("params").cloned().unwrap_or(json!([]));
     let result = match method {
         "getblockcount" => json!(chain.blocks.len() - 1),
+        "getblockchaininfo" => json!({"chain": network, "blocks": chain.blocks.len() - 1}),
         "getblockhash" => {
             let mut h = params[0].as_u64().unwrap_or(u64::MAX) as usize;
             if h < chain.hashes.len() && take(&faults.hash_flips) {
@@ -179,7 +182,12 @@ fn answer(chain: &NodeChain, faults: &Faults, request: &Value) -> (u16, Value) {
     (200, json!({"result": result, "error": null, "id": id}))
 }
 
-fn serve(mut stream: TcpStream, chain: &Mutex<Arc<NodeChain>>, faults: &Faults) -> Option<()> {
+fn serve(
+    mut stream: TcpStream,
+    chain: &Mutex<Arc<NodeChain>>,
+    network: &Mutex<String>,
+    faults: &Faults,
+) -> Option<()> {
     stream.set_nodelay(true).ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     loop {
@@ -214,7 +222,8 @@ fn serve(mut stream: TcpStream, chain: &Mutex<Arc<NodeChain>>, faults: &Faults) 
         } else {
             let request: Value = serde_json::from_slice(&body).ok()?;
             let chain = chain.lock().ok()?.clone();
-            answer(&chain, faults, &request)
+            let network = network.lock().ok()?.clone();
+            answer(&chain, &network, faults, &request)
         };
         let text = reply.to_string();
         // One write: a head and a body in two segments would meet Nagle and delayed ACKs.
@@ -231,25 +240,32 @@ impl FakeNode {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let chain = Arc::new(Mutex::new(Arc::new(NodeChain::new(chain))));
+        let network = Arc::new(Mutex::new("main".to_string()));
         let faults = Arc::new(Faults::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, f, s) = (chain.clone(), faults.clone(), stop.clone());
+        let (c, n, f, s) = (chain.clone(), network.clone(), faults.clone(), stop.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let (c, f) = (c.clone(), f.clone());
-                std::thread::spawn(move || serve(stream, &c, &f));
+                let (c, n, f) = (c.clone(), n.clone(), f.clone());
+                std::thread::spawn(move || serve(stream, &c, &n, &f));
             }
         });
         Self {
             port,
             chain,
+            network,
             faults,
             stop,
         }
+    }
+
+    /// Names the network `getblockchaininfo` answers (`main`, `regtest`, ...).
+    pub fn set_network(&self, name: &str) {
+        *self.network.lock().expect("network") = name.to_string();
     }
 
     pub fn url(&self) -> String {
@@ -359,18 +375,25 @@ impl Daemon {
     /// [`Daemon::start`] under a shell `prelude` (`ulimit ...`), which the daemon's process
     /// replaces (same pid).
     pub fn start_under(prelude: &str, indexer: &str, db: &Path, extra: &[&str]) -> Self {
+        Self::start_binary(env!("CARGO_BIN_EXE_rockshrew"), prelude, indexer, db, extra)
+    }
+
+    /// [`Daemon::start_under`] with another `rockshrew` binary (an A/B comparison).
+    pub fn start_binary(
+        binary: &str,
+        prelude: &str,
+        indexer: &str,
+        db: &Path,
+        extra: &[&str],
+    ) -> Self {
         let port = free_port();
         let log = db.with_extension(format!("{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut command = if prelude.is_empty() {
-            Command::new(env!("CARGO_BIN_EXE_rockshrew"))
+            Command::new(binary)
         } else {
             let mut shell = Command::new("bash");
-            shell.args([
-                "-c",
-                &format!("{prelude}; exec \"$0\" \"$@\""),
-                env!("CARGO_BIN_EXE_rockshrew"),
-            ]);
+            shell.args(["-c", &format!("{prelude}; exec \"$0\" \"$@\""), binary]);
             shell
         };
         let child = command
