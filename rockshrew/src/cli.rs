@@ -190,7 +190,9 @@ pub struct Args {
     #[arg(long, default_value_t = 144)]
     pub bulk_sync_behind: u32,
     /// The network whose proof-of-work and difficulty rules every block is checked against
-    /// (and whose genesis block 0 must be).
+    /// (and whose genesis block 0 must be). Checked at start against the block files' record
+    /// magic and the node's `getblockchaininfo` `chain` (a node that does not answer it is logged
+    /// and not checked): a mismatch stops the daemon with the flag to pass.
     #[arg(long, value_enum, default_value_t = crate::pow::Chain::Main)]
     pub network: crate::pow::Chain,
     /// Index blocks without checking their proof of work, their difficulty or the network's
