@@ -258,7 +258,9 @@ pub fn flat() {
             break;
         }
         peak_kib = peak_kib.max(d.status_kib("VmHWM:"));
-        if let Some(h) = d.height()
+        // `height` needs the server up; `/metrics` answers (or not) without panicking.
+        if d.get("/metrics").0 == 200
+            && let Some(h) = d.height()
             && crossed.last().is_none_or(|&(seen, _)| seen < h)
         {
             crossed.push((h, started.elapsed().as_secs_f64()));
