@@ -161,7 +161,8 @@ impl Contract {
 }
 
 fn index_transaction(contract: &Contract, tx: &Transaction) -> Result<(), ContractsError> {
-    let txid = tx.compute_txid().to_byte_array();
+    let id = tx.compute_txid();
+    let txid = id.to_byte_array();
     let mut inputs = Vec::new();
     if !tx.is_coinbase() {
         for input in &tx.input {
@@ -195,7 +196,7 @@ fn index_transaction(contract: &Contract, tx: &Transaction) -> Result<(), Contra
             share
         };
         if amount != 0 {
-            let outpoint = outpoint_bytes(&OutPoint::new(tx.compute_txid(), vout));
+            let outpoint = outpoint_bytes(&OutPoint::new(id, vout));
             set(
                 key(SHEET_PREFIX, &outpoint),
                 Arc::new(amount.to_le_bytes().to_vec()),

@@ -2,7 +2,7 @@
 //!
 //! Both run the real daemon on relinked copies of heavy real blocks (`relinked`), served by a
 //! local fake node: every heavy block found in `METASHREW_HEAVY_DIR` (default
-//! `../shared/blocks/mainnet` beside the checkout; `block-*.hex` files of more than 500 KB),
+//! `../shared/blocks/mainnet` beside the checkout; `block-*.hex` files of more than 1 MB of hex),
 //! else the bundled block 840,243, repeated in turn and each linked to the one before.
 //!
 //! `ab` runs two daemons, A and B, in interleaved pairs on the same blocks, in alternating order
