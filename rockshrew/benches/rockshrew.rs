@@ -3,7 +3,9 @@
 //! Sections (all by default): `overhead`, `heavy`, `assemblyscript`, `daemon`, `views`,
 //! `contention`, `deadlines`, `pow`, `replicas`, `history`, `rollback`, `indexers`; and `scale`, `sync` and `projection`
 //! (minutes long: only when named; see `scale/mod.rs`), `ab` (two daemons in interleaved pairs)
-//! and `flat` (a long run beside a reference workload), also only when named (`ab/mod.rs`).
+//! and `flat` (a long run beside a reference workload), also only when named (`ab/mod.rs`), and
+//! `bounded` (indexing with the memory, page cache included, limited to a fraction of the
+//! database; only when named, `bounded/mod.rs`).
 //! Everything runs on RocksDB in temporary directories and on the bundled mainnet blocks; the
 //! daemon sections run the real `rockshrew` binary against a local fake Bitcoin Core. Each
 //! figure is printed as `median [min .. max]` over its samples. Nothing here is pass/fail.
@@ -12,6 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ab;
+mod bounded;
 #[path = "../tests/all/common/mod.rs"]
 mod common;
 mod indexers;
@@ -969,5 +972,8 @@ fn main() {
     }
     if wanted.iter().any(|w| w == "flat") {
         ab::flat();
+    }
+    if wanted.iter().any(|w| w == "bounded") {
+        bounded::bounded();
     }
 }

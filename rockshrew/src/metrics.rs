@@ -21,8 +21,12 @@ pub struct Metrics {
     pub blocks_per_second_milli: IntGauge,
     /// Blocks indexed by this process.
     pub blocks_indexed: IntCounter,
-    /// Seconds per block, split by phase: `fetch`, `guest` (wasm execution), `commit`.
+    /// Seconds per block, split by phase: `fetch`, `guest` (wasm execution), `host_calls` (the
+    /// part of `guest` spent in host functions, reads mostly), `commit`.
     pub block_phase_seconds: HistogramVec,
+    /// Reads of the store the guest made while indexing blocks (a block's `__get_len` and its
+    /// `__get` count once).
+    pub block_reads: IntCounter,
     /// Reorganisations rolled back.
     pub reorgs: IntCounter,
     /// Blocks refused by the proof-of-work checks.
@@ -157,6 +161,10 @@ impl Metrics {
                 "Indexing speed over the last progress interval, in milli-blocks per second",
             )?,
             blocks_indexed: f.counter("blocks_indexed_total", "Blocks committed")?,
+            block_reads: f.counter(
+                "block_reads_total",
+                "Reads of the store the guest made while indexing blocks",
+            )?,
             block_phase_seconds: f.histogram_vec(
                 "block_phase_seconds",
                 "Time per block by phase",

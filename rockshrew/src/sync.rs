@@ -491,8 +491,12 @@ impl<S: Storage> Syncer<S> {
                 .with_label_values(&["guest"])
                 .observe(report.execute_time.as_secs_f64());
             phases
+                .with_label_values(&["host_calls"])
+                .observe(report.host_call_time.as_secs_f64());
+            phases
                 .with_label_values(&["commit"])
                 .observe(report.commit_time.as_secs_f64());
+            self.metrics.block_reads.inc_by(report.reads as u64);
             log_block(h, &fetched.block, &report);
             self.metrics.indexed_height.set(i64::from(h));
             self.metrics.blocks_indexed.inc();

@@ -11,10 +11,14 @@
 //! pair's ratio B/A measures the code; the section prints each pair, both medians, and the
 //! geometric mean of the ratios with its 95% confidence interval (Student's t on the log
 //! ratios). Settings: `METASHREW_AB_A` and `METASHREW_AB_B` (the `rockshrew` binaries; default
-//! this build's, for both), `METASHREW_AB_A_ARGS` and `METASHREW_AB_B_ARGS` (extra flags, split
-//! on spaces: two settings of one binary), `METASHREW_AB_PAIRS` (default 6),
-//! `METASHREW_AB_BLOCKS` (default 24) and `METASHREW_AB_GUEST` (default the alkanes-shaped
-//! `contracts`).
+//! this build's, for both; `metashrew:PATH` names Metashrew's own `rockshrew-mono`, which is then
+//! given only the flags both daemons share, and both sides are timed from spawn until
+//! `metashrew_height` answers the last height, module compilation and database creation
+//! included), `METASHREW_AB_A_ARGS` and `METASHREW_AB_B_ARGS`
+//! (extra flags, split on spaces: two settings of one binary), `METASHREW_AB_PAIRS` (default 6),
+//! `METASHREW_AB_BLOCKS` (default 24), `METASHREW_AB_FIRST_HEIGHT` (the chain's first height,
+//! default 0; alkanes indexes from 880,000) and `METASHREW_AB_GUEST` (default the
+//! alkanes-shaped `contracts`; a path for any other module).
 //!
 //! `flat` indexes a long run (`METASHREW_FLAT_BLOCKS`, default 300, with `METASHREW_FLAT_GUEST`,
 //! default `spendables`) and reports each quarter's speed beside a fixed reference workload (a
@@ -102,23 +106,88 @@ fn indexing_seconds(log: &str) -> Option<f64> {
     before.rsplit(' ').next()?.parse().ok()
 }
 
-/// One daemon run over the fake node's chain to `last`: its seconds of indexing.
-fn timed_run(binary: &str, extra: &[String], guest: &str, url: &str, last: usize) -> f64 {
-    let dir = tempdir();
-    let db = dir.path().join("db");
-    let last = last.to_string();
-    let mut args: Vec<&str> = vec![
-        "--daemon-rpc-url",
-        url,
-        "--no-pow-check",
-        "--exit-at",
-        &last,
-    ];
-    args.extend(extra.iter().map(String::as_str));
-    let mut d = Daemon::start_binary(binary, "", guest, &db, &args);
-    let code = d.wait_exit(Duration::from_secs(3600));
-    assert_eq!(code, Some(0), "{binary} failed:\n{}", d.log_text());
-    indexing_seconds(&d.log_text()).expect("summary line")
+/// One side of an A/B comparison: a daemon binary and its extra flags.
+struct Side {
+    binary: String,
+    extra: Vec<String>,
+    /// Metashrew's own `rockshrew-mono` (`metashrew:` before its path): only the flags both
+    /// daemons share are passed, and both sides are timed from spawn to the last height.
+    metashrew: bool,
+}
+
+impl Side {
+    /// Side `name` (`A` or `B`) from `METASHREW_AB_<name>` (default `this`) and its `_ARGS`.
+    fn of(name: &str, this: &str) -> Self {
+        let binary = std::env::var(format!("METASHREW_AB_{name}")).unwrap_or_else(|_| this.into());
+        let extra = std::env::var(format!("METASHREW_AB_{name}_ARGS"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        match binary.strip_prefix("metashrew:") {
+            Some(path) => Self {
+                binary: path.into(),
+                extra,
+                metashrew: true,
+            },
+            None => Self {
+                binary,
+                extra,
+                metashrew: false,
+            },
+        }
+    }
+
+    /// One run over the fake node's chain from `first` to `last`: its seconds of indexing
+    /// (the daemon's summary line), or, when `wall`, from spawn until its `metashrew_height`
+    /// answers `last`, then it is killed (Metashrew's `--exit-at` stops fetching without
+    /// exiting, so neither side is given it).
+    fn run(&self, guest: &str, url: &str, first: usize, last: usize, wall: bool) -> f64 {
+        let dir = tempdir();
+        let db = dir.path().join("db");
+        let (first, last_arg) = (first.to_string(), last.to_string());
+        let mut args: Vec<&str> = vec!["--daemon-rpc-url", url];
+        if first != "0" || self.metashrew {
+            args.extend(["--start-block", &first]);
+        }
+        if !self.metashrew {
+            args.push("--no-pow-check");
+        }
+        if !wall {
+            args.extend(["--exit-at", &last_arg]);
+        }
+        args.extend(self.extra.iter().map(String::as_str));
+        let started = Instant::now();
+        let mut d = if self.metashrew {
+            Daemon::start_metashrew(&self.binary, guest, &db, &args)
+        } else {
+            Daemon::start_binary(&self.binary, "", guest, &db, &args)
+        };
+        if wall {
+            loop {
+                if d.client().height().is_some_and(|h| h as usize >= last) {
+                    return started.elapsed().as_secs_f64();
+                }
+                if let Ok(Some(status)) = d.child.try_wait() {
+                    panic!("{} exited ({status}):\n{}", self.binary, d.log_text());
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(3600),
+                    "{} did not reach {last}",
+                    self.binary
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let code = d.wait_exit(Duration::from_secs(3600));
+        assert_eq!(code, Some(0), "{} failed:\n{}", self.binary, d.log_text());
+        indexing_seconds(&d.log_text()).expect("summary line")
+    }
+
+    fn show(&self) -> String {
+        let kind = if self.metashrew { " (Metashrew)" } else { "" };
+        format!("{}{kind} {}", self.binary, self.extra.join(" "))
+    }
 }
 
 /// The two-sided 95% quantile of Student's t with `df` degrees of freedom.
@@ -144,38 +213,32 @@ pub fn paired_ratio(ratios: &[f64]) -> (f64, f64, f64) {
     (mean.exp(), (mean - half).exp(), (mean + half).exp())
 }
 
-fn args_of(var: &str) -> Vec<String> {
-    std::env::var(var)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
-        .collect()
-}
-
 /// The `ab` section.
 pub fn ab() {
-    let this = env!("CARGO_BIN_EXE_rockshrew").to_string();
-    let a = std::env::var("METASHREW_AB_A").unwrap_or_else(|_| this.clone());
-    let b = std::env::var("METASHREW_AB_B").unwrap_or(this);
-    let (a_args, b_args) = (
-        args_of("METASHREW_AB_A_ARGS"),
-        args_of("METASHREW_AB_B_ARGS"),
-    );
+    let this = env!("CARGO_BIN_EXE_rockshrew");
+    let (a, b) = (Side::of("A", this), Side::of("B", this));
+    let wall = a.metashrew || b.metashrew;
     let pairs: usize = env_or("METASHREW_AB_PAIRS", 6);
     let n: usize = env_or("METASHREW_AB_BLOCKS", 24);
+    let first: usize = env_or("METASHREW_AB_FIRST_HEIGHT", 0);
     let guest = guest_from("METASHREW_AB_GUEST", guests::CONTRACTS);
     println!(
-        "\n## A/B in {pairs} interleaved pairs: {n} relinked heavy blocks, `{}`",
+        "\n## A/B in {pairs} interleaved pairs: {n} relinked heavy blocks from height {first}, `{}`",
         guest_name(&guest)
     );
-    println!("A: {a} {}\nB: {b} {}", a_args.join(" "), b_args.join(" "));
+    println!("A: {}\nB: {}", a.show(), b.show());
+    if wall {
+        println!(
+            "(Metashrew's daemon on one side: both timed from spawn until the last height answers)"
+        );
+    }
     let chain = relinked(&heavy_blocks(), n);
-    let node = FakeNode::start(chain);
+    let node = FakeNode::start_at(first, chain);
     let url = node.url();
     let (mut times_a, mut times_b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for pair in 0..pairs {
-        let run_a = || timed_run(&a, &a_args, &guest, &url, n - 1);
-        let run_b = || timed_run(&b, &b_args, &guest, &url, n - 1);
+        let run_a = || a.run(&guest, &url, first, first + n - 1, wall);
+        let run_b = || b.run(&guest, &url, first, first + n - 1, wall);
         let (ta, tb) = if pair % 2 == 0 {
             let ta = run_a();
             (ta, run_b())
@@ -194,9 +257,14 @@ pub fn ab() {
     }
     let (mean, low, high) = paired_ratio(&ratios);
     println!(
-        "A {} s, B {} s of indexing; paired ratio B/A {mean:.3} (95% CI {low:.3} .. {high:.3}; median {:.3})",
+        "A {} s, B {} s {}; paired ratio B/A {mean:.3} (95% CI {low:.3} .. {high:.3}; median {:.3})",
         Samples(times_a).show(3),
         Samples(times_b).show(3),
+        if wall {
+            "from spawn to the last height"
+        } else {
+            "of indexing"
+        },
         Samples(ratios).median()
     );
 }

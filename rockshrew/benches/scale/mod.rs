@@ -113,7 +113,7 @@ pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -163,7 +163,7 @@ fn rss_split_kib(pid: u32) -> (u64, u64) {
     (all, guest)
 }
 
-fn generate(dir: &Path, blocks: u32) {
+pub(crate) fn generate(dir: &Path, blocks: u32) {
     let started = Instant::now();
     let mut generator = Generator::new(Settings::default());
     let mut out = BlkWriter::create(dir, MAINNET_MAGIC, None, MAX_FILE_BYTES).expect("blk files");
@@ -321,7 +321,7 @@ fn plot(path: &Path, rows: &[Row]) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Drops the kernel's page cache (as after a reboot), when this process may: whether it did.
-fn drop_page_cache() -> bool {
+pub(crate) fn drop_page_cache() -> bool {
     let synced = std::process::Command::new("sync")
         .status()
         .is_ok_and(|s| s.success());

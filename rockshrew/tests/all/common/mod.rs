@@ -86,13 +86,15 @@ fn take(counter: &AtomicU32) -> bool {
 
 /// The chain a fake node serves, with its hashes indexed.
 pub struct NodeChain {
+    /// The height of `blocks[0]`.
+    first: usize,
     blocks: Vec<Vec<u8>>,
     hashes: Vec<String>,
     heights: HashMap<String, usize>,
 }
 
 impl NodeChain {
-    fn new(blocks: Vec<Vec<u8>>) -> Self {
+    fn new(first: usize, blocks: Vec<Vec<u8>>) -> Self {
         let hashes: Vec<String> = blocks
             .iter()
             .map(|b| block_hash(b).expect("header").to_string())
@@ -103,6 +105,7 @@ impl NodeChain {
             .map(|(h, x)| (x.clone(), h))
             .collect();
         Self {
+            first,
             blocks,
             hashes,
             heights,
@@ -126,10 +129,13 @@ fn answer(chain: &NodeChain, network: &str, faults: &Faults, request: &Value) ->
     let method = request.get("method").and_then(Value::as_str).unwrap_or("");
     let params = request.get("params").cloned().unwrap_or(json!([]));
     let result = match method {
-        "getblockcount" => json!(chain.blocks.len() - 1),
-        "getblockchaininfo" => json!({"chain": network, "blocks": chain.blocks.len() - 1}),
+        "getblockcount" => json!(chain.first + chain.blocks.len() - 1),
+        "getblockchaininfo" => {
+            json!({"chain": network, "blocks": chain.first + chain.blocks.len() - 1})
+        }
         "getblockhash" => {
-            let mut h = params[0].as_u64().unwrap_or(u64::MAX) as usize;
+            let asked = params[0].as_u64().unwrap_or(u64::MAX) as usize;
+            let mut h = asked.wrapping_sub(chain.first);
             if h < chain.hashes.len() && take(&faults.hash_flips) {
                 h = (h + 7) % chain.hashes.len();
             }
@@ -237,9 +243,15 @@ fn serve(
 
 impl FakeNode {
     pub fn start(chain: Vec<Vec<u8>>) -> Self {
+        Self::start_at(0, chain)
+    }
+
+    /// A node whose chain's first block is at height `first` (the heights below it are never
+    /// asked by a daemon started at `first`).
+    pub fn start_at(first: usize, chain: Vec<Vec<u8>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let chain = Arc::new(Mutex::new(Arc::new(NodeChain::new(chain))));
+        let chain = Arc::new(Mutex::new(Arc::new(NodeChain::new(first, chain))));
         let network = Arc::new(Mutex::new("main".to_string()));
         let faults = Arc::new(Faults::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -273,7 +285,7 @@ impl FakeNode {
     }
 
     pub fn set_chain(&self, chain: Vec<Vec<u8>>) {
-        *self.chain.lock().expect("chain") = Arc::new(NodeChain::new(chain));
+        *self.chain.lock().expect("chain") = Arc::new(NodeChain::new(0, chain));
     }
 }
 
@@ -303,6 +315,11 @@ impl Client {
 
     /// Posts `body` to `path` (`/LABEL`); the HTTP status and the parsed reply.
     pub fn post_to(&self, path: &str, body: &str) -> (u16, Value) {
+        self.try_post_to(path, body).expect("daemon answers")
+    }
+
+    /// [`Client::post_to`], `None` when the daemon does not answer (not up yet, or gone).
+    pub fn try_post_to(&self, path: &str, body: &str) -> Option<(u16, Value)> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -312,13 +329,13 @@ impl Client {
             .post(&format!("http://127.0.0.1:{}{path}", self.port))
             .header("Content-Type", "application/json")
             .send(body.to_string())
-            .expect("daemon answers");
+            .ok()?;
         let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().expect("body");
-        (
+        let text = response.body_mut().read_to_string().ok()?;
+        Some((
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        ))
     }
 
     /// Calls `method` of the indexer labelled `label` (`POST /LABEL`).
@@ -354,7 +371,8 @@ impl Client {
     /// The height the daemon reports over JSON-RPC (`None` before anything is indexed or when
     /// it does not answer).
     pub fn height(&self) -> Option<u32> {
-        self.call("metashrew_height", json!([]))["result"]
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "metashrew_height", "params": []});
+        self.try_post_to("/", &body.to_string())?.1["result"]
             .as_str()
             .and_then(|h| h.parse().ok())
     }
@@ -386,26 +404,42 @@ impl Daemon {
         db: &Path,
         extra: &[&str],
     ) -> Self {
-        let port = free_port();
-        let log = db.with_extension(format!("{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut command = if prelude.is_empty() {
+        let command = if prelude.is_empty() {
             Command::new(binary)
         } else {
             let mut shell = Command::new("bash");
             shell.args(["-c", &format!("{prelude}; exec \"$0\" \"$@\""), binary]);
             shell
         };
+        Self::spawn(
+            command,
+            indexer,
+            db,
+            &[&["--poll-interval-ms", "50"], extra].concat(),
+        )
+    }
+
+    /// Metashrew's own daemon (`rockshrew-mono`, built elsewhere) with only the flags both
+    /// daemons share (`--indexer`, `--db-path`, `--port`) and `extra`.
+    pub fn start_metashrew(binary: &str, indexer: &str, db: &Path, extra: &[&str]) -> Self {
+        Self::spawn(Command::new(binary), indexer, db, extra)
+    }
+
+    /// Runs `command` with the shared flags, then `extra`; its log (stderr) beside `db`.
+    fn spawn(mut command: Command, indexer: &str, db: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let log = db.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
         let child = command
             .args(["--indexer", indexer, "--db-path"])
             .arg(db)
-            .args(["--port", &port.to_string(), "--poll-interval-ms", "50"])
+            .args(["--port", &port.to_string()])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .expect("rockshrew starts");
+            .expect("the daemon starts");
         Self { child, port, log }
     }
 
