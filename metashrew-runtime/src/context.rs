@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
 
 use crate::bounds::{Deadline, Limits};
 use metashrew_storage::{Storage, StorageError};
@@ -15,6 +16,14 @@ pub enum StateView<S> {
     /// The store as of a height, read by a view or a preview's block
     /// ([`Storage::get_at_for_view`]).
     ViewAt(Arc<S>, u32),
+    /// The store as of a height, answered only from memory ([`Storage::get_in_memory`]), read
+    /// by a speculative run of a block: a key the store would have to read from the disk reads
+    /// as absent and is sent to `missed` (dropped when it is full).
+    Speculative {
+        store: Arc<S>,
+        height: u32,
+        missed: SyncSender<Vec<u8>>,
+    },
     /// Writes of a previewed block over the store as of a height (or over nothing), read by
     /// the preview's view.
     Overlay {
@@ -32,6 +41,17 @@ impl<S: Storage> StateView<S> {
             StateView::ViewAt(store, height) => {
                 Ok(store.get_at_for_view(key, *height)?.unwrap_or_default())
             }
+            StateView::Speculative {
+                store,
+                height,
+                missed,
+            } => match store.get_in_memory(key, *height)? {
+                Some(value) => Ok(value.unwrap_or_default()),
+                None => {
+                    let _ = missed.try_send(key.to_vec());
+                    Ok(Vec::new())
+                }
+            },
             StateView::Overlay { writes, base } => match writes.get(key) {
                 Some(value) => Ok(value.clone()),
                 None => match base {

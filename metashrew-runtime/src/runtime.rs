@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::{Instance, Store, Trap, UpdateDeadline};
@@ -545,6 +546,44 @@ impl<S: Storage> MetashrewRuntime<S> {
             .ok_or_else(|| failed(GuestFault::NoMemory))?;
         abi::read_buffer(memory.data(&store), ptr)
             .map_err(|e| failed(GuestFault::BadResult(format!("{e:#}"))))
+    }
+
+    /// Runs `block` as block `height` on top of the state at `over` (at most the tip; below
+    /// `height - 1` when the blocks between are still to be committed), keeping nothing and
+    /// never waiting for the disk: a key the store cannot answer from memory
+    /// ([`Storage::get_in_memory`]) reads as absent and is sent to `missed`. Read-ahead uses it
+    /// to learn which keys the block will read, so that they can be read from the disk in
+    /// parallel before the block runs for real. It runs like a preview's block (the view
+    /// compilation, the view memory bound, the view timeout, a view slot), stops early when
+    /// `cancel` is raised, and returns the reads it made. Its guest may fail on state it reads
+    /// as absent; that ends the run and is returned, and changes nothing.
+    pub fn speculate(
+        &self,
+        block: &[u8],
+        height: u32,
+        over: u32,
+        missed: SyncSender<Vec<u8>>,
+        cancel: &Cancellation,
+    ) -> Result<usize, RuntimeError> {
+        self.check_height(over)?;
+        let _pass = self.view_gate.enter();
+        let deadline = Deadline::after(self.config.view_timeout, cancel.clone());
+        let state = StateView::Speculative {
+            store: self.store.clone(),
+            height: over,
+            missed,
+        };
+        let context = self.context(Use::Views, CallKind::Block, height, block, state);
+        let mut store = self.view_store(context, &deadline);
+        let instance = Self::instantiate(&self.views, &mut store)?;
+        let outcome = Self::begin_view(&mut store, &instance)
+            .and_then(|()| Self::run_start(&mut store, &instance));
+        match outcome {
+            Ok(StartOutcome { reads, .. }) => Ok(reads),
+            Err(failure) => {
+                Err(failure.into_error(|fault| RuntimeError::BlockFailed { height, fault }))
+            }
+        }
     }
 
     /// Runs `block` as block `height + 1` on top of the state at `height` in an isolated

@@ -219,6 +219,28 @@ impl<S: Storage> Storage for CachedStore<S> {
         Ok(value)
     }
 
+    /// What the block being committed or a valid entry answers, else the store below's.
+    fn get_in_memory(
+        &self,
+        key: &[u8],
+        height: u32,
+    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
+        if let Some(mut cache) = self.lock() {
+            if let Some(block) = &cache.committing
+                && height >= block.height
+                && let Some(value) = block.written(key)
+            {
+                return Ok(Some(Some(value.to_vec())));
+            }
+            if let Some((valid_from, value)) = cache.entries.get(key).and_then(decode)
+                && height >= valid_from
+            {
+                return Ok(Some(value));
+            }
+        }
+        self.inner.get_in_memory(key, height)
+    }
+
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
         self.write_through(Arc::new(commit.clone()))
     }
@@ -295,6 +317,81 @@ mod tests {
         assert_eq!(s.get_at(b"k", 1).unwrap(), Some(b"v2".to_vec()));
         let stats = s.stats().unwrap();
         assert_eq!((stats.hits, stats.inserts), (2, 2));
+    }
+
+    /// A store whose reads, while `hold` is set, take their value and then wait to return it
+    /// until released: a read ahead still in flight when the next block commits.
+    #[derive(Default)]
+    struct SlowReads {
+        inner: MemStore,
+        hold: std::sync::Mutex<bool>,
+        released: std::sync::Condvar,
+        waiting: std::sync::atomic::AtomicBool,
+    }
+
+    impl SlowReads {
+        fn hold(&self, hold: bool) {
+            *self.hold.lock().unwrap() = hold;
+            self.released.notify_all();
+        }
+    }
+
+    impl Storage for SlowReads {
+        fn get_at(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
+            let value = self.inner.get_at(key, height);
+            let mut hold = self.hold.lock().unwrap();
+            while *hold {
+                self.waiting
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                hold = self.released.wait(hold).unwrap();
+            }
+            value
+        }
+        fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
+            self.inner.commit_block(commit)
+        }
+        crate::forward_block_metadata!(self => self.inner);
+        fn rollback_to(&self, height: u32) -> Result<(), StorageError> {
+            self.inner.rollback_to(height)
+        }
+    }
+
+    /// Read-ahead's invariant (`rockshrew::read_ahead`): a key read ahead at the tip while the
+    /// next block is committed, and the block writes it, is never answered with the value read
+    /// ahead at the block's height, neither by a read nor from memory. It would be, were the
+    /// value cached at the height the read finished at, or without the generation check.
+    #[test]
+    fn a_read_ahead_that_raced_a_commit_never_answers_for_the_blocks_height() {
+        for pipelined in [false, true] {
+            let inner = std::sync::Arc::new(SlowReads::default());
+            let s: std::sync::Arc<dyn Storage> = if pipelined {
+                std::sync::Arc::new(CachedStore::new(
+                    crate::PipelinedStore::new(inner.clone()),
+                    1 << 20,
+                ))
+            } else {
+                std::sync::Arc::new(CachedStore::new(inner.clone(), 1 << 20))
+            };
+            s.commit_block(&commit(0, &[(b"k", b"old")])).unwrap();
+            inner.hold(true);
+            std::thread::scope(|threads| {
+                let ahead = threads.spawn(|| s.get_at(b"k", 0).unwrap());
+                while !inner.waiting.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::yield_now();
+                }
+                // The read has its value (block 0's) and has not returned yet.
+                s.commit_block(&commit(1, &[(b"k", b"new")])).unwrap();
+                inner.hold(false);
+                assert_eq!(ahead.join().unwrap(), Some(b"old".to_vec()));
+            });
+            assert_eq!(s.get_at(b"k", 1).unwrap(), Some(b"new".to_vec()));
+            assert_ne!(
+                s.get_in_memory(b"k", 1).unwrap(),
+                Some(Some(b"old".to_vec())),
+                "nothing in memory answers block 1 with the value read ahead"
+            );
+            assert_eq!(s.get_at(b"k", 0).unwrap(), Some(b"old".to_vec()));
+        }
     }
 
     /// A block of `n` keys `k00000..`, each written to `value`.

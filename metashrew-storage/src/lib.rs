@@ -239,6 +239,19 @@ pub trait Storage: Send + Sync + 'static {
         self.get_at(key, height)
     }
 
+    /// [`Storage::get_at`] answered only from memory: `Some(value)` when the store holds the
+    /// answer without reading the disk, `None` when it would have to. A speculative run that
+    /// learns which keys a block will read uses it, so that it never waits for the disk. The
+    /// default knows nothing in memory.
+    fn get_in_memory(
+        &self,
+        key: &[u8],
+        height: u32,
+    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
+        let _ = (key, height);
+        Ok(None)
+    }
+
     /// Commits one block atomically. `commit.height` must be the tip + 1, or any height when
     /// the store is empty (indexing may start above genesis).
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError>;
@@ -278,6 +291,14 @@ impl<S: Storage> Storage for Arc<S> {
 
     fn get_at_for_view(&self, key: &[u8], height: u32) -> Result<Option<Vec<u8>>, StorageError> {
         (**self).get_at_for_view(key, height)
+    }
+
+    fn get_in_memory(
+        &self,
+        key: &[u8],
+        height: u32,
+    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
+        (**self).get_in_memory(key, height)
     }
 
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {

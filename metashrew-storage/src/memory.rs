@@ -65,6 +65,15 @@ impl Storage for MemStore {
             .map(<[u8]>::to_vec))
     }
 
+    /// Everything is in memory.
+    fn get_in_memory(
+        &self,
+        key: &[u8],
+        height: u32,
+    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
+        self.get_at(key, height).map(Some)
+    }
+
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
         let mut inner = self.write();
         let tip = inner.blocks.keys().next_back().copied();

@@ -94,6 +94,17 @@ impl<S: Storage> Storage for PipelinedStore<S> {
         }
     }
 
+    fn get_in_memory(
+        &self,
+        key: &[u8],
+        height: u32,
+    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
+        match self.written_by_pending(key, height)? {
+            Some(value) => Ok(Some(Some(value))),
+            None => self.inner.get_in_memory(key, height),
+        }
+    }
+
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
         if commit.writes.len() >= PIPELINE_MIN_WRITES && self.writer.is_some() {
             self.commit_shared(Arc::new(commit.clone()))

@@ -474,6 +474,36 @@ impl Storage for RocksStore {
         self.history_at(&prefix, height)
     }
 
+    /// A read at or above the tip answered from the memtables and the block cache only
+    /// (RocksDB's `kBlockCacheTier`: a lookup that would read a file is `Incomplete`). A read
+    /// below the tip, or of a key written since the tip was loaded, needs history: unknown.
+    fn get_in_memory(
+        &self,
+        key: &[u8],
+        height: u32,
+    ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
+        if u64::from(height) < self.tip.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let mut options = ReadOptions::default();
+        options.set_read_tier(rocksdb::ReadTier::BlockCache);
+        let latest = self.db.get_pinned_cf_opt(
+            self.cf(Family::Latest)?,
+            keys::history_prefix(key),
+            &options,
+        );
+        match latest {
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
+            Err(e) => Err(backend("reading a latest value from memory", e)),
+            Ok(None) => Ok(Some(None)),
+            Ok(Some(entry)) => {
+                let (written_at, value) = keys::split_latest_value(&entry)
+                    .ok_or_else(|| StorageError::Corrupt("malformed latest value".into()))?;
+                Ok((written_at <= height).then(|| Some(value.to_vec())))
+            }
+        }
+    }
+
     fn commit_block(&self, commit: &BlockCommit) -> Result<(), StorageError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tip = Self::cached(self.tip.load(Ordering::SeqCst));
@@ -696,6 +726,44 @@ mod tests {
                 .map(|(k, v)| (k.to_vec(), v.to_vec()))
                 .collect(),
         )
+    }
+
+    /// Whatever `get_in_memory` answers is what `get_at` answers: from the memtables, from SST
+    /// files once their blocks are cached, never a guess after a reopen left nothing cached.
+    #[test]
+    fn reads_from_memory_answer_what_reads_answer_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<Vec<u8>> = (0..200u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        let check = |s: &RocksStore, height: u32| -> usize {
+            let mut known = 0;
+            for key in keys.iter().chain([b"absent".to_vec()].iter()) {
+                if let Some(value) = s.get_in_memory(key, height).unwrap() {
+                    assert_eq!(value, s.get_at(key, height).unwrap(), "{key:?} at {height}");
+                    known += 1;
+                }
+            }
+            known
+        };
+        {
+            let s = RocksStore::open(dir.path(), None, &identity(1), false).unwrap();
+            for height in 0..3u32 {
+                let value = height.to_be_bytes();
+                let writes: Vec<(&[u8], &[u8])> =
+                    keys.iter().map(|k| (k.as_slice(), &value[..])).collect();
+                s.commit_block(&commit(height, &writes)).unwrap();
+            }
+            // In the memtables: all known at the tip; below it, history is needed.
+            assert_eq!(check(&s, 2), keys.len() + 1);
+            assert_eq!(check(&s, 1), 0);
+            s.flush().unwrap();
+        }
+        let s = RocksStore::open(dir.path(), None, &identity(1), false).unwrap();
+        let cold = check(&s, 2);
+        for key in &keys {
+            s.get_at(key, 2).unwrap();
+        }
+        // Read once, their blocks are in the block cache.
+        assert!(check(&s, 2) > cold.max(keys.len() / 2), "{cold}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod placement;
 pub mod pow;
 mod prefetch;
 mod primary;
+pub mod read_ahead;
 mod replica;
 mod rpc;
 mod setup;

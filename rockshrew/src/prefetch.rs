@@ -108,6 +108,11 @@ impl Prefetcher {
     pub fn next(&self) -> Option<Result<Fetched, SourceError>> {
         self.rx.recv().ok()
     }
+
+    /// The next block if it is already fetched, without waiting.
+    pub fn try_next(&self) -> Option<Result<Fetched, SourceError>> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Drop for Prefetcher {

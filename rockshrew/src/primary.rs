@@ -14,6 +14,7 @@ use crate::fd_budget::FdBudget;
 use crate::metrics::Metrics;
 use crate::placement::Placement;
 use crate::pow::{Chain, Rules, mismatch};
+use crate::read_ahead::ReadAheadConfig;
 use crate::rpc::status::Status;
 use crate::rpc::{AppState, Endpoints};
 use crate::setup::{Indexer, labels, load_runtime, serve_while, server_config, view_settings};
@@ -172,6 +173,10 @@ fn lane(
         poll_interval: Duration::from_millis(args.poll_interval_ms),
         fetch_workers: usize::from(args.fetch_workers),
         bulk_behind: args.bulk_sync_behind,
+        read_ahead: (args.read_ahead > 0).then(|| ReadAheadConfig {
+            readers: usize::from(args.read_ahead),
+            ..ReadAheadConfig::default()
+        }),
         name: several.then(|| namespace.clone()),
         ..SyncConfig::default()
     };

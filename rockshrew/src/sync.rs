@@ -28,6 +28,7 @@ use rockshrew_store::IngestMode;
 use crate::metrics::Metrics;
 use crate::pow::{Branch, CheckError, Checked, HeaderStore, KeptHeaders, Rules, header_of};
 use crate::prefetch::Prefetcher;
+use crate::read_ahead::{ReadAhead, ReadAheadConfig};
 
 use crate::source::{BlockSource, SourceError};
 
@@ -49,6 +50,8 @@ pub struct SyncConfig {
     /// From this many blocks behind the source's tip, the store is written with its bulk-sync
     /// settings ([`IngestMode::Bulk`]); below half of it, with its tip settings again. 0: never.
     pub bulk_behind: u32,
+    /// Reading the next block's keys ahead while a block runs (`None`: off, the default).
+    pub read_ahead: Option<ReadAheadConfig>,
     /// The indexer's label, named in the loop's log lines when a daemon runs several.
     pub name: Option<String>,
 }
@@ -75,6 +78,7 @@ impl Default for SyncConfig {
             fetch_workers: 4,
             fetch_depth: 64,
             bulk_behind: 144,
+            read_ahead: None,
             name: None,
         }
     }
@@ -177,7 +181,20 @@ impl<S: Storage> Syncer<S> {
             active: Duration::ZERO,
             mode: IngestMode::Tip,
         };
-        let outcome = self.follow(&mut progress);
+        let read_ahead = self
+            .config
+            .read_ahead
+            .and_then(|c| ReadAhead::start(self.runtime.clone(), c));
+        let outcome = self.follow(&mut progress, read_ahead.as_ref());
+        if let Some(stats) = read_ahead.as_ref().map(ReadAhead::stats) {
+            log::info!(
+                "{}read ahead: {} speculative runs ({} ended early), {} keys read",
+                self.prefix(),
+                stats.runs.load(Ordering::Relaxed),
+                stats.runs_failed.load(Ordering::Relaxed),
+                stats.keys_read.load(Ordering::Relaxed)
+            );
+        }
         let active = progress.active.as_secs_f64();
         log::info!(
             "{}indexed {} blocks in {active:.3} s of indexing ({:.1} blocks/s); up {:.3} s",
@@ -189,7 +206,7 @@ impl<S: Storage> Syncer<S> {
         outcome
     }
 
-    fn follow(&self, progress: &mut Progress) -> Result<SyncStop> {
+    fn follow(&self, progress: &mut Progress, read_ahead: Option<&ReadAhead>) -> Result<SyncStop> {
         loop {
             if self.stopping() {
                 return Ok(SyncStop::Shutdown);
@@ -229,7 +246,12 @@ impl<S: Storage> Syncer<S> {
             // A shutdown while waiting for the node (also inside a reorganisation's walk back)
             // is a clean stop, not a failure.
             let indexing = Instant::now();
-            let batch = self.index_range(next, last, node_tip, progress);
+            let batch = self.index_range(next, last, node_tip, progress, read_ahead);
+            // Whatever ended the batch (a reorganisation among others), what was read ahead
+            // for it is of no more use.
+            if let Some(read_ahead) = read_ahead {
+                read_ahead.cancel();
+            }
             progress.active += indexing.elapsed();
             let batch = match batch {
                 Err(e) if is_interrupted(&e) => return Ok(SyncStop::Shutdown),
@@ -414,6 +436,7 @@ impl<S: Storage> Syncer<S> {
         to: u32,
         node_tip: u32,
         progress: &mut Progress,
+        read_ahead: Option<&ReadAhead>,
     ) -> Result<Batch> {
         let prefetcher = Prefetcher::start(
             self.source.clone(),
@@ -423,7 +446,9 @@ impl<S: Storage> Syncer<S> {
             self.config.fetch_depth,
         )
         .context("starting the block fetcher")?;
-        while let Some(fetched) = prefetcher.next() {
+        // The block after the one running, taken early to be read ahead.
+        let mut upcoming = None;
+        while let Some(fetched) = upcoming.take().or_else(|| prefetcher.next()) {
             if self.stopping() {
                 return Ok(Batch::Stop(SyncStop::Shutdown));
             }
@@ -464,6 +489,13 @@ impl<S: Storage> Syncer<S> {
                 pow.store
                     .put_header(h, header)
                     .context("keeping the block's header")?;
+            }
+            if let Some(read_ahead) = read_ahead {
+                // Only a block already fetched: at the node's tip there is none to read for.
+                upcoming = prefetcher.try_next();
+                if let Some(Ok(next)) = &upcoming {
+                    read_ahead.offer(next.height, &next.block);
+                }
             }
             let report = match self.runtime.process_block(h, &fetched.block) {
                 Ok(r) => r,

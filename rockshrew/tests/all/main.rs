@@ -13,4 +13,5 @@ mod daemon;
 mod hostile_clients;
 mod multi;
 mod network;
+mod read_ahead;
 mod replicas;

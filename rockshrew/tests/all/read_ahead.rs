@@ -1,0 +1,103 @@
+//! `--read-ahead`: the next block run speculatively against memory only, the keys it would have
+//! read from the disk read ahead in parallel. Its results must be the daemon's without it.
+
+use std::time::Duration;
+
+use chaingen::{Generator, Settings};
+use metashrew_tests::guests;
+use serde_json::json;
+
+use crate::common::{Daemon, FakeNode, fork, roots_of};
+
+/// A generated chain whose blocks are large enough to be read ahead (more than 64 KiB each), in
+/// which every block spends outputs of the blocks just before it: the keys one block writes are
+/// the keys the next one reads.
+fn chain(blocks: usize) -> Vec<Vec<u8>> {
+    let mut generator = Generator::new(Settings {
+        min_txs: 500,
+        max_txs: 600,
+        ..Settings::default()
+    });
+    (0..blocks).map(|_| generator.next_block()).collect()
+}
+
+fn roots(daemon: &Daemon, upto: u32) -> Vec<String> {
+    (0..=upto)
+        .map(|h| {
+            daemon.call("metashrew_stateroot", json!([h]))["result"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The figure `what` in the read-ahead summary line (`read ahead: N speculative runs ...`).
+fn summary_figure(log: &str, what: &str) -> u64 {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("read ahead:"))
+        .unwrap_or_else(|| panic!("no read-ahead summary:\n{log}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == what)
+        .unwrap_or_else(|| panic!("no `{what}` in {line}"));
+    words[at - 1]
+        .trim_start_matches('(')
+        .parse()
+        .expect("a count")
+}
+
+#[test]
+fn read_ahead_changes_no_root_through_a_kill_and_a_reorganisation() {
+    let blocks = chain(16);
+    assert!(
+        blocks.iter().all(|b| b.len() > 64 << 10),
+        "blocks too small"
+    );
+    let reference = roots_of(&blocks[..12]);
+    let node = FakeNode::start(blocks[..12].to_vec());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let url = node.url();
+    let args = [
+        "--daemon-rpc-url",
+        &url,
+        "--no-pow-check",
+        "--read-ahead",
+        "16",
+    ];
+    let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
+    d.wait_for_height(5, Duration::from_secs(300));
+    d.signal("-KILL");
+    assert!(d.wait_exit(Duration::from_secs(30)).is_none_or(|c| c != 0));
+    drop(d);
+
+    let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
+    d.wait_for_height(11, Duration::from_secs(300));
+    assert_eq!(roots(&d, 11), reference, "after a kill -9 and a restart");
+
+    // A branch from 9: blocks 10 and 11 are replaced, and four more follow.
+    let branch = fork(&blocks, 10, 0);
+    node.set_chain(branch.clone());
+    d.wait_for_height(15, Duration::from_secs(300));
+    let expected = roots_of(&branch);
+    // The old blocks 10 and 11 may be seen at 15 before the rollback: wait for the branch's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while roots(&d, 15) != expected && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(roots(&d, 15), expected, "through the reorganisation");
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(Duration::from_secs(60)), Some(0));
+    let log = d.log_text();
+    assert!(
+        log.contains("chain reorganisation"),
+        "no reorganisation:\n{log}"
+    );
+    // It did run: blocks were run speculatively and keys read ahead.
+    assert!(summary_figure(&log, "speculative") > 0, "{log}");
+    assert!(summary_figure(&log, "keys") > 0, "{log}");
+}
