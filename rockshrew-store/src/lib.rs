@@ -17,6 +17,7 @@
 pub mod diff;
 mod engine_stats;
 mod families;
+mod file_reads;
 mod format;
 mod identity;
 pub mod keys;
@@ -27,6 +28,7 @@ pub mod verify;
 
 pub use engine_stats::EngineStats;
 pub use families::Family;
+pub use file_reads::FileReads;
 pub use format::{FORMAT_VERSION, Migrated};
 pub use identity::IndexIdentity;
 pub use replica::{Refresh, Replica};

@@ -27,6 +27,9 @@ pub struct Metrics {
     /// Reads of the store the guest made while indexing blocks (a block's `__get_len` and its
     /// `__get` count once).
     pub block_reads: IntCounter,
+    /// Data blocks RocksDB read from its files (not found in its block cache) while the
+    /// indexing thread ran blocks: the reads that waited for the page cache or the disk.
+    pub block_file_reads: IntCounter,
     /// Reorganisations rolled back.
     pub reorgs: IntCounter,
     /// Blocks refused by the proof-of-work checks.
@@ -164,6 +167,10 @@ impl Metrics {
             block_reads: f.counter(
                 "block_reads_total",
                 "Reads of the store the guest made while indexing blocks",
+            )?,
+            block_file_reads: f.counter(
+                "block_file_reads_total",
+                "Data blocks RocksDB read from its files (block cache misses) while running blocks",
             )?,
             block_phase_seconds: f.histogram_vec(
                 "block_phase_seconds",

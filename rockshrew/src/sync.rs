@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 use crate::pow::{Branch, CheckError, Checked, HeaderStore, KeptHeaders, Rules, header_of};
 use crate::prefetch::Prefetcher;
 use crate::read_ahead::{ReadAhead, ReadAheadConfig};
+use crate::store::FileReads;
 
 use crate::source::{BlockSource, SourceError};
 
@@ -148,6 +149,8 @@ struct Progress {
     active: Duration,
     /// The store's current ingest mode.
     mode: IngestMode,
+    /// The indexing thread's reads of RocksDB's files (block cache misses).
+    file_reads: FileReads,
 }
 
 impl<S: Storage> Syncer<S> {
@@ -180,6 +183,7 @@ impl<S: Storage> Syncer<S> {
             total: 0,
             active: Duration::ZERO,
             mode: IngestMode::Tip,
+            file_reads: FileReads::on_this_thread(),
         };
         let read_ahead = self
             .config
@@ -188,11 +192,12 @@ impl<S: Storage> Syncer<S> {
         let outcome = self.follow(&mut progress, read_ahead.as_ref());
         if let Some(stats) = read_ahead.as_ref().map(ReadAhead::stats) {
             log::info!(
-                "{}read ahead: {} speculative runs ({} ended early), {} keys read",
+                "{}read ahead: {} speculative runs ({} ended early), {} keys read ahead, for {} reads the blocks made",
                 self.prefix(),
                 stats.runs.load(Ordering::Relaxed),
                 stats.runs_failed.load(Ordering::Relaxed),
-                stats.keys_read.load(Ordering::Relaxed)
+                stats.keys_read.load(Ordering::Relaxed),
+                self.metrics.block_reads.get()
             );
         }
         let active = progress.active.as_secs_f64();
@@ -497,6 +502,7 @@ impl<S: Storage> Syncer<S> {
                     read_ahead.offer(next.height, &next.block);
                 }
             }
+            progress.file_reads.take();
             let report = match self.runtime.process_block(h, &fetched.block) {
                 Ok(r) => r,
                 Err(RuntimeError::BlockFailed { height, fault }) => {
@@ -529,6 +535,9 @@ impl<S: Storage> Syncer<S> {
                 .with_label_values(&["commit"])
                 .observe(report.commit_time.as_secs_f64());
             self.metrics.block_reads.inc_by(report.reads as u64);
+            self.metrics
+                .block_file_reads
+                .inc_by(progress.file_reads.take());
             log_block(h, &fetched.block, &report);
             self.metrics.indexed_height.set(i64::from(h));
             self.metrics.blocks_indexed.inc();

@@ -18,16 +18,18 @@
 //! must leave the daemon its own memory, its caches and its guest, or the page cache gets
 //! nothing and a run that commits no block for 10 minutes is stopped).
 //!
-//! Each run reports blocks/s, the guest's reads a block, µs of host-function time a read, the
-//! device's reads a guest read (from `/sys/dev/block/*/stat`: the share of reads that went to the
-//! disk; the machine should be otherwise idle) and the cgroup's peak usage. The disk's floor is
-//! measured in the same run: 4 KiB random reads with `O_DIRECT` on a file beside the database at
-//! queue depth 1 and 16.
+//! Each run reports blocks/s, the guest's reads a block and how many of them waited for a read
+//! of RocksDB's files (its block cache missed: page cache or disk), µs of host-function time a
+//! read, the device's reads a guest read (from `/sys/dev/block/*/stat`: the share of reads that
+//! went to the disk; the machine should be otherwise idle) and the peak memory (the cgroup's,
+//! page cache included, or the daemon's RSS). The disk's floor is measured in the same run: 4
+//! KiB random reads with `O_DIRECT` on a file beside the database at queue depth 1 and 16.
 //!
 //! The limit uses the cgroup v1 memory controller (`/sys/fs/cgroup/memory`, as root), mounted on
 //! these machines; `docs/operations.md` gives the cgroup v2 equivalent for operators. Without it
 //! (or without root to drop the page cache), only `unlimited` runs. `METASHREW_BOUNDED_DIR` keeps
-//! the chain and the base database between runs (default: a temporary directory).
+//! the chain and the base database between runs (default: a temporary directory);
+//! `METASHREW_BOUNDED_ROUNDS` (default 2) sets the rounds, 0 only prepares them.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -217,6 +219,8 @@ fn common_args() -> &'static [String] {
 struct Run {
     blocks_per_s: f64,
     reads_per_block: f64,
+    /// Reads of RocksDB's files by the indexing thread a block: those it waited on.
+    file_reads_per_block: f64,
     us_per_read: f64,
     disk_reads_per_read: f64,
     peak_mib: f64,
@@ -279,12 +283,14 @@ fn run_tail(
     let delta = |name: &str| metric(&page, name) - metric(&start_page, name);
     let blocks = delta("rockshrew_blocks_indexed_total");
     let reads = delta("rockshrew_block_reads_total");
+    let file_reads = delta("rockshrew_block_file_reads_total");
     let host = delta("rockshrew_block_phase_seconds_sum{phase=\"host_calls\"}");
     drop(daemon);
     let _ = std::fs::remove_dir_all(&db);
     Run {
         blocks_per_s: blocks / seconds,
         reads_per_block: reads / blocks.max(1.0),
+        file_reads_per_block: file_reads / blocks.max(1.0),
         us_per_read: 1e6 * host / reads.max(1.0),
         disk_reads_per_read: disk.map_or(f64::NAN, |d| d as f64 / reads.max(1.0)),
         peak_mib: cgroup.map_or(peak_rss as f64 / 1024.0, MemoryCgroup::peak_mib),
@@ -370,6 +376,9 @@ pub fn bounded() {
         }
     }
     let rounds: usize = env_or("METASHREW_BOUNDED_ROUNDS", 2);
+    if rounds == 0 {
+        return;
+    }
     let mut results: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
     for round in 0..rounds {
         let order: Vec<usize> = if round % 2 == 0 {
@@ -390,10 +399,11 @@ pub fn bounded() {
                 extra,
             );
             println!(
-                "round {} {name:>10}: {:.2} blocks/s, {:.0} reads a block, {:.1} µs a read, {:.3} disk reads a read, peak {} {:.0} MiB",
+                "round {} {name:>10}: {:.2} blocks/s, {:.0} reads a block ({:.0} waited for a file read), {:.1} µs a read, {:.3} disk reads a read, peak {} {:.0} MiB",
                 round + 1,
                 run.blocks_per_s,
                 run.reads_per_block,
+                run.file_reads_per_block,
                 run.us_per_read,
                 run.disk_reads_per_read,
                 if *limited {
