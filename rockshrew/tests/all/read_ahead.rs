@@ -101,3 +101,64 @@ fn read_ahead_changes_no_root_through_a_kill_and_a_reorganisation() {
     assert!(summary_figure(&log, "speculative") > 0, "{log}");
     assert!(summary_figure(&log, "keys") > 0, "{log}");
 }
+
+/// A guest whose block 0 flushes nothing and whose every later block runs for ever.
+const SPIN_AFTER_GENESIS_WAT: &str = r#"
+  (memory (export "memory") 2)
+  (func (export "_start")
+    (i32.store (i32.const 0x0FFC) (call $host_len))
+    (call $load_input (i32.const 0x1000))
+    (if (i32.load (i32.const 0x1000)) (then (loop $spin (br $spin))))
+    (call $flush (i32.const 0x104)))
+"#;
+
+/// A reorganisation cancels the speculative run in progress: it ends within moments, not at the
+/// view timeout (10 s), and frees its view slot.
+#[test]
+fn a_speculative_run_in_progress_is_cancelled_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
+    use metashrew_storage::MemStore;
+    use rockshrew::read_ahead::{ReadAhead, ReadAheadConfig};
+
+    let wasm = wat::parse_str(format!(
+        "(module {} {SPIN_AFTER_GENESIS_WAT})",
+        metashrew_tests::ABI_IMPORTS
+    ))
+    .unwrap();
+    let runtime =
+        MetashrewRuntime::from_bytes(&wasm, Arc::new(MemStore::new()), RuntimeConfig::default())
+            .unwrap();
+    let genesis = metashrew_tests::fixtures::mainnet_blocks()[0].clone();
+    runtime.process_block(0, &genesis).unwrap();
+    let read_ahead = ReadAhead::start(
+        Arc::new(runtime),
+        ReadAheadConfig {
+            readers: 2,
+            min_block_bytes: 0,
+        },
+    )
+    .unwrap();
+    let stats = read_ahead.stats();
+    let block = Arc::new(genesis);
+    let waited = std::time::Instant::now();
+    // An offer made while the runner is not waiting for one is skipped: offer until it runs.
+    while stats.runs.load(Ordering::SeqCst) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(10), "never started");
+        read_ahead.offer(1, &block);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stats.runs_failed.load(Ordering::SeqCst), 0, "still running");
+    let cancelled = std::time::Instant::now();
+    read_ahead.cancel();
+    while stats.runs_failed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            cancelled.elapsed() < Duration::from_secs(3),
+            "the run went on after its cancellation"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
