@@ -16,13 +16,14 @@ pub enum StateView<S> {
     /// The store as of a height, read by a view or a preview's block
     /// ([`Storage::get_at_for_view`]).
     ViewAt(Arc<S>, u32),
-    /// The store as of a height, answered only from memory ([`Storage::get_in_memory`]), read
-    /// by a speculative run of a block: a key the store would have to read from the disk reads
-    /// as absent and is sent to `missed` (dropped when it is full).
+    /// The store as of a height, read by a speculative run of a block, from memory first
+    /// ([`Storage::get_in_memory`]). A key the store would have to read from the disk is sent
+    /// to `missed` and reads as absent (dropped when `missed` is full); without `missed` it is
+    /// read from the store.
     Speculative {
         store: Arc<S>,
         height: u32,
-        missed: SyncSender<Vec<u8>>,
+        missed: Option<SyncSender<Vec<u8>>>,
     },
     /// Writes of a previewed block over the store as of a height (or over nothing), read by
     /// the preview's view.
@@ -45,12 +46,13 @@ impl<S: Storage> StateView<S> {
                 store,
                 height,
                 missed,
-            } => match store.get_in_memory(key, *height)? {
-                Some(value) => Ok(value.unwrap_or_default()),
-                None => {
+            } => match (store.get_in_memory(key, *height)?, missed) {
+                (Some(value), _) => Ok(value.unwrap_or_default()),
+                (None, Some(missed)) => {
                     let _ = missed.try_send(key.to_vec());
                     Ok(Vec::new())
                 }
+                (None, None) => Ok(store.get_at(key, *height)?.unwrap_or_default()),
             },
             StateView::Overlay { writes, base } => match writes.get(key) {
                 Some(value) => Ok(value.clone()),

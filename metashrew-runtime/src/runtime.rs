@@ -549,11 +549,11 @@ impl<S: Storage> MetashrewRuntime<S> {
     }
 
     /// Runs `block` as block `height` on top of the state at `over` (at most the tip; below
-    /// `height - 1` when the blocks between are still to be committed), keeping nothing and
-    /// never waiting for the disk: a key the store cannot answer from memory
-    /// ([`Storage::get_in_memory`]) reads as absent and is sent to `missed`. Read-ahead uses it
-    /// to learn which keys the block will read, so that they can be read from the disk in
-    /// parallel before the block runs for real. It runs like a preview's block (the view
+    /// `height - 1` when the blocks between are still to be committed), keeping nothing. With
+    /// `missed`, it never waits for the disk: a key the store cannot answer from memory
+    /// ([`Storage::get_in_memory`]) reads as absent and is sent to `missed`; without, such a
+    /// key is read from the store. Read-ahead uses it to learn which keys the block will read,
+    /// so that they can be read from the disk in parallel before the block runs for real. It runs like a preview's block (the view
     /// compilation, the view memory bound, the view timeout, a view slot), stops early when
     /// `cancel` is raised, and returns the reads it made. Its guest may fail on state it reads
     /// as absent; that ends the run and is returned, and changes nothing.
@@ -562,7 +562,7 @@ impl<S: Storage> MetashrewRuntime<S> {
         block: &[u8],
         height: u32,
         over: u32,
-        missed: SyncSender<Vec<u8>>,
+        missed: Option<SyncSender<Vec<u8>>>,
         cancel: &Cancellation,
     ) -> Result<usize, RuntimeError> {
         self.check_height(over)?;

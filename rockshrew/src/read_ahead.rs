@@ -15,6 +15,11 @@
 //! read that raced a commit or a rollback is not cached, the block being committed answers its
 //! own keys). At worst read-ahead reads keys for nothing.
 //!
+//! A guest may fail on state it read as absent (a balance it subtracts from). The block is then
+//! run a second time, which reads what it misses from the store itself, one key at a time,
+//! while the readers bring in the first run's: it keeps a second stream of reads one block ahead
+//! of the indexing thread, to the block's end.
+//!
 //! Bounds: one speculative run at a time (a block offered while one runs is skipped), on the
 //! view compilation under the view memory bound and `--view-timeout-ms`, in a view slot; at most
 //! [`QUEUED_KEYS`] keys queued (more are dropped); [`ReadAheadConfig::readers`] reader threads.
@@ -57,10 +62,10 @@ impl Default for ReadAheadConfig {
 /// Counters of what read-ahead did.
 #[derive(Debug, Default)]
 pub struct ReadAheadStats {
-    /// Speculative runs started.
+    /// Speculative runs started (two for a block whose first run failed).
     pub runs: AtomicU64,
-    /// Speculative runs that ended early (the guest failed on state read as absent, or was
-    /// cancelled).
+    /// Speculative runs that ended early (the guest failed on state read as absent, or the run
+    /// was cancelled).
     pub runs_failed: AtomicU64,
     /// Keys the readers read.
     pub keys_read: AtomicU64,
@@ -128,17 +133,31 @@ fn speculate<S: Storage>(
 ) {
     idle_class();
     while let Ok(job) = jobs.recv() {
-        if job.cancel.is_cancelled() {
-            continue;
-        }
-        stats.runs.fetch_add(1, Ordering::Relaxed);
-        let Ok(Some(tip)) = runtime.tip() else {
-            continue;
-        };
-        let outcome = runtime.speculate(&job.block, job.height, tip, keys.clone(), &job.cancel);
-        if let Err(err) = outcome {
-            stats.runs_failed.fetch_add(1, Ordering::Relaxed);
-            log::debug!("speculative run of block {} ended: {err}", job.height);
+        // First from memory only, every miss queued for the readers; if the guest fails on
+        // state it read as absent, again reading its misses itself (mostly those the readers
+        // are bringing in meanwhile), to the block's end.
+        for missed in [Some(keys.clone()), None] {
+            let Ok(Some(tip)) = runtime.tip() else { break };
+            if job.cancel.is_cancelled() {
+                break;
+            }
+            stats.runs.fetch_add(1, Ordering::Relaxed);
+            let waits = missed.is_none();
+            match runtime.speculate(&job.block, job.height, tip, missed, &job.cancel) {
+                Ok(_) => break,
+                Err(err) => {
+                    stats.runs_failed.fetch_add(1, Ordering::Relaxed);
+                    log::debug!(
+                        "speculative run of block {} ({}) ended: {err}",
+                        job.height,
+                        if waits {
+                            "reading its misses"
+                        } else {
+                            "from memory"
+                        }
+                    );
+                }
+            }
         }
     }
 }
