@@ -27,7 +27,7 @@
 //! held is the daemon.
 
 use super::*;
-use crate::scale::env_or;
+use crate::scale::{env_or, words};
 
 /// Heavy blocks: those of `METASHREW_HEAVY_DIR`, else the bundled one.
 fn heavy_blocks() -> Vec<Vec<u8>> {
@@ -119,11 +119,7 @@ impl Side {
     /// Side `name` (`A` or `B`) from `METASHREW_AB_<name>` (default `this`) and its `_ARGS`.
     fn of(name: &str, this: &str) -> Self {
         let binary = std::env::var(format!("METASHREW_AB_{name}")).unwrap_or_else(|_| this.into());
-        let extra = std::env::var(format!("METASHREW_AB_{name}_ARGS"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(String::from)
-            .collect();
+        let extra = words(&format!("METASHREW_AB_{name}_ARGS"));
         match binary.strip_prefix("metashrew:") {
             Some(path) => Self {
                 binary: path.into(),

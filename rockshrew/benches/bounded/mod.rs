@@ -36,7 +36,7 @@ use std::io::Write as _;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
 
 use super::*;
-use crate::scale::{dir_bytes, drop_page_cache, env_or, generate};
+use crate::scale::{dir_bytes, drop_page_cache, env_or, generate, words};
 
 /// Where cgroup v1's memory controller is mounted.
 const CGROUP_MEMORY: &str = "/sys/fs/cgroup/memory";
@@ -197,15 +197,6 @@ fn metric(page: &str, name: &str) -> f64 {
             (key == name).then(|| value.parse().ok())?
         })
         .unwrap_or(0.0)
-}
-
-/// The words of environment variable `var` (daemon flags).
-fn words(var: &str) -> Vec<String> {
-    std::env::var(var)
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
-        .collect()
 }
 
 /// Flags for every run's daemon (`METASHREW_BOUNDED_ARGS`: smaller caches under a small limit).

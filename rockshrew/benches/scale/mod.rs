@@ -105,6 +105,15 @@ impl ThreadTimes {
     }
 }
 
+/// The words of environment variable `var` (daemon flags), none when it is unset.
+pub(crate) fn words(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
 /// The value of the environment variable `name`, or `default` when it is unset or unreadable.
 pub(crate) fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
