@@ -32,6 +32,24 @@ struct Cache {
     committing: Option<Arc<BlockCommit>>,
 }
 
+impl Cache {
+    /// What the cache answers for `key` at `height`, if anything: the block being committed for
+    /// its own keys at or above its height, else an entry valid at `height`.
+    fn answer(&mut self, key: &[u8], height: u32) -> Option<Option<Vec<u8>>> {
+        if let Some(block) = &self.committing
+            && height >= block.height
+            && let Some(value) = block.written(key)
+        {
+            return Some(Some(value.to_vec()));
+        }
+        self.entries
+            .get(key)
+            .and_then(decode)
+            .filter(|(valid_from, _)| height >= *valid_from)
+            .map(|(_, value)| value)
+    }
+}
+
 /// Cache writes done per hold of the lock during a commit, so reads are never held up long.
 const WRITES_PER_LOCK: usize = 64;
 
@@ -191,16 +209,7 @@ impl<S: Storage> Storage for CachedStore<S> {
         let Some(mut cache) = self.lock() else {
             return self.inner.get_at(key, height);
         };
-        // A key of the block being committed: its value at that height is the block's.
-        if let Some(block) = &cache.committing
-            && height >= block.height
-            && let Some(value) = block.written(key)
-        {
-            return Ok(Some(value.to_vec()));
-        }
-        if let Some((valid_from, value)) = cache.entries.get(key).and_then(decode)
-            && height >= valid_from
-        {
+        if let Some(value) = cache.answer(key, height) {
             return Ok(value);
         }
         let generation = cache.generation;
@@ -225,18 +234,8 @@ impl<S: Storage> Storage for CachedStore<S> {
         key: &[u8],
         height: u32,
     ) -> Result<Option<Option<Vec<u8>>>, StorageError> {
-        if let Some(mut cache) = self.lock() {
-            if let Some(block) = &cache.committing
-                && height >= block.height
-                && let Some(value) = block.written(key)
-            {
-                return Ok(Some(Some(value.to_vec())));
-            }
-            if let Some((valid_from, value)) = cache.entries.get(key).and_then(decode)
-                && height >= valid_from
-            {
-                return Ok(Some(value));
-            }
+        if let Some(value) = self.lock().and_then(|mut cache| cache.answer(key, height)) {
+            return Ok(Some(value));
         }
         self.inner.get_in_memory(key, height)
     }

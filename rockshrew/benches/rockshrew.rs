@@ -957,23 +957,18 @@ fn main() {
     if run("indexers") {
         indexers::indexers(&blocks);
     }
-    // Minutes long: only when named.
-    if wanted.iter().any(|w| w == "scale") {
-        scale::scale();
-    }
-    if wanted.iter().any(|w| w == "sync") {
-        scale::daemon_sync();
-    }
-    if wanted.iter().any(|w| w == "projection") {
-        scale::projection();
-    }
-    if wanted.iter().any(|w| w == "ab") {
-        ab::ab();
-    }
-    if wanted.iter().any(|w| w == "flat") {
-        ab::flat();
-    }
-    if wanted.iter().any(|w| w == "bounded") {
-        bounded::bounded();
+    // Minutes long, or needing settings: only when named.
+    let named: [(&str, fn()); 6] = [
+        ("scale", scale::scale),
+        ("sync", scale::daemon_sync),
+        ("projection", scale::projection),
+        ("ab", ab::ab),
+        ("flat", ab::flat),
+        ("bounded", bounded::bounded),
+    ];
+    for (name, section) in named {
+        if wanted.iter().any(|w| w == name) {
+            section();
+        }
     }
 }
