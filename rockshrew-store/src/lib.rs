@@ -20,7 +20,9 @@ mod families;
 mod file_reads;
 mod format;
 mod identity;
+pub mod inspect;
 pub mod keys;
+mod modules;
 mod replica;
 pub mod snapshot;
 pub mod tuning;
@@ -31,6 +33,7 @@ pub use families::Family;
 pub use file_reads::FileReads;
 pub use format::{FORMAT_VERSION, Migrated};
 pub use identity::IndexIdentity;
+pub use modules::{ChangeError, ModuleRange, Upgraded};
 pub use replica::{Refresh, Replica};
 pub use tuning::{IngestMode, Tuning};
 use tuning::{db_options, descriptors};
@@ -55,7 +58,7 @@ pub enum OpenError {
         source: rocksdb::Error,
     },
     #[error(
-        "the database namespace `{namespace}` was written by another indexer ({stored}); this run is {ours}. Use another --db-path or --label, or pass --allow-indexer-change if you really mean to continue it"
+        "the database namespace `{namespace}` was written by another indexer ({stored}); this run is {ours}. To index with this module from a height H on, stop the daemon and run `rockshrew upgrade --db-path DB --label {namespace} --indexer MODULE.wasm --height H` (docs/operations.md, \"Upgrading an indexer\"); or use another --db-path or --label"
     )]
     /// The namespace was written by another module or other settings.
     IdentityMismatch {
@@ -351,25 +354,27 @@ impl RocksStore {
         }
     }
 
+    /// Checks `ours` against the namespace's identity; records it in a new namespace, or when
+    /// `allow_change` (from the next height, in the module history).
     fn check_identity(&self, ours: &IndexIdentity, allow_change: bool) -> Result<(), OpenError> {
-        let meta = self.cf(Family::Meta)?;
         let stored = self
             .db
-            .get_cf(meta, IDENTITY)
+            .get_cf(self.cf(Family::Meta)?, IDENTITY)
             .map_err(|e| backend("reading the index identity", e))?;
+        let stored = stored.map(|bytes| IndexIdentity::decode(&bytes).ok_or(bytes));
         match stored {
-            Some(bytes) if bytes == ours.encode() => Ok(()),
-            Some(bytes) if !allow_change => Err(OpenError::IdentityMismatch {
+            Some(Ok(stored)) if stored == *ours => Ok(self.ensure_module_history(ours)?),
+            Some(stored) if !allow_change => Err(OpenError::IdentityMismatch {
                 namespace: self.namespace.clone(),
-                stored: IndexIdentity::decode(&bytes)
-                    .map_or_else(|| "an unreadable identity".into(), |i| i.describe()),
+                stored: stored.map_or_else(|_| "an unreadable identity".into(), |i| i.describe()),
                 ours: ours.describe(),
             }),
-            _ => {
-                self.db
-                    .put_cf(meta, IDENTITY, ours.encode())
-                    .map_err(|e| backend("writing the index identity", e))?;
-                Ok(())
+            stored => {
+                if let Some(Ok(previous)) = &stored {
+                    self.ensure_module_history(previous)?;
+                }
+                let next = self.tip()?.map_or(0, |t| t.saturating_add(1));
+                Ok(self.record_module(ours, next)?)
             }
         }
     }

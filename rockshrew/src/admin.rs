@@ -1,11 +1,16 @@
-//! The admin socket: how `rockshrew snapshot` reaches the daemon that holds a database.
+//! The admin socket: how `rockshrew snapshot` and `rockshrew rollback` reach the daemon that
+//! holds a database.
 //!
-//! RocksDB lets one process write a database, and a checkpoint needs that process. The daemon
-//! listens on a Unix socket in its database directory ([`socket_path`]), so only users who can
-//! reach that directory can ask. One request per connection, one JSON line each way:
-//! `{"snapshot": OUT, "label": LABEL}` -> `{"manifest": {..}}` or `{"error": ".."}`. A request
-//! is at most 16 KiB and must arrive within 5 s; `OUT` must be an absolute path that does not
-//! exist yet, or an empty directory.
+//! RocksDB lets one process write a database, and a checkpoint or a rollback needs that process.
+//! The daemon listens on a Unix socket in its database directory ([`socket_path`]), so only
+//! users who can reach that directory can ask. One request per connection, one JSON line each
+//! way:
+//! - `{"snapshot": OUT, "label": LABEL}` -> `{"manifest": {..}}` or `{"error": ".."}`; `OUT`
+//!   must be an absolute path that does not exist yet, or an empty directory;
+//! - `{"rollback": HEIGHT, "label": LABEL}` -> `{"rolledback": OLD_TIP}` or `{"error": ".."}`,
+//!   once the indexer has rolled back at its next block boundary ([`crate::rewind`]).
+//!
+//! A request is at most 16 KiB and must arrive within 5 s.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -15,6 +20,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use rockshrew_store::RocksStore;
 use rockshrew_store::snapshot::{self, Manifest};
+
+use crate::rewind::Rewinds;
 use serde::{Deserialize, Serialize};
 
 /// The socket of the daemon that holds the database at `db_path`.
@@ -24,7 +31,10 @@ pub fn socket_path(db_path: &Path) -> PathBuf {
 
 #[derive(Serialize, Deserialize)]
 struct Request {
-    snapshot: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    snapshot: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollback: Option<u32>,
     label: Option<String>,
 }
 
@@ -32,6 +42,7 @@ struct Request {
 #[serde(rename_all = "lowercase")]
 enum Reply {
     Manifest(Manifest),
+    RolledBack(u32),
     Error(String),
 }
 
@@ -41,11 +52,11 @@ pub struct AdminSocket {
 }
 
 impl AdminSocket {
-    /// Listens on [`socket_path`] on a thread of its own, answering from `stores` (one per
+    /// Listens on [`socket_path`] on a thread of its own, answering for `indexers` (one per
     /// indexer of the daemon, the request's label choosing one). Without a socket (a path too
-    /// long for one, a read-only directory) the daemon runs on, and live snapshots of its
-    /// database are not possible: that is logged.
-    pub fn start(db_path: &Path, stores: Vec<Arc<RocksStore>>) -> Option<Self> {
+    /// long for one, a read-only directory) the daemon runs on, and live snapshots and
+    /// rollbacks of its database are not possible: that is logged.
+    pub fn start(db_path: &Path, indexers: Vec<Arc<Rewinds>>) -> Option<Self> {
         let path = socket_path(db_path);
         // A socket left by a daemon that died: this process holds the database lock, so no
         // other daemon is listening on it.
@@ -54,7 +65,7 @@ impl AdminSocket {
             Ok(listener) => listener,
             Err(err) => {
                 log::warn!(
-                    "no admin socket at {} ({err}): `rockshrew snapshot` cannot reach this daemon",
+                    "no admin socket at {} ({err}): `rockshrew snapshot` and `rollback` cannot reach this daemon",
                     path.display()
                 );
                 return None;
@@ -64,7 +75,7 @@ impl AdminSocket {
             .name("admin".into())
             .spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    if let Err(err) = answer(stream, &stores) {
+                    if let Err(err) = answer(stream, &indexers) {
                         log::warn!("admin request: {err:#}");
                     }
                 }
@@ -106,35 +117,52 @@ fn check_destination(out: &Path) -> std::result::Result<(), String> {
     }
 }
 
-fn answer(stream: UnixStream, stores: &[Arc<RocksStore>]) -> Result<()> {
+fn answer(stream: UnixStream, indexers: &[Arc<Rewinds>]) -> Result<()> {
     use std::io::Read;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut line = String::new();
     BufReader::new((&stream).take(MAX_REQUEST_BYTES)).read_line(&mut line)?;
-    let request = serde_json::from_str::<Request>(&line)
-        .map_err(|err| format!("malformed request: {err}"))
-        .and_then(|r| check_destination(&r.snapshot).map(|()| r));
-    let reply = match request {
+    let reply = match serde_json::from_str::<Request>(&line) {
         Ok(request) => {
             let wanted = rockshrew_store::namespace_of(request.label.as_deref());
-            match stores.iter().find(|s| s.namespace() == wanted) {
-                Some(store) => take_snapshot(store, &request.snapshot),
+            match indexers.iter().find(|i| i.store.namespace() == wanted) {
+                Some(indexer) => carry_out(indexer, &request),
                 None => Reply::Error(format!(
                     "this daemon serves the index {}, not `{wanted}`",
-                    stores
+                    indexers
                         .iter()
-                        .map(|s| format!("`{}`", s.namespace()))
+                        .map(|i| format!("`{}`", i.store.namespace()))
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
             }
         }
-        Err(err) => Reply::Error(err),
+        Err(err) => Reply::Error(format!("malformed request: {err}")),
     };
     let mut text = serde_json::to_string(&reply)?;
     text.push('\n');
     (&stream).write_all(text.as_bytes())?;
     Ok(())
+}
+
+fn carry_out(indexer: &Rewinds, request: &Request) -> Reply {
+    match (&request.snapshot, request.rollback) {
+        (Some(out), None) => match check_destination(out) {
+            Ok(()) => take_snapshot(&indexer.store, out),
+            Err(err) => Reply::Error(err),
+        },
+        (None, Some(height)) => {
+            log::info!(
+                "rollback of `{}` to {height} requested",
+                indexer.store.namespace()
+            );
+            match indexer.ask(height) {
+                Ok(old_tip) => Reply::RolledBack(old_tip),
+                Err(err) => Reply::Error(err),
+            }
+        }
+        _ => Reply::Error("malformed request: give either `snapshot` or `rollback`".into()),
+    }
 }
 
 fn take_snapshot(store: &RocksStore, out: &Path) -> Reply {
@@ -159,24 +187,50 @@ pub fn request_snapshot(
     out: &Path,
     label: Option<&str>,
 ) -> Result<Option<Manifest>> {
+    let request = Request {
+        snapshot: Some(std::path::absolute(out).context("resolving --out")?),
+        rollback: None,
+        label: label.map(str::to_string),
+    };
+    match ask(db_path, &request)? {
+        None => Ok(None),
+        Some(Reply::Manifest(manifest)) => Ok(Some(manifest)),
+        Some(Reply::Error(err)) => anyhow::bail!("the daemon could not take the snapshot: {err}"),
+        Some(Reply::RolledBack(_)) => anyhow::bail!("the daemon answered something else"),
+    }
+}
+
+/// Asks the daemon holding `db_path` to roll its index back to `height`; returns the old tip.
+/// `Ok(None)`: no daemon listens there.
+pub fn request_rollback(db_path: &Path, height: u32, label: Option<&str>) -> Result<Option<u32>> {
+    let request = Request {
+        snapshot: None,
+        rollback: Some(height),
+        label: label.map(str::to_string),
+    };
+    match ask(db_path, &request)? {
+        None => Ok(None),
+        Some(Reply::RolledBack(old_tip)) => Ok(Some(old_tip)),
+        Some(Reply::Error(err)) => anyhow::bail!("the daemon did not roll back: {err}"),
+        Some(Reply::Manifest(_)) => anyhow::bail!("the daemon answered something else"),
+    }
+}
+
+/// Sends one request to the daemon holding `db_path`; `Ok(None)` when none listens there.
+fn ask(db_path: &Path, request: &Request) -> Result<Option<Reply>> {
     let Ok(stream) = UnixStream::connect(socket_path(db_path)) else {
         return Ok(None);
     };
-    let request = Request {
-        snapshot: std::path::absolute(out).context("resolving --out")?,
-        label: label.map(str::to_string),
-    };
-    let mut text = serde_json::to_string(&request)?;
+    let mut text = serde_json::to_string(request)?;
     text.push('\n');
     (&stream).write_all(text.as_bytes())?;
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)
         .context("reading the daemon's answer")?;
-    match serde_json::from_str(&line).context("the daemon's answer")? {
-        Reply::Manifest(manifest) => Ok(Some(manifest)),
-        Reply::Error(err) => anyhow::bail!("the daemon could not take the snapshot: {err}"),
-    }
+    Ok(Some(
+        serde_json::from_str(&line).context("the daemon's answer")?,
+    ))
 }
 
 #[cfg(test)]
@@ -228,7 +282,7 @@ mod tests {
             false,
         )
         .unwrap();
-        answer(server, &[Arc::new(store)]).unwrap();
+        answer(server, &[Arc::new(Rewinds::new(Arc::new(store)))]).unwrap();
         let reply = writer.join().unwrap();
         assert!(reply.contains("malformed request"), "{reply}");
     }

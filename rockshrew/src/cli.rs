@@ -226,6 +226,122 @@ pub enum Tool {
     /// Safe to interrupt: the namespace stays refused until a run completes, and a new run
     /// starts over.
     Migrate(MigrateArgs),
+    /// Takes an index back to a height exactly, as a reorganisation would: history, latest
+    /// values, hashes and roots. Through a running daemon's admin socket, or directly on a
+    /// stopped one. The daemon then indexes again from the next height.
+    Rollback(RollbackArgs),
+    /// Indexes with another module from a height on (a stopped daemon): rolls back to the
+    /// height before it when needed, and records the module in the index's module history.
+    /// Start the daemon with the new module afterwards.
+    Upgrade(UpgradeArgs),
+    /// Prints what an index holds, read-only (a running daemon's database too): a key's value
+    /// at a height, its history, the keys under a prefix, a block's writes, the module history.
+    Inspect(InspectArgs),
+}
+
+/// `rockshrew rollback`.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The database (a running daemon's `--db-path` is asked through its admin socket).
+    #[arg(long)]
+    pub db_path: PathBuf,
+    /// The index namespace.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// The height the index is to end at.
+    #[arg(long)]
+    pub height: u32,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `rockshrew upgrade`.
+#[derive(Debug, clap::Args)]
+pub struct UpgradeArgs {
+    /// The database (no daemon may hold it).
+    #[arg(long)]
+    pub db_path: PathBuf,
+    /// The index namespace.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// The new module.
+    #[arg(long)]
+    pub indexer: PathBuf,
+    /// The first height the new module indexes.
+    #[arg(long)]
+    pub height: u32,
+    /// The daemon's `--max-guest-memory-mib`, part of the index's identity.
+    #[arg(long, default_value_t = 4096)]
+    pub max_guest_memory_mib: u64,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+/// `rockshrew inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The database.
+    #[arg(long)]
+    pub db_path: PathBuf,
+    /// The index namespace.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Print JSON (one document) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// What to print.
+    #[command(subcommand)]
+    pub what: Inspect,
+}
+
+/// What `rockshrew inspect` prints. Keys are hex (`0x..`, or bare hex digits) or, with a
+/// leading `=`, text: `=/balances/` is the bytes of `/balances/`.
+#[derive(Debug, Subcommand)]
+pub enum Inspect {
+    /// The value of a key at a height (default: the tip), and the height that wrote it.
+    Get {
+        /// The key.
+        key: crate::inspect::KeyArg,
+        /// The height (default: the tip).
+        #[arg(long)]
+        height: Option<u32>,
+    },
+    /// The versions of a key, newest first.
+    History {
+        /// The key.
+        key: crate::inspect::KeyArg,
+        /// Only versions at or below this height (default: the tip).
+        #[arg(long)]
+        height: Option<u32>,
+        /// At most this many versions.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// The keys under a prefix at the tip, with their values, shortest first then in byte
+    /// order.
+    Keys {
+        /// The prefix (empty: every key).
+        #[arg(default_value = "0x")]
+        prefix: crate::inspect::KeyArg,
+        /// Start after this key (the last one of the previous page).
+        #[arg(long)]
+        after: Option<crate::inspect::KeyArg>,
+        /// At most this many keys.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// What the block at a height wrote.
+    Block {
+        /// The height.
+        height: u32,
+        /// At most this many writes.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// The tip, the first height, and which module indexed which heights.
+    Status,
 }
 
 /// `rockshrew migrate`.

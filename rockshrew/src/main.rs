@@ -25,6 +25,9 @@ fn main() -> std::process::ExitCode {
         Some(Tool::Verify(verify)) => return rockshrew::tools::verify_command(verify),
         Some(Tool::Snapshot(snapshot)) => rockshrew::tools::snapshot(snapshot),
         Some(Tool::Migrate(migrate)) => rockshrew::tools::migrate(migrate),
+        Some(Tool::Rollback(rollback)) => rockshrew::tools::rollback(rollback),
+        Some(Tool::Upgrade(upgrade)) => rockshrew::tools::upgrade(upgrade),
+        Some(Tool::Inspect(inspect)) => rockshrew::inspect::run(inspect),
         None => rockshrew::daemon::run(args),
     };
     match outcome {

@@ -19,7 +19,7 @@ use crate::rpc::status::Status;
 use crate::rpc::{AppState, Endpoints};
 use crate::setup::{Indexer, labels, load_runtime, serve_while, server_config, view_settings};
 use crate::source::files::FileSource;
-use crate::source::rpc::{Auth, RpcSource, default_cookie_path};
+use crate::source::rpc::{Auth, RpcSource, check_cookie, default_cookie_path, node_url};
 use crate::source::shared::SharedSource;
 use crate::source::{BlockSource, SourceError};
 use crate::store::{RocksStore, Tuning};
@@ -44,27 +44,35 @@ enum SourceSpec {
 }
 
 impl SourceSpec {
-    fn of(args: &Args) -> Self {
+    /// The source the options name; a malformed node URL or an unreadable cookie file is
+    /// refused here, at start, rather than retried as if the node were down.
+    fn of(args: &Args) -> Result<Self> {
         if let Some(path) = &args.blocks_file {
-            return Self::Files {
+            return Ok(Self::Files {
                 path: path.clone(),
                 start_block: args.start_block,
                 poll: Duration::from_millis(args.poll_interval_ms),
-            };
+            });
         }
         let auth = match (&args.auth, &args.cookie_file) {
             (Some(up), _) => Auth::UserPass(up.clone()),
-            (None, Some(cookie)) => Auth::Cookie(cookie.clone()),
+            (None, Some(cookie)) => {
+                check_cookie(cookie).map_err(anyhow::Error::msg)?;
+                Auth::Cookie(cookie.clone())
+            }
             (None, None) => match default_cookie_path() {
-                Some(cookie) if cookie.exists() => Auth::Cookie(cookie),
+                Some(cookie) if cookie.exists() => {
+                    check_cookie(&cookie).map_err(anyhow::Error::msg)?;
+                    Auth::Cookie(cookie)
+                }
                 _ => Auth::None,
             },
         };
-        Self::Node {
-            url: args.daemon_rpc_url.clone(),
+        Ok(Self::Node {
+            url: node_url(&args.daemon_rpc_url).map_err(anyhow::Error::msg)?,
             auth,
             timeout: Duration::from_secs(args.rpc_timeout_secs),
-        }
+        })
     }
 
     /// Opens the source and checks that its blocks are of `network`: the magic of the block
@@ -128,6 +136,7 @@ type MakeSyncer = Box<dyn FnOnce(Arc<dyn BlockSource>) -> Syncer<Stack> + Send>;
 /// sync loop (made when the work starts), and the state its endpoint answers from.
 struct Lane {
     store: Arc<RocksStore>,
+    rewinds: Arc<crate::rewind::Rewinds>,
     cached: Arc<Stack>,
     state: Arc<AppState<Stack>>,
     syncer: MakeSyncer,
@@ -158,13 +167,18 @@ fn lane(
         indexer.path.display(),
         tip.map_or_else(|| "empty".to_string(), |t| format!("tip {t}"))
     );
+    for module in store.module_history()? {
+        log::info!("index `{namespace}`: module {}", module.describe());
+    }
     let metrics = Arc::new(metrics);
     if let Some(t) = tip {
         metrics.indexed_height.set(i64::from(t));
     }
     let state = Arc::new(
         AppState::new(runtime.clone(), metrics.clone(), &view_settings(args))?
-            .with_status(Arc::new(Status::new(indexer.label.clone()))),
+            .with_status(Arc::new(
+                Status::new(indexer.label.clone()).with_modules(store.clone()),
+            )),
     );
     let config = SyncConfig {
         start_block: indexer.start_block,
@@ -187,6 +201,8 @@ fn lane(
     let abandoned = state.abandoned.clone();
     let shutdown = shutdown.clone();
     let ingest_store = store.clone();
+    let rewinds = Arc::new(crate::rewind::Rewinds::new(store.clone()));
+    let lane_rewinds = rewinds.clone();
     let syncer: MakeSyncer = Box::new(move |source| Syncer {
         abandoned,
         runtime,
@@ -196,9 +212,11 @@ fn lane(
         shutdown,
         ingest: Some(Box::new(move |mode| ingest_store.set_ingest_mode(mode))),
         pow,
+        rewinds: Some(lane_rewinds),
     });
     Ok(Lane {
         store,
+        rewinds,
         cached,
         state,
         syncer,
@@ -222,6 +240,7 @@ pub(crate) fn run(
         .iter()
         .map(|i| (i.label.as_deref(), &i.identity))
         .collect();
+    let spec = SourceSpec::of(args)?;
     let stores =
         RocksStore::open_namespaces(db_path, &identities, args.allow_indexer_change, &tuning)?;
     log::info!("database {}: {}", db_path.display(), labels(&indexers));
@@ -238,7 +257,7 @@ pub(crate) fn run(
         lanes.push(lane(args, indexer, store, metrics, several, &shutdown)?);
     }
     let admin =
-        crate::admin::AdminSocket::start(db_path, lanes.iter().map(|l| l.store.clone()).collect());
+        crate::admin::AdminSocket::start(db_path, lanes.iter().map(|l| l.rewinds.clone()).collect());
     let endpoints = Arc::new(Endpoints::several(
         lanes.iter().map(|l| l.state.clone()).collect(),
         args.default_indexer.as_deref(),
@@ -255,7 +274,6 @@ pub(crate) fn run(
         ..Placement::default()
     };
     let stop_all = shutdown.clone();
-    let spec = SourceSpec::of(args);
     let network = args.network;
     let shared_bytes = (args.shared_blocks_mib as usize) << 20;
     let result = serve_while(endpoints, server_config(args)?, shutdown, move || {

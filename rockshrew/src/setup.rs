@@ -132,11 +132,7 @@ fn load_indexer(args: &Args, planned: crate::indexers::Planned) -> Result<Indexe
             hex::encode(pinned)
         );
     }
-    let identity = IndexIdentity {
-        module_hash: module.hash(),
-        max_memory_bytes: module.config().max_memory_bytes,
-        max_wasm_stack_bytes: module.config().max_wasm_stack_bytes as u64,
-    };
+    let identity = identity_of(&module);
     Ok(Indexer {
         label: planned.label,
         start_block: planned.start,
@@ -144,6 +140,34 @@ fn load_indexer(args: &Args, planned: crate::indexers::Planned) -> Result<Indexe
         module,
         identity,
     })
+}
+
+/// The identity of an index `module` writes: its hash and the memory it really runs under.
+fn identity_of(module: &PreparedModule) -> IndexIdentity {
+    IndexIdentity {
+        module_hash: module.hash(),
+        max_memory_bytes: module.config().max_memory_bytes,
+        max_wasm_stack_bytes: module.config().max_wasm_stack_bytes as u64,
+    }
+}
+
+/// The identity of the index the module at `path` writes under a memory ceiling of
+/// `max_memory_mib` (as the daemon's `--max-guest-memory-mib`): the module is loaded and
+/// compiled, so a module the daemon would refuse is refused here too.
+pub(crate) fn module_identity(path: &std::path::Path, max_memory_mib: u64) -> Result<IndexIdentity> {
+    anyhow::ensure!(
+        max_memory_mib > 0 && max_memory_mib <= 4096,
+        "--max-guest-memory-mib must be between 1 and 4096"
+    );
+    let wasm =
+        std::fs::read(path).with_context(|| format!("reading the indexer {}", path.display()))?;
+    let config = RuntimeConfig {
+        max_memory_bytes: max_memory_mib << 20,
+        ..RuntimeConfig::default()
+    };
+    let module =
+        PreparedModule::new(wasm, config).with_context(|| format!("loading {}", path.display()))?;
+    Ok(identity_of(&module))
 }
 
 /// How views run: the view threads' placement and the memory floor.

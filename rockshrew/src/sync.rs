@@ -129,6 +129,8 @@ pub struct Syncer<S: Storage> {
     pub pow: Option<PowCheck>,
     /// Where the hashes of rolled-back blocks are recorded.
     pub abandoned: Arc<crate::abandoned::Abandoned>,
+    /// An operator's rollback, carried out at the next block boundary (none: not offered).
+    pub rewinds: Option<Arc<crate::rewind::Rewinds>>,
 }
 
 /// What happened to a batch of fetched blocks.
@@ -168,7 +170,8 @@ impl<S: Storage> Syncer<S> {
 
     fn sleep(&self, duration: Duration) {
         let deadline = Instant::now() + duration;
-        while Instant::now() < deadline && !self.stopping() {
+        let rewind_waits = || self.rewinds.as_ref().is_some_and(|r| r.pending());
+        while Instant::now() < deadline && !self.stopping() && !rewind_waits() {
             std::thread::sleep(Duration::from_millis(20).min(duration));
         }
     }
@@ -215,6 +218,14 @@ impl<S: Storage> Syncer<S> {
         loop {
             if self.stopping() {
                 return Ok(SyncStop::Shutdown);
+            }
+            if let Some(rewind) = self.rewinds.as_ref().and_then(|r| r.take()) {
+                let outcome = self.rewind(rewind.height);
+                let failed = outcome.as_ref().err().map(|e| format!("{e:#}"));
+                rewind.answer(outcome.map_err(|e| format!("{e:#}")));
+                if let Some(why) = failed {
+                    log::error!("{}operator's rollback failed: {why}", self.prefix());
+                }
             }
             let tip = self.runtime.tip()?;
             if let (Some(t), Some(e)) = (tip, self.config.exit_at)
@@ -435,6 +446,20 @@ impl<S: Storage> Syncer<S> {
         Ok(true)
     }
 
+    /// Rolls back to `height` for an operator; returns the old tip.
+    fn rewind(&self, height: u32) -> Result<u32> {
+        let tip = self.runtime.tip()?.context("nothing is indexed")?;
+        log::warn!(
+            "{}rolling back from {tip} to {height}, as the operator asked",
+            self.prefix()
+        );
+        self.runtime
+            .rollback_to(height)
+            .context("rolling back for the operator")?;
+        self.metrics.indexed_height.set(i64::from(height));
+        Ok(tip)
+    }
+
     fn index_range(
         &self,
         from: u32,
@@ -456,6 +481,9 @@ impl<S: Storage> Syncer<S> {
         while let Some(fetched) = upcoming.take().or_else(|| prefetcher.next()) {
             if self.stopping() {
                 return Ok(Batch::Stop(SyncStop::Shutdown));
+            }
+            if self.rewinds.as_ref().is_some_and(|r| r.pending()) {
+                return Ok(Batch::Done);
             }
             let fetched = match fetched {
                 Ok(f) => f,

@@ -35,6 +35,54 @@ pub fn default_cookie_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".bitcoin").join(".cookie"))
 }
 
+/// The node's URL from `--daemon-rpc-url`: `host:port` (as Metashrew's images pass it) means
+/// `http://host:port`; anything but an `http` or `https` URL with a host is refused, with the
+/// reason, so that a configuration error is never retried as if the node were down.
+pub fn node_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let url = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("--daemon-rpc-url {text:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        other => {
+            return Err(format!(
+                "--daemon-rpc-url {text:?}: the scheme must be http or https, not {}",
+                other.unwrap_or("none")
+            ));
+        }
+    }
+    match uri.host() {
+        Some(host) if !host.is_empty() => Ok(url),
+        _ => Err(format!("--daemon-rpc-url {text:?} names no host")),
+    }
+}
+
+/// Checks at start that the cookie file can be read: a file that exists but cannot be read,
+/// or one in a directory that does not exist (a mistyped path), is refused. A missing file in
+/// an existing directory is accepted: the node writes it when it starts, and it is read on use.
+pub fn check_cookie(path: &std::path::Path) -> Result<(), String> {
+    match std::fs::read(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(dir) if !dir.is_dir() => Err(format!(
+                    "the cookie file {}: its directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                )),
+                _ => Ok(()),
+            }
+        }
+        Err(e) => Err(format!("cannot read the cookie file {}: {e}", path.display())),
+    }
+}
+
 /// The longest wait between retries of an unavailable node.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -237,5 +285,40 @@ impl BlockSource for RpcSource {
         hex::decode(text)
             .map(Block::new)
             .map_err(|e| SourceError::Node(format!("getblock {hash_hex}: invalid hex: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_a_scheme_is_http_and_a_malformed_one_is_refused() {
+        assert_eq!(
+            node_url("127.0.0.1:8332").as_deref(),
+            Ok("http://127.0.0.1:8332")
+        );
+        assert_eq!(
+            node_url("bitcoind:8332").as_deref(),
+            Ok("http://bitcoind:8332")
+        );
+        assert_eq!(
+            node_url("https://node.example/rpc").as_deref(),
+            Ok("https://node.example/rpc")
+        );
+        assert!(node_url("ftp://node:21").unwrap_err().contains("scheme"));
+        assert!(node_url("http://").is_err());
+        assert!(node_url("127.0.0.1:notaport").is_err());
+        assert!(node_url("http://a b:1").is_err());
+    }
+
+    #[test]
+    fn an_unreadable_cookie_is_refused_and_one_not_written_yet_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(check_cookie(&dir.path().join(".cookie")).is_ok());
+        let err = check_cookie(&dir.path().join("nodir/.cookie")).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+        let err = check_cookie(dir.path()).unwrap_err();
+        assert!(err.contains("cannot read"), "{err}");
     }
 }
