@@ -181,7 +181,10 @@ impl RocksStore {
 
     /// The history must name the module in use: a namespace from before the history existed
     /// gets its identity recorded from its first height (or 0 when empty).
-    pub(crate) fn ensure_module_history(&self, identity: &IndexIdentity) -> Result<(), StorageError> {
+    pub(crate) fn ensure_module_history(
+        &self,
+        identity: &IndexIdentity,
+    ) -> Result<(), StorageError> {
         if self.module_history()?.is_empty() {
             self.record_module(identity, self.first_height()?.unwrap_or(0))?;
         }
@@ -225,7 +228,10 @@ impl RocksStore {
     pub fn rewind(&self, height: u32) -> Result<u32, ChangeError> {
         let tip = self.check_rewind(height)?;
         let history = self.module_history()?;
-        if let Some(kept) = history.iter().rev().find(|m| m.from <= height.saturating_add(1))
+        if let Some(kept) = history
+            .iter()
+            .rev()
+            .find(|m| m.from <= height.saturating_add(1))
             && history.iter().any(|m| m.from > height.saturating_add(1))
         {
             self.record_module(&kept.identity, kept.from)?;
@@ -239,6 +245,12 @@ impl RocksStore {
     /// most the tip + 1. For a database no daemon holds.
     pub fn upgrade(&self, identity: &IndexIdentity, from: u32) -> Result<Upgraded, ChangeError> {
         let (first, tip) = self.indexed()?;
+        if let Some(current) = self.module_history()?.last()
+            && current.identity == *identity
+            && current.from <= from
+        {
+            return Ok(Upgraded::AlreadyInUse { from: current.from });
+        }
         if from > tip.saturating_add(1) {
             return Err(ChangeError::AfterNext { height: from, tip });
         }
@@ -247,12 +259,6 @@ impl RocksStore {
                 height: from,
                 first,
             });
-        }
-        if let Some(current) = self.module_history()?.last()
-            && current.identity == *identity
-            && current.from <= from
-        {
-            return Ok(Upgraded::AlreadyInUse { from: current.from });
         }
         let before = from - 1;
         if before < tip {

@@ -23,7 +23,9 @@ impl std::str::FromStr for KeyArg {
         }
         let digits = text.strip_prefix("0x").unwrap_or(text);
         hex::decode(digits).map(Self).map_err(|e| {
-            format!("{text:?} is not hex ({e}); write a text key with a leading `=`, as `=/balances/`")
+            format!(
+                "{text:?} is not hex ({e}); write a text key with a leading `=`, as `=/balances/`"
+            )
         })
     }
 }
@@ -106,7 +108,8 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             after,
             limit,
         } => {
-            let keys = store.keys_under(&prefix.0, after.as_ref().map(|a| a.0.as_slice()), *limit)?;
+            let keys =
+                store.keys_under(&prefix.0, after.as_ref().map(|a| a.0.as_slice()), *limit)?;
             let next = (keys.len() == *limit)
                 .then(|| keys.last().map(|(k, _)| format!("0x{}", hex::encode(k))))
                 .flatten();
@@ -155,7 +158,10 @@ pub fn run(args: &InspectArgs) -> Result<()> {
                     .map(|(k, v)| format!("{}\n    {}", bytes_text(k), bytes_text(v))),
             );
             if shown.len() < writes.len() {
-                lines.push(format!("({} more: raise --limit)", writes.len() - shown.len()));
+                lines.push(format!(
+                    "({} more: raise --limit)",
+                    writes.len() - shown.len()
+                ));
             }
             (json, lines.join("\n"))
         }

@@ -175,10 +175,9 @@ fn lane(
         metrics.indexed_height.set(i64::from(t));
     }
     let state = Arc::new(
-        AppState::new(runtime.clone(), metrics.clone(), &view_settings(args))?
-            .with_status(Arc::new(
-                Status::new(indexer.label.clone()).with_modules(store.clone()),
-            )),
+        AppState::new(runtime.clone(), metrics.clone(), &view_settings(args))?.with_status(
+            Arc::new(Status::new(indexer.label.clone()).with_modules(store.clone())),
+        ),
     );
     let config = SyncConfig {
         start_block: indexer.start_block,
@@ -256,8 +255,10 @@ pub(crate) fn run(
         let metrics = Metrics::in_registry(registry.clone(), label)?;
         lanes.push(lane(args, indexer, store, metrics, several, &shutdown)?);
     }
-    let admin =
-        crate::admin::AdminSocket::start(db_path, lanes.iter().map(|l| l.rewinds.clone()).collect());
+    let admin = crate::admin::AdminSocket::start(
+        db_path,
+        lanes.iter().map(|l| l.rewinds.clone()).collect(),
+    );
     let endpoints = Arc::new(Endpoints::several(
         lanes.iter().map(|l| l.state.clone()).collect(),
         args.default_indexer.as_deref(),

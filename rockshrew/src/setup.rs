@@ -154,7 +154,10 @@ fn identity_of(module: &PreparedModule) -> IndexIdentity {
 /// The identity of the index the module at `path` writes under a memory ceiling of
 /// `max_memory_mib` (as the daemon's `--max-guest-memory-mib`): the module is loaded and
 /// compiled, so a module the daemon would refuse is refused here too.
-pub(crate) fn module_identity(path: &std::path::Path, max_memory_mib: u64) -> Result<IndexIdentity> {
+pub(crate) fn module_identity(
+    path: &std::path::Path,
+    max_memory_mib: u64,
+) -> Result<IndexIdentity> {
     anyhow::ensure!(
         max_memory_mib > 0 && max_memory_mib <= 4096,
         "--max-guest-memory-mib must be between 1 and 4096"

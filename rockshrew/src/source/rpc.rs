@@ -57,9 +57,20 @@ pub fn node_url(text: &str) -> Result<String, String> {
             ));
         }
     }
-    match uri.host() {
-        Some(host) if !host.is_empty() => Ok(url),
-        _ => Err(format!("--daemon-rpc-url {text:?} names no host")),
+    let Some(authority) = uri.authority().filter(|a| !a.host().is_empty()) else {
+        return Err(format!("--daemon-rpc-url {text:?} names no host"));
+    };
+    // The URI parser leaves a port that is not a number to the connection; refuse it here.
+    let host_port = authority.as_str().rsplit('@').next().unwrap_or_default();
+    let port = host_port
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.starts_with('[') || host.ends_with(']'))
+        .map(|(_, port)| port);
+    match port {
+        Some(port) if port.parse::<u16>().is_err() => Err(format!(
+            "--daemon-rpc-url {text:?}: the port {port:?} is not a number from 0 to 65535"
+        )),
+        _ => Ok(url),
     }
 }
 
@@ -79,7 +90,10 @@ pub fn check_cookie(path: &std::path::Path) -> Result<(), String> {
                 _ => Ok(()),
             }
         }
-        Err(e) => Err(format!("cannot read the cookie file {}: {e}", path.display())),
+        Err(e) => Err(format!(
+            "cannot read the cookie file {}: {e}",
+            path.display()
+        )),
     }
 }
 

@@ -13,5 +13,6 @@ mod daemon;
 mod hostile_clients;
 mod multi;
 mod network;
+mod operator;
 mod read_ahead;
 mod replicas;
