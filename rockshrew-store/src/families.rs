@@ -6,7 +6,7 @@
 //! | [`Family::Latest`] | `u32 BE len ++ key` ([`crate::keys::history_prefix`]) | `u32 BE height ++ value`: the newest history entry of the key |
 //! | [`Family::Blocks`] | `u32 BE height` | block hash (32, internal order) ++ state root (32) |
 //! | [`Family::Touched`] | `u32 BE height` | the keys the block wrote, with a check of each value ([`crate::keys::encode_touched`]) |
-//! | [`Family::Meta`] | `tip`, `first`, `identity`, `format`, `committed_at`, `header/ ++ u32 BE height` | u32 BE heights; the index identity; the layout version; when the tip was committed; block headers for proof-of-work checks |
+//! | [`Family::Meta`] | `tip`, `first`, `identity`, `format`, `committed_at`, `header/ ++ u32 BE height`, `module/ ++ u32 BE height` | u32 BE heights; the index identity; the layout version; when the tip was committed; block headers for proof-of-work checks; the module that indexes from that height on |
 //!
 //! A namespace's family `F` is the RocksDB column family `<namespace>/<F::suffix()>`.
 

@@ -135,7 +135,7 @@ impl RocksStore {
     pub fn block_writes(
         &self,
         height: u32,
-    ) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, StorageError> {
+    ) -> Result<Option<metashrew_storage::KeyValues>, StorageError> {
         if self.block_hash(height)?.is_none() {
             return Ok(None);
         }

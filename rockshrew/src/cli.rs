@@ -62,13 +62,15 @@ pub struct Args {
     /// How often a replica catches up with its primary, in milliseconds.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub replica_interval_ms: u64,
-    /// Bitcoin Core's JSON-RPC URL.
+    /// Bitcoin Core's JSON-RPC URL. `host:port` (as Metashrew's images pass it) means
+    /// `http://host:port`; a malformed URL is refused at start, not retried.
     #[arg(long, default_value = "http://127.0.0.1:8332")]
     pub daemon_rpc_url: String,
     /// `user:pass` for the node's RPC. Without it, the cookie file is used.
     #[arg(long)]
     pub auth: Option<String>,
-    /// The node's cookie file (default: ~/.bitcoin/.cookie).
+    /// The node's cookie file (default: ~/.bitcoin/.cookie), re-read when the node restarts. One
+    /// that cannot be read, or whose directory does not exist, is refused at start.
     #[arg(long)]
     pub cookie_file: Option<PathBuf>,
     /// Read blocks from files instead of a node: Bitcoin Core's `blocks` directory (`blk*.dat`,
@@ -174,7 +176,8 @@ pub struct Args {
     /// How blocks get their wasm instance.
     #[arg(long, value_enum, default_value_t = Mode::Fresh)]
     pub instance_mode: Mode,
-    /// Continue a database written by a different indexer module or memory setting.
+    /// Continue a database written by a different indexer module or memory setting, recording
+    /// the change in its module history. `rockshrew upgrade` does this at a chosen height.
     #[arg(long)]
     pub allow_indexer_change: bool,
     /// Blocks fetched from the node in parallel (1-64).
