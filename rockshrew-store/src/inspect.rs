@@ -130,30 +130,33 @@ impl RocksStore {
         Ok(out)
     }
 
-    /// What the block at `height` wrote, in key order (an empty value is a deletion); `None`
-    /// when the height is not indexed.
+    /// What the block at `height` wrote, in key order (an empty value is a deletion): how many
+    /// keys, and the first `limit` of them with their values (the others' values are not read).
+    /// `None` when the height is not indexed.
     pub fn block_writes(
         &self,
         height: u32,
-    ) -> Result<Option<metashrew_storage::KeyValues>, StorageError> {
+        limit: usize,
+    ) -> Result<Option<(usize, metashrew_storage::KeyValues)>, StorageError> {
         if self.block_hash(height)?.is_none() {
             return Ok(None);
         }
         let history = self.cf(Family::History)?;
-        let mut out = Vec::new();
-        for key in self.touched_keys(height)? {
+        let keys = self.touched_keys(height)?;
+        let mut out = Vec::with_capacity(keys.len().min(limit));
+        for key in keys.iter().take(limit) {
             let value = self
                 .db
-                .get_cf(history, keys::history_key(&key, height))
+                .get_cf(history, keys::history_key(key, height))
                 .map_err(|e| backend("reading history", e))?
                 .ok_or_else(|| {
                     StorageError::Corrupt(format!(
                         "block {height} lists key 0x{} but history has no entry for it there",
-                        hex::encode(&key)
+                        hex::encode(key)
                     ))
                 })?;
-            out.push((key, value));
+            out.push((key.clone(), value));
         }
-        Ok(Some(out))
+        Ok(Some((keys.len(), out)))
     }
 }

@@ -121,8 +121,8 @@ pub enum Upgraded {
 }
 
 impl RocksStore {
-    /// The namespace's module history, oldest first.
-    pub fn module_history(&self) -> Result<Vec<ModuleRange>, StorageError> {
+    /// The recorded entries: (first height, module), oldest first.
+    fn module_entries(&self) -> Result<Vec<(u32, IndexIdentity)>, StorageError> {
         let meta = self.cf(Family::Meta)?;
         let mut entries = Vec::new();
         for item in self
@@ -138,6 +138,23 @@ impl RocksStore {
                 StorageError::Corrupt(format!("the module recorded from height {from}"))
             })?;
             entries.push((from, identity));
+        }
+        Ok(entries)
+    }
+
+    /// The namespace's module history, oldest first.
+    pub fn module_history(&self) -> Result<Vec<ModuleRange>, StorageError> {
+        let mut entries = self.module_entries()?;
+        if entries.is_empty() {
+            // Written before the history existed (not yet opened for indexing since): its
+            // identity, from its first height, as `ensure_module_history` will record it.
+            let stored = self
+                .db
+                .get_cf(self.cf(Family::Meta)?, IDENTITY)
+                .map_err(|e| backend("reading the index identity", e))?;
+            if let Some(identity) = stored.as_deref().and_then(IndexIdentity::decode) {
+                entries.push((self.first_height()?.unwrap_or(0), identity));
+            }
         }
         let tip = self.tip()?;
         let mut out = Vec::with_capacity(entries.len());
@@ -169,8 +186,8 @@ impl RocksStore {
     ) -> Result<(), StorageError> {
         let meta = self.cf(Family::Meta)?;
         let mut batch = WriteBatch::default();
-        for later in self.module_history()?.iter().filter(|m| m.from >= from) {
-            batch.delete_cf(meta, module_key(later.from));
+        for (later, _) in self.module_entries()?.iter().filter(|(f, _)| *f >= from) {
+            batch.delete_cf(meta, module_key(*later));
         }
         batch.put_cf(meta, module_key(from), identity.encode());
         batch.put_cf(meta, IDENTITY, identity.encode());
@@ -185,7 +202,7 @@ impl RocksStore {
         &self,
         identity: &IndexIdentity,
     ) -> Result<(), StorageError> {
-        if self.module_history()?.is_empty() {
+        if self.module_entries()?.is_empty() {
             self.record_module(identity, self.first_height()?.unwrap_or(0))?;
         }
         Ok(())

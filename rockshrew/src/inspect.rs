@@ -139,29 +139,25 @@ pub fn run(args: &InspectArgs) -> Result<()> {
             (json, lines.join("\n"))
         }
         Inspect::Block { height, limit } => {
-            let writes = store
-                .block_writes(*height)?
+            let (writes, shown) = store
+                .block_writes(*height, *limit)?
                 .with_context(|| format!("height {height} is not indexed"))?;
-            let shown = &writes[..writes.len().min(*limit)];
             let json = json!({
                 "height": height,
-                "writes": writes.len(),
+                "writes": writes,
                 "shown": shown.iter().map(|(k, v)| json!({
                     "key": bytes_json(k),
                     "value": bytes_json(v),
                 })).collect::<Vec<_>>(),
             });
-            let mut lines = vec![format!("block {height}: {} writes", writes.len())];
+            let mut lines = vec![format!("block {height}: {writes} writes")];
             lines.extend(
                 shown
                     .iter()
                     .map(|(k, v)| format!("{}\n    {}", bytes_text(k), bytes_text(v))),
             );
-            if shown.len() < writes.len() {
-                lines.push(format!(
-                    "({} more: raise --limit)",
-                    writes.len() - shown.len()
-                ));
+            if shown.len() < writes {
+                lines.push(format!("({} more: raise --limit)", writes - shown.len()));
             }
             (json, lines.join("\n"))
         }
