@@ -173,6 +173,11 @@ pub struct Args {
     /// database would, so it never changes results.
     #[arg(long, default_value_t = 256)]
     pub host_cache_mib: u64,
+    /// RocksDB's block cache (uncompressed blocks of every column family, and their index and
+    /// filter partitions), in MiB, shared by every indexer of the daemon. Memory beyond it
+    /// serves as the kernel's page cache of the database files. It never changes results.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(8..=1 << 20))]
+    pub block_cache_mib: u64,
     /// How blocks get their wasm instance.
     #[arg(long, value_enum, default_value_t = Mode::Fresh)]
     pub instance_mode: Mode,
