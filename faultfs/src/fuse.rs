@@ -157,6 +157,18 @@ impl Filesystem for FaultFs {
         }
     }
 
+    /// Hard links are not kept: `EXDEV` makes RocksDB's checkpoints copy instead.
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EXDEV);
+    }
+
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.model().open(ino.0) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_DIRECT_IO),

@@ -20,8 +20,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Limits: regular files and directories only (no symlinks, hard links, xattrs or locks: the
-//! kernel keeps POSIX locks itself); every file's content a program touched is held in memory
+//! Limits: regular files and directories only (no symlinks, xattrs or locks: the kernel keeps
+//! POSIX locks itself; a hard link fails with EXDEV, so RocksDB's checkpoints copy files); every file's content a program touched is held in memory
 //! (meant for test databases of up to a few hundred MB); one owner (uid 0); needs root and
 //! `/dev/fuse`.
 

@@ -178,6 +178,12 @@ pub struct Args {
     /// serves as the kernel's page cache of the database files. It never changes results.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(8..=1 << 20))]
     pub block_cache_mib: u64,
+    /// Fsync the database's write-ahead log at every block's commit, so that no block the
+    /// daemon has served is lost to a power cut, a kernel crash or a VM reset (a killed process
+    /// loses none either way). Off: such a loss takes the index back to where RocksDB last
+    /// synced (a memtable switch), and those blocks are indexed again.
+    #[arg(long)]
+    pub sync_every_block: bool,
     /// How blocks get their wasm instance.
     #[arg(long, value_enum, default_value_t = Mode::Fresh)]
     pub instance_mode: Mode,

@@ -234,6 +234,7 @@ pub(crate) fn run(
     let tuning = Tuning {
         max_open_files: u32::try_from(fds.rocksdb_files).unwrap_or(u32::MAX),
         block_cache_bytes: usize::try_from(args.block_cache_mib << 20).unwrap_or(usize::MAX),
+        sync_commits: args.sync_every_block,
         ..Tuning::default()
     };
     let identities: Vec<_> = indexers

@@ -26,19 +26,19 @@ use rockshrew::store::RocksStore;
 
 const WAIT: Duration = Duration::from_secs(300);
 
-fn chain() -> Vec<Vec<u8>> {
+pub(crate) fn chain() -> Vec<Vec<u8>> {
     let mut blocks = mainnet_blocks();
     blocks.push(heavy_block());
     fork(&blocks, 256, 1)
 }
 
-struct Reference {
-    roots: Vec<metashrew_storage::StateRoot>,
-    state: BTreeMap<Vec<u8>, Vec<u8>>,
+pub(crate) struct Reference {
+    pub(crate) roots: Vec<metashrew_storage::StateRoot>,
+    pub(crate) state: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// The uninterrupted run, in process.
-fn reference(chain: &[Vec<u8>]) -> Reference {
+pub(crate) fn reference(chain: &[Vec<u8>]) -> Reference {
     let store = Arc::new(MemStore::new());
     let rt = MetashrewRuntime::load(guests::SPENDABLES, store.clone(), RuntimeConfig::default())
         .expect("guest loads");
@@ -54,7 +54,7 @@ fn reference(chain: &[Vec<u8>]) -> Reference {
 }
 
 /// The committed tip of a database no daemon has open, checking every root up to it.
-fn check_prefix(db: &std::path::Path, reference: &Reference) -> Option<u32> {
+pub(crate) fn check_prefix(db: &std::path::Path, reference: &Reference) -> Option<u32> {
     let store = RocksStore::open_read_only(db, None).expect("the database opens after a crash");
     let tip = store.tip().expect("tip");
     for h in tip.into_iter().flat_map(|t| 0..=t) {
@@ -74,7 +74,7 @@ fn check_prefix(db: &std::path::Path, reference: &Reference) -> Option<u32> {
 }
 
 /// Resumes to the tip and compares every root and the whole state with the reference.
-fn resume_and_compare(db: &std::path::Path, node: &FakeNode, reference: &Reference) {
+pub(crate) fn resume_and_compare(db: &std::path::Path, node: &FakeNode, reference: &Reference) {
     let last = reference.roots.len() as u32 - 1;
     let mut d = Daemon::start(
         guests::SPENDABLES,

@@ -14,5 +14,6 @@ mod hostile_clients;
 mod multi;
 mod network;
 mod operator;
+mod power_loss;
 mod read_ahead;
 mod replicas;

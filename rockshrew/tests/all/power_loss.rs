@@ -1,0 +1,214 @@
+//! Power cuts: the daemon runs on `faultfs`, which keeps what was not synced in memory and
+//! drops it when the power is cut. At seeded random instants (mid-block, mid-commit, during a
+//! reorganisation, during a live snapshot) the power is cut and the daemon killed; the file
+//! system is mounted again from what was synced, and every time the database must open at a
+//! whole block that verifies, with roots that are a prefix of the chain's. With
+//! `--sync-every-block` no block the daemon had served may be lost. At the end the daemon
+//! resumes to the tip with the roots and state of an uninterrupted run.
+//!
+//! `METASHREW_POWER_CUTS` sets the number of cuts (default 20), `METASHREW_POWER_SEED` the
+//! seed (default fixed, printed).
+
+// A test, benchmark or build script fails by panicking: unwrap/expect are how it reports.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+use crate::crash::{Reference, chain, reference, resume_and_compare};
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, FakeNode, fork};
+use metashrew_storage::Storage;
+use metashrew_tests::{Rng, guests};
+use rockshrew::store::RocksStore;
+
+/// The tip of the database at `db`, which must verify and whose roots must be those of one of
+/// `chains` up to it.
+fn whole_prefix(db: &Path, chains: &[&Reference]) -> Option<u32> {
+    if !db.join("CURRENT").exists() {
+        return None;
+    }
+    let store = RocksStore::open_read_only(db, None).expect("the database opens after a cut");
+    let tip = store.tip().expect("tip")?;
+    let roots: Vec<_> = (0..=tip)
+        .map(|h| {
+            store
+                .state_root(h)
+                .expect("root")
+                .expect("a root at every height")
+        })
+        .collect();
+    assert!(
+        chains
+            .iter()
+            .any(|c| c.roots.len() > tip as usize && c.roots[..=tip as usize] == roots[..]),
+        "after a cut the roots up to {tip} are no chain's"
+    );
+    if let Err(err) = rockshrew::store::verify::verify(&store, &[], 0) {
+        panic!("the database after a cut does not verify: {err}");
+    }
+    Some(tip)
+}
+
+fn median(values: &mut [u32]) -> Option<u32> {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
+}
+
+#[test]
+fn power_cuts_at_seeded_instants_lose_only_what_was_not_synced() {
+    let cuts: usize = std::env::var("METASHREW_POWER_CUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("METASHREW_POWER_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_0037);
+    eprintln!("{cuts} power cuts from seed {seed}");
+    let mut rng = Rng::new(seed);
+    let main = chain();
+    // A competing branch from 240: a node switching to it makes the daemon roll back.
+    let branch = fork(&main, 240, 2);
+    let (main_ref, branch_ref) = (reference(&main), reference(&branch));
+    let node = FakeNode::start(main.clone());
+    node.faults.delay_ms.store(15, Ordering::SeqCst);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let mut fs = faultfs::Mounted::mount(&dir.path().join("backing"), &mnt).unwrap();
+    let control = fs.control();
+    let db = mnt.join("db");
+    let url = node.url();
+    let mut on_branch = false;
+    let mut lost_default = Vec::new();
+    let mut lost_synced = Vec::new();
+    let mut snapshots_whole = 0;
+    let started = Instant::now();
+    for cut in 0..cuts {
+        let synced = cut % 2 == 1;
+        // Every fifth cycle the node follows the other branch: a reorganisation.
+        let switched = cut % 5 == 4;
+        if switched {
+            on_branch = !on_branch;
+            node.set_chain(if on_branch {
+                branch.clone()
+            } else {
+                main.clone()
+            });
+        }
+        let mut args = vec![
+            "--no-pow-check",
+            "--daemon-rpc-url",
+            url.as_str(),
+            "--fetch-workers",
+            "1",
+        ];
+        if synced {
+            args.push("--sync-every-block");
+        }
+        let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
+        if cut == 1 {
+            // The compiled-module cache is rebuilt when its entry is torn: the daemon wrote it,
+            // the directory (not the entry's data) reached the disk.
+            d.wait_for_height(1, Duration::from_secs(120));
+            if let Ok(dir) = std::fs::File::open(db.join("module-cache")) {
+                let _ = dir.sync_all();
+            }
+        } else if !rng.next_u64().is_multiple_of(4) {
+            while d.get("/metrics").0 != 200 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.next_u64() % 2_500));
+        let mut snapshot = (cut % 7 == 6).then(|| {
+            let out = mnt.join(format!("snap-{cut}"));
+            let child = Command::new(env!("CARGO_BIN_EXE_rockshrew"))
+                .args(["snapshot", "--db-path"])
+                .arg(&db)
+                .arg("--out")
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(rng.next_u64() % 300));
+            (out, child)
+        });
+        let seen = d.height();
+        control.cut_power();
+        d.signal("-KILL");
+        let _ = d.wait_exit(Duration::from_secs(30));
+        let log = d.log_text();
+        drop(d);
+        if let Some((_, child)) = snapshot.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        fs.power_cycle().unwrap();
+
+        let tip = whole_prefix(&db, &[&main_ref, &branch_ref]);
+        let lost = match (seen, tip) {
+            (Some(seen), Some(tip)) => seen.saturating_sub(tip),
+            (Some(seen), None) => seen + 1,
+            (None, _) => 0,
+        };
+        eprintln!(
+            "cut {cut}: {} served {seen:?}, after the cut {tip:?}: {lost} lost{}",
+            if synced {
+                "--sync-every-block,"
+            } else {
+                "default,"
+            },
+            if switched { " (reorganisation)" } else { "" }
+        );
+        if synced && !switched {
+            assert_eq!(
+                lost, 0,
+                "a served block was lost with --sync-every-block:\n{log}"
+            );
+        }
+        if synced {
+            &mut lost_synced
+        } else {
+            &mut lost_default
+        }
+        .push(lost);
+        if let Some((out, _)) = snapshot
+            && out.join("rockshrew-snapshot.json").exists()
+        {
+            whole_prefix(&out, &[&main_ref, &branch_ref]).expect("a whole snapshot");
+            snapshots_whole += 1;
+        }
+        if cut == 1 {
+            let d = Daemon::start(guests::SPENDABLES, &db, &args);
+            let started = Instant::now();
+            while !d.log_text().contains("compiled-module cache:") {
+                assert!(started.elapsed() < Duration::from_secs(120));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let log = d.log_text();
+            assert!(
+                log.contains("compiled-module cache: Rebuilt")
+                    || log.contains("compiled-module cache: Miss"),
+                "a torn entry is never trusted: {log}"
+            );
+        }
+    }
+    eprintln!(
+        "{cuts} cuts in {:?}; blocks lost per cut, default: min/median/max {:?}/{:?}/{:?}; --sync-every-block: {:?}/{:?}/{:?}; {snapshots_whole} interrupted snapshots were whole",
+        started.elapsed(),
+        lost_default.iter().min(),
+        median(&mut lost_default.clone()),
+        lost_default.iter().max(),
+        lost_synced.iter().min(),
+        median(&mut lost_synced.clone()),
+        lost_synced.iter().max(),
+    );
+    node.faults.delay_ms.store(0, Ordering::SeqCst);
+    let final_ref = if on_branch { &branch_ref } else { &main_ref };
+    resume_and_compare(&db, &node, final_ref);
+}
