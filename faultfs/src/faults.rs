@@ -44,6 +44,11 @@ impl Faults {
         });
     }
 
+    /// Drops every rule (the budget stays).
+    pub fn clear(&mut self) {
+        self.rules.clear();
+    }
+
     /// Writes that would make the files hold more than `bytes` together fail with ENOSPC
     /// (`None`: no budget).
     pub fn set_budget(&mut self, bytes: Option<u64>) {

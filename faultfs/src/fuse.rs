@@ -42,10 +42,7 @@ fn file_attr(attr: &Attr) -> FileAttr {
         mtime: attr.mtime,
         ctime: attr.mtime,
         crtime: UNIX_EPOCH,
-        kind: match attr.kind {
-            Kind::File => FileType::RegularFile,
-            Kind::Dir => FileType::Directory,
-        },
+        kind: file_type(attr.kind),
         perm: attr.perm,
         nlink: if attr.kind == Kind::Dir { 2 } else { 1 },
         uid: 0,
@@ -53,6 +50,14 @@ fn file_attr(attr: &Attr) -> FileAttr {
         rdev: 0,
         blksize: BLOCK,
         flags: 0,
+    }
+}
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::File => FileType::RegularFile,
+        Kind::Dir => FileType::Directory,
+        Kind::Socket => FileType::Socket,
     }
 }
 
@@ -115,6 +120,29 @@ impl Filesystem for FaultFs {
         reply: ReplyEntry,
     ) {
         match self.model().mkdir(parent.0, name, (mode & 0o7777) as u16) {
+            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    /// Only Unix sockets (`bind`); other special files are refused.
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc::S_IFMT != libc::S_IFSOCK {
+            return reply.error(Errno::EPERM);
+        }
+        match self
+            .model()
+            .mksocket(parent.0, name, (mode & 0o7777) as u16)
+        {
             Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
             Err(e) => reply.error(errno(e)),
         }
@@ -262,11 +290,7 @@ impl Filesystem for FaultFs {
         .into_iter()
         .chain(entries);
         for (i, (name, child, kind)) in all.enumerate().skip(offset as usize) {
-            let kind = match kind {
-                Kind::Dir => FileType::Directory,
-                Kind::File => FileType::RegularFile,
-            };
-            if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
+            if reply.add(INodeNo(child), i as u64 + 1, file_type(kind), name) {
                 break;
             }
         }

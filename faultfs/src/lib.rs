@@ -20,7 +20,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Limits: regular files and directories only (no symlinks, xattrs or locks: the kernel keeps
+//! Limits: regular files, directories and Unix sockets' names only (no symlinks, xattrs or locks: the kernel keeps
 //! POSIX locks itself; a hard link fails with EXDEV, so RocksDB's checkpoints copy files); every file's content a program touched is held in memory
 //! (meant for test databases of up to a few hundred MB); one owner (uid 0); needs root and
 //! `/dev/fuse`.
@@ -59,6 +59,16 @@ impl Control {
     /// fail with EIO.
     pub fn fail_next(&self, op: Op, name: &str, count: u32) {
         self.model().faults.fail_next(op, name, count);
+    }
+
+    /// Drops every [`Control::fail_next`] rule still pending.
+    pub fn clear_faults(&self) {
+        self.model().faults.clear();
+    }
+
+    /// Bytes all files hold together now.
+    pub fn used(&self) -> u64 {
+        self.model().space_used()
     }
 
     /// Writes past `bytes` held in all files together fail with ENOSPC (`None`: no budget).

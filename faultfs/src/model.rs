@@ -29,6 +29,8 @@ pub enum Kind {
     File,
     /// A directory.
     Dir,
+    /// A Unix socket's name (`bind`): never durable, as sockets do not outlive a restart.
+    Socket,
 }
 
 /// What `stat` says of an inode.
@@ -61,6 +63,17 @@ struct FileNode {
 enum Node {
     File(FileNode),
     Dir(BTreeMap<String, u64>),
+    Socket,
+}
+
+impl Node {
+    fn kind(&self) -> Kind {
+        match self {
+            Node::File(_) => Kind::File,
+            Node::Dir(_) => Kind::Dir,
+            Node::Socket => Kind::Socket,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -103,6 +116,7 @@ impl Model {
                     len: durable.len(*ino)?,
                     dirty_from: None,
                 }),
+                Kind::Socket => Node::Socket,
             };
             let perm = if *kind == Kind::Dir { 0o755 } else { 0o644 };
             inodes.insert(
@@ -168,24 +182,25 @@ impl Model {
     fn dir(&self, ino: u64) -> Result<&BTreeMap<String, u64>, Errno> {
         match &self.inode(ino)?.node {
             Node::Dir(entries) => Ok(entries),
-            Node::File(_) => Err(libc::ENOTDIR),
+            _ => Err(libc::ENOTDIR),
         }
     }
 
     fn dir_mut(&mut self, ino: u64) -> Result<&mut BTreeMap<String, u64>, Errno> {
         match &mut self.inodes.get_mut(&ino).ok_or(libc::ENOENT)?.node {
             Node::Dir(entries) => Ok(entries),
-            Node::File(_) => Err(libc::ENOTDIR),
+            _ => Err(libc::ENOTDIR),
         }
     }
 
     /// `stat` of an inode.
     pub fn attr(&self, ino: u64) -> Result<Attr, Errno> {
         let inode = self.inode(ino)?;
-        let (kind, size) = match &inode.node {
-            Node::File(f) => (Kind::File, f.len),
-            Node::Dir(_) => (Kind::Dir, 0),
+        let size = match &inode.node {
+            Node::File(f) => f.len,
+            _ => 0,
         };
+        let kind = inode.node.kind();
         Ok(Attr {
             ino,
             kind,
@@ -245,6 +260,16 @@ impl Model {
         self.add(parent, name, Node::File(file), perm)
     }
 
+    /// Creates a Unix socket's name.
+    pub fn mksocket(
+        &mut self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        perm: u16,
+    ) -> Result<Attr, Errno> {
+        self.add(parent, name, Node::Socket, perm)
+    }
+
     /// Creates an empty directory.
     pub fn mkdir(&mut self, parent: u64, name: &std::ffi::OsStr, perm: u16) -> Result<Attr, Errno> {
         self.add(parent, name, Node::Dir(BTreeMap::new()), perm)
@@ -258,7 +283,7 @@ impl Model {
         match (&self.inode(ino)?.node, dir) {
             (Node::Dir(entries), true) if !entries.is_empty() => return Err(libc::ENOTEMPTY),
             (Node::Dir(_), false) => return Err(libc::EISDIR),
-            (Node::File(_), true) => return Err(libc::ENOTDIR),
+            (Node::File(_) | Node::Socket, true) => return Err(libc::ENOTDIR),
             _ => {}
         }
         self.dir_mut(parent)?.remove(&name);
@@ -304,10 +329,7 @@ impl Model {
         Ok(entries
             .iter()
             .map(|(name, child)| {
-                let kind = match self.inodes.get(child).map(|i| &i.node) {
-                    Some(Node::Dir(_)) => Kind::Dir,
-                    _ => Kind::File,
-                };
+                let kind = self.inodes.get(child).map_or(Kind::File, |i| i.node.kind());
                 (name.clone(), *child, kind)
             })
             .collect())
@@ -325,6 +347,7 @@ impl Model {
                 Ok(file)
             }
             Node::Dir(_) => Err(libc::EISDIR),
+            Node::Socket => Err(libc::ENXIO),
         }
     }
 
@@ -344,7 +367,7 @@ impl Model {
             .values()
             .map(|i| match &i.node {
                 Node::File(f) => f.len,
-                Node::Dir(_) => 0,
+                _ => 0,
             })
             .sum()
     }
@@ -396,12 +419,14 @@ impl Model {
     pub fn sync(&mut self, ino: u64) -> Result<(), Errno> {
         self.check(Op::Sync, ino)?;
         if let Ok(entries) = self.dir(ino) {
-            let entries = entries.clone();
+            let mut entries = entries.clone();
+            entries.retain(|_, child| {
+                self.inodes
+                    .get(child)
+                    .is_some_and(|i| i.node.kind() != Kind::Socket)
+            });
             for child in entries.values() {
-                let kind = match self.inodes.get(child).map(|i| &i.node) {
-                    Some(Node::Dir(_)) => Kind::Dir,
-                    _ => Kind::File,
-                };
+                let kind = self.inodes.get(child).map_or(Kind::File, |i| i.node.kind());
                 self.namespace.kinds.insert(*child, kind);
                 if kind == Kind::Dir {
                     self.namespace.dirs.entry(*child).or_default();
@@ -422,6 +447,11 @@ impl Model {
             file.dirty_from = None;
         }
         Ok(())
+    }
+
+    /// Bytes all files hold together now.
+    pub fn space_used(&self) -> u64 {
+        self.used()
     }
 
     /// Space left under the byte budget, and in all, for `statfs`: (total, free).

@@ -246,7 +246,13 @@ impl<S: Storage> Syncer<S> {
             let next_height = tip.map_or(self.config.start_block, |t| t + 1);
             self.adjust_ingest(progress, node_tip.saturating_sub(next_height))?;
             if let Some(t) = tip {
-                match self.check_tip(t) {
+                let checked = self.check_tip(t).with_context(|| {
+                    format!(
+                        "checking our tip {t} against the source, before block {}",
+                        t + 1
+                    )
+                });
+                match checked {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(e) if is_interrupted(&e) => return Ok(SyncStop::Shutdown),
@@ -501,8 +507,13 @@ impl<S: Storage> Syncer<S> {
                 );
                 return Ok(Batch::Refetch);
             }
-            if h > 0
-                && let Some(parent) = self.runtime.block_hash(h - 1)?
+            let parent = match h.checked_sub(1) {
+                Some(below) => self.runtime.block_hash(below).with_context(|| {
+                    format!("the database failed while checking that block {h} links to our block {below}")
+                })?,
+                None => None,
+            };
+            if let Some(parent) = parent
                 && parent_hash(&fetched.block) != Some(parent)
             {
                 log::warn!("block {h} does not link to our block {}: reorg", h - 1);
@@ -543,7 +554,7 @@ impl<S: Storage> Syncer<S> {
                 }
                 Err(RuntimeError::Storage(err)) => {
                     bail!(
-                        "the database failed while indexing block {h} ({}): {err}. This is this host's fault, not the indexer's: nothing of the block was committed, and a restart once the disk is fixed resumes from block {h}.",
+                        "the database failed while indexing block {h} ({}): {err}. This is this host's fault, not the indexer's: the database holds the block whole or not at all, and a restart once the disk is fixed resumes after its last whole block.",
                         fetched.hash
                     )
                 }

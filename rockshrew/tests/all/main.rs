@@ -10,6 +10,7 @@ mod common;
 mod block_files;
 mod crash;
 mod daemon;
+mod disk_faults;
 mod hostile_clients;
 mod multi;
 mod network;
