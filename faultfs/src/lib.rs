@@ -38,47 +38,57 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use faults::Op;
 pub use model::Model;
 
-/// Commands to a mounted file system: usable from any thread while programs use it.
+/// Commands to a mounted file system: usable from any thread while programs use it, and across
+/// power cycles (it follows the mounted model).
 #[derive(Clone)]
 pub struct Control {
-    model: Arc<Mutex<Model>>,
+    current: Arc<Mutex<Arc<Mutex<Model>>>>,
 }
 
 impl Control {
-    fn model(&self) -> MutexGuard<'_, Model> {
-        self.model.lock().unwrap_or_else(|p| p.into_inner())
+    fn model(&self) -> Arc<Mutex<Model>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
+        let model = self.model();
+        let mut guard: MutexGuard<'_, Model> = model.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
     }
 
     /// Cuts the power: every operation fails with EIO from now on, until the file system is
     /// mounted again ([`Mounted::power_cycle`]).
     pub fn cut_power(&self) {
-        self.model().cut_power();
+        self.with(Model::cut_power);
     }
 
     /// The next `count` operations `op` on files whose name contains `name` (`""`: any file)
     /// fail with EIO.
     pub fn fail_next(&self, op: Op, name: &str, count: u32) {
-        self.model().faults.fail_next(op, name, count);
+        self.with(|m| m.faults.fail_next(op, name, count));
     }
 
     /// Drops every [`Control::fail_next`] rule still pending.
     pub fn clear_faults(&self) {
-        self.model().faults.clear();
+        self.with(|m| m.faults.clear());
     }
 
     /// Bytes all files hold together now.
     pub fn used(&self) -> u64 {
-        self.model().space_used()
+        self.with(|m| m.space_used())
     }
 
     /// Writes past `bytes` held in all files together fail with ENOSPC (`None`: no budget).
     pub fn set_budget(&self, bytes: Option<u64>) {
-        self.model().faults.set_budget(bytes);
+        self.with(|m| m.faults.set_budget(bytes));
     }
 
     /// Operations failed by [`Control::fail_next`] rules so far.
     pub fn injected(&self) -> u64 {
-        self.model().faults.injected
+        self.with(|m| m.faults.injected)
     }
 }
 
@@ -110,7 +120,9 @@ impl Mounted {
         let model = Arc::new(Mutex::new(Model::load(backing)?));
         let session = session(&model, mountpoint)?;
         Ok(Self {
-            control: Control { model },
+            control: Control {
+                current: Arc::new(Mutex::new(model)),
+            },
             session: Some(session),
             mountpoint: mountpoint.to_path_buf(),
             backing: backing.to_path_buf(),
@@ -128,22 +140,36 @@ impl Mounted {
     }
 
     /// Cuts the power (if it is not cut already), unmounts, and mounts again from the durable
-    /// image: the machine restarted. Programs using the file system must have exited.
+    /// image: the machine restarted. Files programs still hold open stay on the old mount,
+    /// where every operation fails with EIO (the old mount goes when they close them).
     pub fn power_cycle(&mut self) -> std::io::Result<()> {
         self.control.cut_power();
-        if let Some(session) = self.session.take() {
-            session.umount_and_join()?;
-        }
-        *self.control.model() = Model::load(&self.backing)?;
-        self.session = Some(session(&self.control.model, &self.mountpoint)?);
+        // A lazy unmount: the old session serves what is still open, with the power cut, and
+        // its thread ends when the last of it is closed.
+        detach(&self.mountpoint)?;
+        drop(self.session.take());
+        let model = Arc::new(Mutex::new(Model::load(&self.backing)?));
+        *self
+            .control
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = model.clone();
+        self.session = Some(session(&model, &self.mountpoint)?);
         Ok(())
     }
 }
 
+/// Unmounts `mountpoint` lazily (`MNT_DETACH`): at once for new lookups, when the last open
+/// file is closed for the rest.
+fn detach(mountpoint: &Path) -> std::io::Result<()> {
+    rustix::mount::unmount(mountpoint, rustix::mount::UnmountFlags::DETACH)
+        .map_err(std::io::Error::from)
+}
+
 impl Drop for Mounted {
+    /// Unmounts lazily: files still open keep the session's thread until they are closed.
     fn drop(&mut self) {
-        if let Some(session) = self.session.take() {
-            let _ = session.umount_and_join();
-        }
+        let _ = detach(&self.mountpoint);
+        drop(self.session.take());
     }
 }

@@ -98,6 +98,8 @@ pub struct Replica {
     newest_sst: AtomicU64,
     /// Set when the current instance may be stale and a fresh one could not be opened.
     must_reopen: AtomicBool,
+    /// Set when a refresh failed: the next one opens a fresh instance (reads go on meanwhile).
+    refresh_failed: AtomicBool,
     /// Fresh instances opened so far (the first included).
     opens: AtomicU64,
 }
@@ -133,6 +135,7 @@ impl Replica {
             gate: RwLock::new(()),
             newest_sst: AtomicU64::new(newest),
             must_reopen: AtomicBool::new(false),
+            refresh_failed: AtomicBool::new(false),
             opens: AtomicU64::new(1),
         })
     }
@@ -152,11 +155,25 @@ impl Replica {
 
     /// Brings the replica up to what the primary has committed: replays the primary's WAL
     /// into the current instance, or, when the primary has flushed since that instance
-    /// opened, replaces it with a fresh one. Readers never see a state that may be stale.
+    /// opened or the last refresh failed, replaces it with a fresh one. Readers never see a
+    /// state that may be stale.
     pub fn refresh(&self) -> Result<Refresh, StorageError> {
+        let refreshed = self.try_refresh();
+        // After a failure the primary's files may have changed under the instance in a way
+        // catching up cannot follow (a power cut took back what it had not synced, the disk
+        // was remounted): the next refresh starts from a fresh instance.
+        self.refresh_failed
+            .store(refreshed.is_err(), Ordering::SeqCst);
+        refreshed
+    }
+
+    fn try_refresh(&self) -> Result<Refresh, StorageError> {
         let before = self.store().tip()?;
         let seen = self.newest_sst.load(Ordering::SeqCst);
-        if self.must_reopen.load(Ordering::SeqCst) || newest_sst(&self.primary) > seen {
+        if self.must_reopen.load(Ordering::SeqCst)
+            || self.refresh_failed.load(Ordering::SeqCst)
+            || newest_sst(&self.primary) > seen
+        {
             // Opened while readers go on with the current state; swapped in whole.
             let (fresh, newest) = self.open_fresh()?;
             let _exclusive = self.gate.write().unwrap_or_else(|p| p.into_inner());

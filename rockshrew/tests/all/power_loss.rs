@@ -212,3 +212,83 @@ fn power_cuts_at_seeded_instants_lose_only_what_was_not_synced() {
     let final_ref = if on_branch { &branch_ref } else { &main_ref };
     resume_and_compare(&db, &node, final_ref);
 }
+
+#[test]
+fn a_replica_of_a_primary_that_loses_power_catches_up_again_without_a_restart() {
+    let main = chain();
+    let reference = reference(&main);
+    let node = FakeNode::start(main.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs =
+        faultfs::Mounted::mount(&dir.path().join("backing"), &dir.path().join("mnt")).unwrap();
+    let control = fs.control();
+    let db = dir.path().join("mnt/db");
+    let url = node.url();
+    let primary = |extra: &[&str]| {
+        Daemon::start(
+            guests::SPENDABLES,
+            &db,
+            &[
+                &[
+                    "--no-pow-check",
+                    "--daemon-rpc-url",
+                    url.as_str(),
+                    "--sync-every-block",
+                    "--fetch-workers",
+                    "1",
+                ],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let mut d = primary(&["--exit-at", "120"]);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(120)),
+        Some(0),
+        "{}",
+        d.log_text()
+    );
+    node.faults.delay_ms.store(20, Ordering::SeqCst);
+    let mut d = primary(&[]);
+    let db_arg = db.to_str().unwrap().to_string();
+    let mut replica = Daemon::start(
+        guests::SPENDABLES,
+        &dir.path().join("replica"),
+        &["--replica-of", &db_arg, "--replica-interval-ms", "50"],
+    );
+    replica.wait_for_height(130, Duration::from_secs(120));
+    d.wait_for_height(140, Duration::from_secs(120));
+
+    let seen = d.height().unwrap();
+    control.cut_power();
+    d.signal("-KILL");
+    let _ = d.wait_exit(Duration::from_secs(30));
+    drop(d);
+    fs.power_cycle().unwrap();
+    let tip = whole_prefix(&db, &[&reference]).unwrap();
+    assert!(tip >= seen, "--sync-every-block: {tip} < {seen}");
+
+    // The primary comes back and indexes to the end; the replica follows without a restart.
+    node.faults.delay_ms.store(0, Ordering::SeqCst);
+    let last = reference.roots.len() as u32 - 1;
+    let mut d = primary(&["--exit-at", &last.to_string()]);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(180)),
+        Some(0),
+        "{}",
+        d.log_text()
+    );
+    replica.wait_for_height(last, Duration::from_secs(120));
+    for h in [0, 100, tip, last] {
+        let root = replica.call("metashrew_stateroot", serde_json::json!([h]))["result"].clone();
+        assert_eq!(
+            root.as_str(),
+            Some(format!("0x{}", hex::encode(reference.roots[h as usize])).as_str()),
+            "replica root at {h}"
+        );
+    }
+    let log = replica.log_text();
+    assert!(log.contains("cannot follow the primary"), "{log}");
+    assert!(log.contains("following the primary again"), "{log}");
+}
