@@ -143,11 +143,21 @@ pub fn take(store: &RocksStore, out: &Path) -> Result<Manifest, SnapshotError> {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    std::fs::write(&path, text + "\n").map_err(|e| SnapshotError::Manifest {
+    write_durably(out, &path, (text + "\n").as_bytes()).map_err(|e| SnapshotError::Manifest {
         path,
         reason: e.to_string(),
     })?;
     Ok(manifest)
+}
+
+/// Writes the manifest last and makes it durable (the file, then its directory): a snapshot
+/// is whole exactly when its manifest exists, also after a power cut.
+fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The manifest of the snapshot in `dir`.
