@@ -54,12 +54,7 @@ pub fn rollback(args: &RollbackArgs) -> Result<()> {
     let old_tip = match crate::admin::request_rollback(&args.db_path, args.height, label)? {
         Some(old_tip) => old_tip,
         None => {
-            let store = RocksStore::open_existing(&args.db_path, label).with_context(|| {
-                format!(
-                    "opening {} (a daemon holding it without an admin socket must be stopped first)",
-                    args.db_path.display()
-                )
-            })?;
+            let store = open_unheld(&args.db_path, label)?;
             let old_tip = store.rewind(args.height)?;
             store.flush()?;
             old_tip
@@ -139,20 +134,22 @@ pub fn migrate(args: &MigrateArgs) -> Result<()> {
     Ok(())
 }
 
+/// Opens a database for a tool that no daemon answered for through its admin socket.
+fn open_unheld(db_path: &std::path::Path, label: Option<&str>) -> Result<RocksStore> {
+    RocksStore::open_existing(db_path, label).with_context(|| {
+        format!(
+            "opening {} (a daemon holding it without an admin socket must be stopped first)",
+            db_path.display()
+        )
+    })
+}
+
 /// Takes the snapshot: through the daemon holding the database if one does, else directly.
 pub fn snapshot(args: &SnapshotArgs) -> Result<()> {
     let label = args.label.as_deref();
     let manifest = match crate::admin::request_snapshot(&args.db_path, &args.out, label)? {
         Some(manifest) => manifest,
-        None => {
-            let store = RocksStore::open_existing(&args.db_path, label).with_context(|| {
-                format!(
-                    "opening {} (a daemon holding it without an admin socket must be stopped first)",
-                    args.db_path.display()
-                )
-            })?;
-            snapshot::take(&store, &args.out)?
-        }
+        None => snapshot::take(&open_unheld(&args.db_path, label)?, &args.out)?,
     };
     println!("{}", serde_json::to_string_pretty(&manifest)?);
     Ok(())

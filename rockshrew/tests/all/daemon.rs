@@ -26,16 +26,7 @@ fn balance(daemon: &Daemon, height: Value) -> u64 {
     u64::from_le_bytes(bytes.try_into().expect("u64"))
 }
 
-fn roots(daemon: &Daemon, upto: u32) -> Vec<String> {
-    (0..=upto)
-        .map(|h| {
-            daemon.call("metashrew_stateroot", json!([h]))["result"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no root at {h}"))
-                .to_string()
-        })
-        .collect()
-}
+use common::roots_over_rpc as roots;
 
 #[test]
 fn indexes_the_bundled_blocks_serves_json_rpc_and_stops_cleanly() {

@@ -12,13 +12,13 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Daemon, FIXTURE, FakeNode};
+use common::{Daemon, FIXTURE, FakeNode, roots_over_rpc};
 use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
 use metashrew_storage::{MemStore, Storage};
 use metashrew_tests::fixtures::mainnet_blocks;
 use metashrew_tests::guests;
 use rockshrew::store::RocksStore;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(300);
 const TIP: u32 = 255;
@@ -37,17 +37,6 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn roots_over_rpc(daemon: &Daemon, upto: u32) -> Vec<String> {
-    (0..=upto)
-        .map(|h| {
-            daemon.call("metashrew_stateroot", json!([h]))["result"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no root at {h}"))
-                .to_string()
-        })
-        .collect()
 }
 
 fn roots_in(db: &Path, label: Option<&str>) -> Vec<String> {
@@ -188,16 +177,19 @@ fn an_upgrade_at_a_height_gives_the_roots_of_an_index_that_switched_there() {
     );
     drop(refused);
 
-    let out = tool(&[
-        "upgrade",
-        "--db-path",
-        db_arg,
-        "--indexer",
-        guests::COMPAT,
-        "--height",
-        "200",
-        "--yes",
-    ]);
+    let upgrade = |module: &str, height: &str| {
+        tool(&[
+            "upgrade",
+            "--db-path",
+            db_arg,
+            "--indexer",
+            module,
+            "--height",
+            height,
+            "--yes",
+        ])
+    };
+    let out = upgrade(guests::COMPAT, "200");
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("56 blocks rolled back"),
@@ -205,16 +197,7 @@ fn an_upgrade_at_a_height_gives_the_roots_of_an_index_that_switched_there() {
         text(&out)
     );
     // Asked again: nothing to do.
-    let out = tool(&[
-        "upgrade",
-        "--db-path",
-        db_arg,
-        "--indexer",
-        guests::COMPAT,
-        "--height",
-        "210",
-        "--yes",
-    ]);
+    let out = upgrade(guests::COMPAT, "210");
     assert!(
         text(&out).contains("already indexes from height 200"),
         "{}",
@@ -222,16 +205,7 @@ fn an_upgrade_at_a_height_gives_the_roots_of_an_index_that_switched_there() {
     );
     // Not above the first height, not past the next block: refused.
     for height in ["0", "300"] {
-        let out = tool(&[
-            "upgrade",
-            "--db-path",
-            db_arg,
-            "--indexer",
-            guests::MINIMAL,
-            "--height",
-            height,
-            "--yes",
-        ]);
+        let out = upgrade(guests::MINIMAL, height);
         assert!(!out.status.success(), "{}", text(&out));
     }
 

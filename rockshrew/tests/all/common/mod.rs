@@ -567,6 +567,18 @@ pub fn fork(blocks: &[Vec<u8>], from: usize, extra: usize) -> Vec<Vec<u8>> {
     chain
 }
 
+/// The roots the daemon serves for heights 0..=`upto`, as RPC hex.
+pub fn roots_over_rpc(daemon: &Daemon, upto: u32) -> Vec<String> {
+    (0..=upto)
+        .map(|h| {
+            daemon.call("metashrew_stateroot", json!([h]))["result"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no root at {h}"))
+                .to_string()
+        })
+        .collect()
+}
+
 /// Roots of spendables over the bundled blocks, computed in-process (the reference).
 pub fn reference_roots() -> Vec<String> {
     roots_of(&metashrew_tests::fixtures::mainnet_blocks())
