@@ -292,3 +292,128 @@ fn a_replica_of_a_primary_that_loses_power_catches_up_again_without_a_restart() 
     assert!(log.contains("cannot follow the primary"), "{log}");
     assert!(log.contains("following the primary again"), "{log}");
 }
+
+/// The roots of namespace `label` in `db` up to its tip, as RPC hex (empty when it holds
+/// nothing), after checking that it verifies.
+fn namespace_roots(db: &Path, label: &str) -> Vec<String> {
+    let Ok(store) = RocksStore::open_read_only(db, Some(label)) else {
+        return Vec::new();
+    };
+    let Some(tip) = store.tip().expect("tip") else {
+        return Vec::new();
+    };
+    if let Err(err) = rockshrew::store::verify::verify(&store, &[], 0) {
+        panic!("`{label}` after a cut does not verify: {err}");
+    }
+    (0..=tip)
+        .map(|h| format!("0x{}", hex::encode(store.state_root(h).unwrap().unwrap())))
+        .collect()
+}
+
+/// The height the indexer `label` serves; `None` before it serves one or when the daemon does
+/// not answer.
+fn served(client: &common::Client, label: &str) -> Option<u32> {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"metashrew_height","params":[]}"#;
+    let (_, reply) = client.try_post_to(&format!("/{label}"), body)?;
+    reply["result"].as_str()?.parse().ok()
+}
+
+#[test]
+fn several_indexers_in_one_daemon_each_stay_whole_through_power_cuts() {
+    let main = chain();
+    let expected = [
+        (
+            "s",
+            guests::SPENDABLES,
+            common::roots_with(guests::SPENDABLES, &main),
+        ),
+        (
+            "c",
+            guests::COMPAT,
+            common::roots_with(guests::COMPAT, &main),
+        ),
+    ];
+    let node = FakeNode::start(main.clone());
+    node.faults.delay_ms.store(15, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let mut fs =
+        faultfs::Mounted::mount(&dir.path().join("backing"), &dir.path().join("mnt")).unwrap();
+    let control = fs.control();
+    let db = dir.path().join("mnt/db");
+    let (url, s_spec, c_spec) = (
+        node.url(),
+        format!("s={}", guests::SPENDABLES),
+        format!("c={}", guests::COMPAT),
+    );
+    let mut rng = Rng::new(0x5eed_0038);
+    let log = dir.path().join("daemon.log");
+    let start = |extra: &[&str]| {
+        let port = common::free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rockshrew"));
+        command
+            .args(["--indexer", &s_spec, "--indexer", &c_spec, "--db-path"])
+            .arg(&db)
+            .args([
+                "--no-pow-check",
+                "--daemon-rpc-url",
+                &url,
+                "--fetch-workers",
+                "1",
+            ])
+            .args(["--port", &port.to_string()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        (command.spawn().unwrap(), common::Client { port })
+    };
+    for cut in 0..6 {
+        let synced = cut % 2 == 1;
+        let (mut daemon, client) = start(if synced { &["--sync-every-block"] } else { &[] });
+        let started = Instant::now();
+        while served(&client, "c").is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rng.next_u64() % 2_000));
+        let seen = [served(&client, "s"), served(&client, "c")];
+        control.cut_power();
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        fs.power_cycle().unwrap();
+        let kept: Vec<usize> = expected
+            .iter()
+            .map(|(label, _, roots)| {
+                let found = namespace_roots(&db, label);
+                assert_eq!(found[..], roots[..found.len()], "`{label}` after cut {cut}");
+                found.len()
+            })
+            .collect();
+        eprintln!(
+            "cut {cut}{}: served {seen:?}, blocks kept per indexer {kept:?}",
+            if synced { " (--sync-every-block)" } else { "" }
+        );
+        if synced {
+            for (seen, kept) in seen.iter().zip(&kept) {
+                assert!(
+                    seen.is_none_or(|h| (h as usize) < *kept),
+                    "a served block was lost: {seen:?} {kept}"
+                );
+            }
+        }
+    }
+    node.faults.delay_ms.store(0, Ordering::SeqCst);
+    let last = main.len() - 1;
+    let (mut daemon, _) = start(&["--exit-at", &last.to_string()]);
+    assert!(
+        daemon.wait().unwrap().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    for (label, _, roots) in &expected {
+        assert_eq!(&namespace_roots(&db, label), roots, "`{label}` resumed");
+    }
+}
