@@ -1,5 +1,5 @@
 //! A failing disk, on `faultfs`: EIO on a read while a block runs, on the write-ahead log's
-//! sync, on a read inside a view, and ENOSPC. Each stops (or fails) what it touches with the
+//! sync and on a write of it, on a read inside a view, and ENOSPC. Each stops (or fails) what it touches with the
 //! cause named, never indexes a failed read as an absent key, and loses nothing committed: after
 //! the disk heals the daemon resumes to the roots and state of an uninterrupted run.
 
@@ -97,6 +97,19 @@ fn eio_and_enospc_stop_or_fail_what_they_touch_and_lose_nothing() {
     eprintln!("EIO on the log's sync:\n{}", errors(&log));
     let tip = check_prefix(&db, &reference).unwrap();
     assert!((200..230).contains(&tip), "{tip}");
+    // EIO on a write of the write-ahead log: the same.
+    node.faults.delay_ms.store(300, Ordering::SeqCst);
+    let mut d = start(&["--exit-at", "230"]);
+    serving(&d);
+    control.fail_next(Op::Write, ".log", 1);
+    node.faults.delay_ms.store(0, Ordering::SeqCst);
+    assert_eq!(d.wait_exit(WAIT), Some(1), "{}", d.log_text());
+    control.clear_faults();
+    let log = d.log_text();
+    assert!(log.contains("Input/output error"), "{log}");
+    eprintln!("EIO on a write of the log:\n{}", errors(&log));
+    let after = check_prefix(&db, &reference).unwrap();
+    assert!((tip..230).contains(&after), "{after}");
     let mut d = start(&["--exit-at", "230"]);
     assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.log_text());
     assert_eq!(check_prefix(&db, &reference), Some(230));
@@ -106,6 +119,9 @@ fn eio_and_enospc_stop_or_fail_what_they_touch_and_lose_nothing() {
     node.set_chain(chain[..=230].to_vec());
     let mut d = start(&[]);
     d.wait_for_height(230, WAIT);
+    // The sync loop's polls at the tip (every 50 ms) have read its block entries by now, and
+    // find them in the block cache from here on.
+    std::thread::sleep(Duration::from_millis(1_000));
     let before = control.injected();
     // One failed read of a table file: the view's own (the sync loop, at the tip, reads only
     // what its block cache holds).
