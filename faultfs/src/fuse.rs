@@ -65,6 +65,22 @@ fn errno(code: i32) -> Errno {
     Errno::from_i32(code)
 }
 
+/// Answers an operation that names an inode (lookup, mkdir, mknod).
+fn entry(reply: ReplyEntry, done: Result<Attr, i32>) {
+    match done {
+        Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
+/// Answers an operation that gives an inode's attributes (getattr, setattr).
+fn attributes(reply: ReplyAttr, done: Result<Attr, i32>) {
+    match done {
+        Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+        Err(e) => reply.error(errno(e)),
+    }
+}
+
 /// Answers an operation whose reply is empty.
 fn answer(reply: ReplyEmpty, done: Result<(), i32>) {
     match done {
@@ -75,18 +91,12 @@ fn answer(reply: ReplyEmpty, done: Result<(), i32>) {
 
 impl Filesystem for FaultFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.model().lookup(parent.0, name) {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
-            Err(e) => reply.error(errno(e)),
-        }
+        entry(reply, self.model().lookup(parent.0, name));
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let mut model = self.model();
-        match model.open(ino.0).and_then(|()| model.attr(ino.0)) {
-            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
-            Err(e) => reply.error(errno(e)),
-        }
+        attributes(reply, model.open(ino.0).and_then(|()| model.attr(ino.0)));
     }
 
     fn setattr(
@@ -112,10 +122,7 @@ impl Filesystem for FaultFs {
             Some(len) => model.truncate(ino.0, len),
             None => model.open(ino.0),
         };
-        match done.and_then(|()| model.attr(ino.0)) {
-            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
-            Err(e) => reply.error(errno(e)),
-        }
+        attributes(reply, done.and_then(|()| model.attr(ino.0)));
     }
 
     fn mkdir(
@@ -127,10 +134,10 @@ impl Filesystem for FaultFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.model().mkdir(parent.0, name, (mode & 0o7777) as u16) {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
-            Err(e) => reply.error(errno(e)),
-        }
+        entry(
+            reply,
+            self.model().mkdir(parent.0, name, (mode & 0o7777) as u16),
+        );
     }
 
     /// Only Unix sockets (`bind`); other special files are refused.
@@ -147,13 +154,11 @@ impl Filesystem for FaultFs {
         if mode & libc::S_IFMT != libc::S_IFSOCK {
             return reply.error(Errno::EPERM);
         }
-        match self
-            .model()
-            .mksocket(parent.0, name, (mode & 0o7777) as u16)
-        {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
-            Err(e) => reply.error(errno(e)),
-        }
+        entry(
+            reply,
+            self.model()
+                .mksocket(parent.0, name, (mode & 0o7777) as u16),
+        );
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {

@@ -78,7 +78,7 @@ impl Control {
 
     /// Bytes all files hold together now.
     pub fn used(&self) -> u64 {
-        self.with(|m| m.space_used())
+        self.with(|m| m.used())
     }
 
     /// Writes past `bytes` held in all files together fail with ENOSPC (`None`: no budget).

@@ -148,11 +148,6 @@ impl Model {
         })
     }
 
-    /// The backing directory.
-    pub fn backing(&self) -> &Path {
-        self.durable.dir()
-    }
-
     /// Cuts the power: from now on every operation fails with EIO; what was not synced is lost
     /// at the next [`Model::load`].
     pub fn cut_power(&mut self) {
@@ -362,7 +357,7 @@ impl Model {
     }
 
     /// Bytes every file holds now, together.
-    fn used(&self) -> u64 {
+    pub fn used(&self) -> u64 {
         self.inodes
             .values()
             .map(|i| match &i.node {
@@ -447,11 +442,6 @@ impl Model {
             file.dirty_from = None;
         }
         Ok(())
-    }
-
-    /// Bytes all files hold together now.
-    pub fn space_used(&self) -> u64 {
-        self.used()
     }
 
     /// Space left under the byte budget, and in all, for `statfs`: (total, free).

@@ -55,20 +55,26 @@ fn eio_and_enospc_stop_or_fail_what_they_touch_and_lose_nothing() {
         )
     };
 
+    // Starts the daemon up to 230 with `extra` while the node is slow, arms the fault, lets the
+    // node go on, and returns the log of the daemon, which must stop with exit code 1.
+    let stopped_by = |extra: &[&str], op: Op, name: &str, count: u32| {
+        node.faults.delay_ms.store(300, Ordering::SeqCst);
+        let mut d = start(&[&["--exit-at", "230"], extra].concat());
+        serving(&d);
+        control.fail_next(op, name, count);
+        node.faults.delay_ms.store(0, Ordering::SeqCst);
+        assert_eq!(d.wait_exit(WAIT), Some(1), "{}", d.log_text());
+        control.clear_faults();
+        d.log_text()
+    };
+
     // Blocks 0..=200, stopped cleanly: in SST files, which later reads must go to.
     let mut d = start(&["--exit-at", "200"]);
     assert_eq!(d.wait_exit(WAIT), Some(0), "{}", d.log_text());
 
     // EIO on reads while a block runs: the block commits nothing and the daemon stops, naming
     // the block and the file; never is the failed read taken for an absent key.
-    node.faults.delay_ms.store(300, Ordering::SeqCst);
-    let mut d = start(&["--exit-at", "230"]);
-    serving(&d);
-    control.fail_next(Op::Read, ".sst", 1_000);
-    node.faults.delay_ms.store(0, Ordering::SeqCst);
-    assert_eq!(d.wait_exit(WAIT), Some(1), "{}", d.log_text());
-    control.clear_faults();
-    let log = d.log_text();
+    let log = stopped_by(&[], Op::Read, ".sst", 1_000);
     assert!(
         log.contains("the database failed while indexing block 201")
             || log.contains("the database failed while checking that block 201")
@@ -85,27 +91,13 @@ fn eio_and_enospc_stop_or_fail_what_they_touch_and_lose_nothing() {
 
     // EIO on the write-ahead log's sync: RocksDB's background error. The daemon stops
     // accepting blocks and says why; restarted on a healthy disk it is consistent.
-    node.faults.delay_ms.store(300, Ordering::SeqCst);
-    let mut d = start(&["--exit-at", "230", "--sync-every-block"]);
-    serving(&d);
-    control.fail_next(Op::Sync, ".log", 1);
-    node.faults.delay_ms.store(0, Ordering::SeqCst);
-    assert_eq!(d.wait_exit(WAIT), Some(1), "{}", d.log_text());
-    control.clear_faults();
-    let log = d.log_text();
+    let log = stopped_by(&["--sync-every-block"], Op::Sync, ".log", 1);
     assert!(log.contains("Input/output error"), "{log}");
     eprintln!("EIO on the log's sync:\n{}", errors(&log));
     let tip = check_prefix(&db, &reference).unwrap();
     assert!((200..230).contains(&tip), "{tip}");
     // EIO on a write of the write-ahead log: the same.
-    node.faults.delay_ms.store(300, Ordering::SeqCst);
-    let mut d = start(&["--exit-at", "230"]);
-    serving(&d);
-    control.fail_next(Op::Write, ".log", 1);
-    node.faults.delay_ms.store(0, Ordering::SeqCst);
-    assert_eq!(d.wait_exit(WAIT), Some(1), "{}", d.log_text());
-    control.clear_faults();
-    let log = d.log_text();
+    let log = stopped_by(&[], Op::Write, ".log", 1);
     assert!(log.contains("Input/output error"), "{log}");
     eprintln!("EIO on a write of the log:\n{}", errors(&log));
     let after = check_prefix(&db, &reference).unwrap();

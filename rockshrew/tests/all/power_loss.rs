@@ -26,32 +26,52 @@ use metashrew_storage::Storage;
 use metashrew_tests::{Rng, guests};
 use rockshrew::store::RocksStore;
 
+/// The roots of namespace `label` in `db` up to its tip, as RPC hex, after checking that it
+/// opens and verifies; empty when the database or the namespace holds nothing yet.
+fn namespace_roots(db: &Path, label: &str) -> Vec<String> {
+    if !db.join("CURRENT").exists() || !RocksStore::namespaces(db).iter().any(|n| n == label) {
+        return Vec::new();
+    }
+    let store =
+        RocksStore::open_read_only(db, Some(label)).expect("the database opens after a cut");
+    let Some(tip) = store.tip().expect("tip") else {
+        return Vec::new();
+    };
+    if let Err(err) = rockshrew::store::verify::verify(&store, &[], 0) {
+        panic!("`{label}` after a cut does not verify: {err}");
+    }
+    (0..=tip)
+        .map(|h| {
+            let root = store.state_root(h).expect("root");
+            format!("0x{}", hex::encode(root.expect("a root at every height")))
+        })
+        .collect()
+}
+
 /// The tip of the database at `db`, which must verify and whose roots must be those of one of
 /// `chains` up to it.
 fn whole_prefix(db: &Path, chains: &[&Reference]) -> Option<u32> {
-    if !db.join("CURRENT").exists() {
-        return None;
-    }
-    let store = RocksStore::open_read_only(db, None).expect("the database opens after a cut");
-    let tip = store.tip().expect("tip")?;
-    let roots: Vec<_> = (0..=tip)
-        .map(|h| {
-            store
-                .state_root(h)
-                .expect("root")
-                .expect("a root at every height")
-        })
-        .collect();
+    let roots = namespace_roots(db, rockshrew::store::DEFAULT_NAMESPACE);
+    let tip = u32::try_from(roots.len().checked_sub(1)?).ok()?;
     assert!(
-        chains
-            .iter()
-            .any(|c| c.roots.len() > tip as usize && c.roots[..=tip as usize] == roots[..]),
+        chains.iter().any(|c| c.roots.len() >= roots.len()
+            && c.roots
+                .iter()
+                .zip(&roots)
+                .all(|(r, hex)| format!("0x{}", hex::encode(r)) == *hex)),
         "after a cut the roots up to {tip} are no chain's"
     );
-    if let Err(err) = rockshrew::store::verify::verify(&store, &[], 0) {
-        panic!("the database after a cut does not verify: {err}");
-    }
     Some(tip)
+}
+
+/// Starts a `rockshrew` tool with `args`, its output thrown away.
+fn spawn_tool(args: &[&std::ffi::OsStr]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_rockshrew"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn median(values: &mut [u32]) -> Option<u32> {
@@ -127,15 +147,13 @@ fn power_cuts_at_seeded_instants_lose_only_what_was_not_synced() {
         std::thread::sleep(Duration::from_millis(rng.next_u64() % 2_500));
         let mut snapshot = (cut % 7 == 6).then(|| {
             let out = mnt.join(format!("snap-{cut}"));
-            let child = Command::new(env!("CARGO_BIN_EXE_rockshrew"))
-                .args(["snapshot", "--db-path"])
-                .arg(&db)
-                .arg("--out")
-                .arg(&out)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            let child = spawn_tool(&[
+                "snapshot".as_ref(),
+                "--db-path".as_ref(),
+                db.as_os_str(),
+                "--out".as_ref(),
+                out.as_os_str(),
+            ]);
             std::thread::sleep(Duration::from_millis(rng.next_u64() % 300));
             (out, child)
         });
@@ -294,23 +312,6 @@ fn a_replica_of_a_primary_that_loses_power_catches_up_again_without_a_restart() 
     assert!(log.contains("following the primary again"), "{log}");
 }
 
-/// The roots of namespace `label` in `db` up to its tip, as RPC hex (empty when it holds
-/// nothing), after checking that it verifies.
-fn namespace_roots(db: &Path, label: &str) -> Vec<String> {
-    let Ok(store) = RocksStore::open_read_only(db, Some(label)) else {
-        return Vec::new();
-    };
-    let Some(tip) = store.tip().expect("tip") else {
-        return Vec::new();
-    };
-    if let Err(err) = rockshrew::store::verify::verify(&store, &[], 0) {
-        panic!("`{label}` after a cut does not verify: {err}");
-    }
-    (0..=tip)
-        .map(|h| format!("0x{}", hex::encode(store.state_root(h).unwrap().unwrap())))
-        .collect()
-}
-
 /// The height the indexer `label` serves; `None` before it serves one or when the daemon does
 /// not answer.
 fn served(client: &common::Client, label: &str) -> Option<u32> {
@@ -459,13 +460,7 @@ fn a_migration_cut_by_power_loss_is_refused_or_whole_and_runs_again() {
     let mut outcomes = Vec::new();
     for _ in 0..6 {
         make_layout_one(&db);
-        let mut migrate = Command::new(env!("CARGO_BIN_EXE_rockshrew"))
-            .args(["migrate", "--db-path"])
-            .arg(&db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut migrate = spawn_tool(&["migrate".as_ref(), "--db-path".as_ref(), db.as_os_str()]);
         std::thread::sleep(Duration::from_millis(rng.next_u64() % 120));
         control.cut_power();
         let _ = migrate.kill();
