@@ -204,8 +204,9 @@ pub struct Args {
     #[arg(long, default_value_t = 144)]
     pub bulk_sync_behind: u32,
     /// Read ahead: while a block runs, run the next one (already fetched, at least 64 KiB)
-    /// speculatively against memory only to learn the keys it will read, and read those from the
-    /// database with this many reads in flight, so that the block finds them in memory. For
+    /// speculatively, cut into parts of its transactions run side by side on this many threads,
+    /// so that the reads it will make are read from the database this many at a time and the
+    /// block finds them in memory. Each running part takes one of the view places. For
     /// databases larger than memory; results are the same either way. 0: off
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=256))]
     pub read_ahead: u16,

@@ -33,6 +33,7 @@ mod rewind;
 mod rpc;
 mod setup;
 pub mod source;
+mod sub_blocks;
 mod sync;
 pub mod tools;
 

@@ -187,7 +187,7 @@ fn lane(
         fetch_workers: usize::from(args.fetch_workers),
         bulk_behind: args.bulk_sync_behind,
         read_ahead: (args.read_ahead > 0).then(|| ReadAheadConfig {
-            readers: usize::from(args.read_ahead),
+            parallel: usize::from(args.read_ahead),
             ..ReadAheadConfig::default()
         }),
         name: several.then(|| namespace.clone()),

@@ -1,34 +1,37 @@
-//! Read-ahead: while block N runs, learn which keys block N+1 will read and read them from the
-//! store in parallel, so that N+1 finds them in memory instead of waiting for the disk on each.
+//! Read-ahead: while block N runs, run block N+1 speculatively, cut into parts run side by
+//! side, so that the reads N+1 will make are read from the disk together, many in flight,
+//! instead of one after another when N+1 runs.
 //!
-//! A speculative run of N+1 ([`MetashrewRuntime::speculate`], on a thread of its own) reads the
-//! committed state answered only from memory; every key it would have had to read from the disk
-//! goes to a bounded queue, which a pool of reader threads drains, each key read at the store's
-//! tip through the daemon's whole store stack ([`Storage::get_at`]). That read puts it into the
-//! host read cache, RocksDB's block cache and the kernel's page cache, with as many reads in
-//! flight as there are readers.
+//! A guest reads one key at a time and waits for each, and which key it reads next often
+//! depends on the value it just read (the output a transaction spends names the balance it
+//! changes). So the keys are learned by running the guest, and read where they are learned. The
+//! next block is cut into [`ReadAheadConfig::parallel`] × [`PARTS_PER_RUN`] blocks of its own
+//! transactions ([`crate::sub_blocks`]), and [`ReadAheadConfig::parallel`] threads run them,
+//! first parts first, each as a speculative run ([`MetashrewRuntime::speculate`]) over the
+//! committed state: every read goes through the daemon's whole store stack
+//! ([`Storage::get_at`] at the tip), which leaves the value in the host read cache, RocksDB's
+//! block cache and the kernel's page cache. With `parallel` runs waiting on the disk at once,
+//! the disk has that many reads in flight.
 //!
-//! Results cannot change. The speculative run's writes are thrown away, and the values the
-//! readers fetch are not kept here: the block then runs as it always does, and every value it
-//! reads comes through the same [`Storage::get_at`]. What the host cache may answer is decided in
-//! one place, its own rule (an entry answers only heights at or above the one it was read at, a
-//! read that raced a commit or a rollback is not cached, the block being committed answers its
-//! own keys). At worst read-ahead reads keys for nothing.
+//! Results cannot change. The speculative runs' writes are thrown away, and nothing they read
+//! is kept here: the block then runs as it always does, and every value it reads comes through
+//! the same [`Storage::get_at`]. What the host cache may answer is decided in one place, its own
+//! rule (an entry answers only heights at or above the one it was read at, a read that raced a
+//! commit or a rollback is not cached, the block being committed answers its own keys). At
+//! worst read-ahead reads keys for nothing.
 //!
-//! A guest may fail on state it read as absent (a balance it subtracts from). The block is then
-//! run a second time, which reads what it misses from the store itself, one key at a time,
-//! while the readers bring in the first run's: it keeps a second stream of reads one block ahead
-//! of the indexing thread, to the block's end.
+//! A part may fail where the whole block would not (it reads as absent what an earlier part
+//! writes, and the guest checks it): that part ends early, the others go on.
 //!
-//! Bounds: one speculative run at a time (a block offered while one runs is skipped), on the
-//! view compilation under the view memory bound and `--view-timeout-ms`, in a view slot; at most
-//! [`QUEUED_KEYS`] keys queued (more are dropped); [`ReadAheadConfig::readers`] reader threads.
-//! Every thread of it runs in Linux's `SCHED_IDLE` class, so it only uses CPU time that the
-//! indexing thread and RocksDB leave. A reorganisation (any rollback) or the end of a batch
-//! cancels the run in progress and drops the queued keys.
+//! Bounds: one block at a time (a block offered while one is being read ahead is skipped);
+//! `parallel` threads, each running one part at a time in a view slot (view places are shared
+//! with views), under the view memory bound and `--view-timeout-ms`. Every thread of it runs in
+//! Linux's `SCHED_IDLE` class, so it only uses CPU time that the indexing thread and RocksDB
+//! leave. A reorganisation (any rollback) or the end of a batch cancels the parts not yet run
+//! and stops the ones running.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use metashrew_runtime::{Cancellation, MetashrewRuntime};
@@ -36,24 +39,28 @@ use metashrew_storage::Storage;
 
 use crate::placement::{Class, Placement};
 use crate::source::Block;
+use crate::sub_blocks;
 
-/// Most keys waiting for a reader; more are dropped (a few MB of keys).
-pub const QUEUED_KEYS: usize = 65_536;
+/// Parts a block is cut into for each run allowed at once: more parts make each shorter, so
+/// that the first parts (the keys the block reads first) are done sooner and a part that fails
+/// early loses less.
+pub const PARTS_PER_RUN: usize = 4;
 
 /// Read-ahead's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadAheadConfig {
-    /// Reader threads: the reads in flight at once (the disk's queue depth). Default 16.
-    pub readers: usize,
-    /// Blocks smaller than this many bytes are not read ahead (their reads are few, and a
-    /// speculative run would cost more than it saves). Default 64 KiB.
+    /// Speculative runs at once, each waiting on one read: the reads in flight (the disk's
+    /// queue depth). Each takes one of the view places while it runs. Default 16.
+    pub parallel: usize,
+    /// Blocks smaller than this many bytes are not read ahead (their reads are few, and the
+    /// speculative runs would cost more than they save). Default 64 KiB.
     pub min_block_bytes: usize,
 }
 
 impl Default for ReadAheadConfig {
     fn default() -> Self {
         Self {
-            readers: 16,
+            parallel: 16,
             min_block_bytes: 64 << 10,
         }
     }
@@ -62,34 +69,40 @@ impl Default for ReadAheadConfig {
 /// Counters of what read-ahead did.
 #[derive(Debug, Default)]
 pub struct ReadAheadStats {
-    /// Speculative runs started (two for a block whose first run failed).
+    /// Blocks read ahead.
+    pub blocks: AtomicU64,
+    /// Speculative runs started (one a part).
     pub runs: AtomicU64,
-    /// Speculative runs that ended early (the guest failed on state read as absent, or the run
-    /// was cancelled).
+    /// Speculative runs that ended early (the guest failed on a part, or the run was
+    /// cancelled).
     pub runs_failed: AtomicU64,
-    /// Keys the readers read.
+    /// Keys read by the runs that completed (through the store: read ahead).
     pub keys_read: AtomicU64,
 }
 
-/// One block to run speculatively: `block` at `height`, over the committed state (the tip when
-/// the run starts: the block before it may still be running).
+/// One block to read ahead: `block` at `height`.
 struct Job {
     height: u32,
     block: Block,
     cancel: Cancellation,
 }
 
-/// The speculative runner and the reader pool; dropping it stops them.
+/// One part of a block, for a runner.
+struct Part {
+    height: u32,
+    bytes: Vec<u8>,
+    cancel: Cancellation,
+}
+
+/// The speculative runners; dropping it stops them.
 pub struct ReadAhead {
     jobs: Option<SyncSender<Job>>,
-    /// Raised to drop the queued keys (readers skip them).
-    flushing: Arc<AtomicBool>,
     current: Mutex<Option<Cancellation>>,
     config: ReadAheadConfig,
     stats: Arc<ReadAheadStats>,
 }
 
-/// Moves the calling thread to `SCHED_IDLE` (logged once if it cannot).
+/// Moves the calling thread to `SCHED_IDLE` (logged if it cannot).
 fn idle_class() {
     let placement = Placement {
         class: Class::Idle,
@@ -100,120 +113,127 @@ fn idle_class() {
     }
 }
 
-fn read_keys<S: Storage>(
-    store: &S,
-    keys: &Mutex<Receiver<Vec<u8>>>,
-    flushing: &AtomicBool,
+/// Runs parts as they come, reporting each one done on `done`.
+fn run_parts<S: Storage>(
+    runtime: &MetashrewRuntime<S>,
+    parts: &Mutex<Receiver<Part>>,
+    done: &Sender<()>,
     stats: &ReadAheadStats,
 ) {
     idle_class();
     loop {
-        let key = match keys.lock() {
+        let part = match parts.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let Ok(key) = key else { return };
-        if flushing.load(Ordering::Relaxed) {
-            continue;
+        let Ok(part) = part else { return };
+        if !part.cancel.is_cancelled()
+            && let Ok(Some(tip)) = runtime.tip()
+        {
+            stats.runs.fetch_add(1, Ordering::Relaxed);
+            match runtime.speculate(&part.bytes, part.height, tip, None, &part.cancel) {
+                Ok(reads) => {
+                    stats.keys_read.fetch_add(reads as u64, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    stats.runs_failed.fetch_add(1, Ordering::Relaxed);
+                    log::trace!("a speculative part of block {} ended: {err}", part.height);
+                }
+            }
         }
-        // A failed read is the block's to meet and report: here it only means nothing was
-        // read ahead.
-        if let Ok(Some(tip)) = store.tip() {
-            let _ = store.get_at(&key, tip);
-            stats.keys_read.fetch_add(1, Ordering::Relaxed);
+        if done.send(()).is_err() {
+            return;
         }
     }
 }
 
-fn speculate<S: Storage>(
-    runtime: &MetashrewRuntime<S>,
+/// Takes one block at a time, cuts it and hands its parts to the runners, and waits for them
+/// before it takes the next (so that an offer made meanwhile is skipped).
+fn dispatch(
     jobs: &Receiver<Job>,
-    keys: &SyncSender<Vec<u8>>,
+    parts: &SyncSender<Part>,
+    done: &Receiver<()>,
+    config: ReadAheadConfig,
     stats: &ReadAheadStats,
 ) {
     idle_class();
+    let runs = config.parallel.max(1);
     while let Ok(job) = jobs.recv() {
-        // First from memory only, every miss queued for the readers; if the guest fails on
-        // state it read as absent, again reading its misses itself (mostly those the readers
-        // are bringing in meanwhile), to the block's end.
-        for missed in [Some(keys.clone()), None] {
-            let Ok(Some(tip)) = runtime.tip() else { break };
-            if job.cancel.is_cancelled() {
-                break;
+        let pieces = sub_blocks::split(&job.block, runs * PARTS_PER_RUN)
+            .unwrap_or_else(|| vec![job.block.to_vec()]);
+        stats.blocks.fetch_add(1, Ordering::Relaxed);
+        let mut sent = 0usize;
+        for bytes in pieces {
+            let part = Part {
+                height: job.height,
+                bytes,
+                cancel: job.cancel.clone(),
+            };
+            if parts.send(part).is_err() {
+                return;
             }
-            stats.runs.fetch_add(1, Ordering::Relaxed);
-            let waits = missed.is_none();
-            match runtime.speculate(&job.block, job.height, tip, missed, &job.cancel) {
-                Ok(_) => break,
-                Err(err) => {
-                    stats.runs_failed.fetch_add(1, Ordering::Relaxed);
-                    log::debug!(
-                        "speculative run of block {} ({}) ended: {err}",
-                        job.height,
-                        if waits {
-                            "reading its misses"
-                        } else {
-                            "from memory"
-                        }
-                    );
-                }
+            sent += 1;
+        }
+        for _ in 0..sent {
+            if done.recv().is_err() {
+                return;
             }
         }
     }
 }
 
 impl ReadAhead {
-    /// Starts the speculative runner and the readers on `runtime`'s store; `None` (logged) if
-    /// no thread could be started, in which case blocks run without read-ahead.
+    /// Starts the runners on `runtime`'s store; `None` (logged) if a thread could not be
+    /// started, in which case blocks run without read-ahead.
     pub fn start<S: Storage>(
         runtime: Arc<MetashrewRuntime<S>>,
         config: ReadAheadConfig,
     ) -> Option<Self> {
         let stats = Arc::new(ReadAheadStats::default());
-        let flushing = Arc::new(AtomicBool::new(false));
-        let (key_tx, key_rx) = sync_channel::<Vec<u8>>(QUEUED_KEYS);
-        let key_rx = Arc::new(Mutex::new(key_rx));
-        for _ in 0..config.readers.max(1) {
-            let (runtime, key_rx, flushing, stats) = (
+        let runs = config.parallel.max(1);
+        // Parts wait for a runner here: a whole block's worth at most.
+        let (part_tx, part_rx) = sync_channel::<Part>(runs * PARTS_PER_RUN);
+        let part_rx = Arc::new(Mutex::new(part_rx));
+        let (done_tx, done_rx) = channel::<()>();
+        for _ in 0..runs {
+            let (runtime, part_rx, done_tx, stats) = (
                 runtime.clone(),
-                key_rx.clone(),
-                flushing.clone(),
+                part_rx.clone(),
+                done_tx.clone(),
                 stats.clone(),
             );
             let spawned = std::thread::Builder::new()
                 .name("rockshrew-read-ahead".into())
-                .spawn(move || read_keys(runtime.storage(), &key_rx, &flushing, &stats));
+                .spawn(move || run_parts(&runtime, &part_rx, &done_tx, &stats));
             if let Err(err) = spawned {
-                log::warn!("no read-ahead (cannot start a reader thread: {err})");
+                log::warn!("no read-ahead (cannot start a runner thread: {err})");
                 return None;
             }
         }
         let (job_tx, job_rx) = sync_channel::<Job>(0);
-        let runner_stats = stats.clone();
+        let dispatcher_stats = stats.clone();
         let spawned = std::thread::Builder::new()
             .name("rockshrew-speculate".into())
-            .spawn(move || speculate(&runtime, &job_rx, &key_tx, &runner_stats));
+            .spawn(move || dispatch(&job_rx, &part_tx, &done_rx, config, &dispatcher_stats));
         if let Err(err) = spawned {
-            log::warn!("no read-ahead (cannot start the speculative runner: {err})");
+            log::warn!("no read-ahead (cannot start its dispatcher: {err})");
             return None;
         }
         Some(Self {
             jobs: Some(job_tx),
-            flushing,
             current: Mutex::new(None),
             config,
             stats,
         })
     }
 
-    /// Offers block `height` (the one after the block about to run): it is run speculatively
-    /// unless it is small, or a run is still in progress (then it is skipped).
+    /// Offers block `height` (the one after the block about to run): it is read ahead unless
+    /// it is small, or the block before is still being read ahead (then it is skipped).
     pub fn offer(&self, height: u32, block: &Block) {
         if block.len() < self.config.min_block_bytes {
             return;
         }
         let Some(jobs) = &self.jobs else { return };
-        self.flushing.store(false, Ordering::Relaxed);
         let cancel = Cancellation::new();
         let job = Job {
             height,
@@ -227,14 +247,13 @@ impl ReadAhead {
         }
     }
 
-    /// Cancels the run in progress and drops the queued keys: a rollback made them useless.
+    /// Cancels the block being read ahead: a rollback made its reads useless.
     pub fn cancel(&self) {
         if let Ok(mut current) = self.current.lock()
             && let Some(cancel) = current.take()
         {
             cancel.cancel();
         }
-        self.flushing.store(true, Ordering::Relaxed);
     }
 
     /// What it did so far.
@@ -246,7 +265,8 @@ impl ReadAhead {
 impl Drop for ReadAhead {
     fn drop(&mut self) {
         self.cancel();
-        // The runner ends when its job channel closes, the readers when the key channel does.
+        // The dispatcher ends when its job channel closes, the runners when the part channel
+        // does.
         self.jobs.take();
     }
 }

@@ -195,8 +195,9 @@ impl<S: Storage> Syncer<S> {
         let outcome = self.follow(&mut progress, read_ahead.as_ref());
         if let Some(stats) = read_ahead.as_ref().map(ReadAhead::stats) {
             log::info!(
-                "{}read ahead: {} speculative runs ({} ended early), {} keys read ahead, for {} reads the blocks made",
+                "{}read ahead: {} blocks in {} speculative runs ({} ended early), {} keys read ahead, for {} reads the blocks made",
                 self.prefix(),
+                stats.blocks.load(Ordering::Relaxed),
                 stats.runs.load(Ordering::Relaxed),
                 stats.runs_failed.load(Ordering::Relaxed),
                 stats.keys_read.load(Ordering::Relaxed),

@@ -11,8 +11,8 @@
 //! - `limited`: the daemon in a memory cgroup whose limit (`METASHREW_BOUNDED_MIB`, default an
 //!   eighth of the database) counts its page cache with its own memory, so the database is read
 //!   from the disk as on a machine with that much RAM;
-//! - `limited+B`, when `METASHREW_BOUNDED_B_ARGS` gives more daemon flags (a setting compared
-//!   under the same limit).
+//! - `unlimited+B` and `limited+B`, when `METASHREW_BOUNDED_B_ARGS` gives more daemon flags (a
+//!   setting compared with the same memory).
 //!
 //! `METASHREW_BOUNDED_ARGS` gives flags for every run (e.g. `--host-cache-mib 64`: the limit
 //! must leave the daemon its own memory, its caches and its guest, or the page cache gets
@@ -360,6 +360,9 @@ pub fn bounded() {
         println!("(no memory cgroup or no right to drop the page cache: unlimited only)");
     }
     let mut kinds: Vec<(&str, bool, Vec<String>)> = vec![("unlimited", false, Vec::new())];
+    if !b_args.is_empty() {
+        kinds.push(("unlimited+B", false, b_args.clone()));
+    }
     if can_limit {
         kinds.push(("limited", true, Vec::new()));
         if !b_args.is_empty() {
@@ -422,7 +425,7 @@ pub fn bounded() {
             "{name}: {} blocks/s, {:.0}% of unlimited{}",
             s.show(2),
             100.0 * s.median() / unlimited,
-            if *name == "limited+B" {
+            if name.ends_with("+B") {
                 format!(" (B: {})", b_args.join(" "))
             } else {
                 String::new()

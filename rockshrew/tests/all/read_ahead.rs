@@ -136,7 +136,7 @@ fn a_speculative_run_in_progress_is_cancelled_at_once() {
     let read_ahead = ReadAhead::start(
         Arc::new(runtime),
         ReadAheadConfig {
-            readers: 2,
+            parallel: 2,
             min_block_bytes: 0,
         },
     )
