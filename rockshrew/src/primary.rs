@@ -188,6 +188,7 @@ fn lane(
         bulk_behind: args.bulk_sync_behind,
         read_ahead: (args.read_ahead > 0).then(|| ReadAheadConfig {
             parallel: usize::from(args.read_ahead),
+            always: args.read_ahead_always,
             ..ReadAheadConfig::default()
         }),
         name: several.then(|| namespace.clone()),

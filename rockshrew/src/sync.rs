@@ -575,6 +575,9 @@ impl<S: Storage> Syncer<S> {
                 .with_label_values(&["commit"])
                 .observe(report.commit_time.as_secs_f64());
             self.metrics.block_reads.inc_by(report.reads as u64);
+            if let Some(read_ahead) = read_ahead {
+                read_ahead.block_done(report.reads);
+            }
             self.metrics
                 .block_file_reads
                 .inc_by(progress.file_reads.take());

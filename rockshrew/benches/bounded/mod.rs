@@ -14,7 +14,8 @@
 //! - `unlimited+B` and `limited+B`, when `METASHREW_BOUNDED_B_ARGS` gives more daemon flags (a
 //!   setting compared with the same memory).
 //!
-//! `METASHREW_BOUNDED_ARGS` gives flags for every run (e.g. `--host-cache-mib 64`: the limit
+//! `METASHREW_BOUNDED_A_ARGS` gives flags for the runs without `+B` (e.g. `--read-ahead 0`),
+//! `METASHREW_BOUNDED_ARGS` flags for every run (e.g. `--host-cache-mib 64`: the limit
 //! must leave the daemon its own memory, its caches and its guest, or the page cache gets
 //! nothing and a run that commits no block for 10 minutes is stopped).
 //!
@@ -352,6 +353,10 @@ pub fn bounded() {
         disk_floor(&dir, env_or("METASHREW_BOUNDED_FLOOR_MIB", 2048))
     );
     let b_args = words("METASHREW_BOUNDED_B_ARGS");
+    let a_args = words("METASHREW_BOUNDED_A_ARGS");
+    if !a_args.is_empty() {
+        println!("runs without +B: {}", a_args.join(" "));
+    }
     if !common_args().is_empty() {
         println!("every run: {}", common_args().join(" "));
     }
@@ -359,12 +364,12 @@ pub fn bounded() {
     if !can_limit {
         println!("(no memory cgroup or no right to drop the page cache: unlimited only)");
     }
-    let mut kinds: Vec<(&str, bool, Vec<String>)> = vec![("unlimited", false, Vec::new())];
+    let mut kinds: Vec<(&str, bool, Vec<String>)> = vec![("unlimited", false, a_args.clone())];
     if !b_args.is_empty() {
         kinds.push(("unlimited+B", false, b_args.clone()));
     }
     if can_limit {
-        kinds.push(("limited", true, Vec::new()));
+        kinds.push(("limited", true, a_args.clone()));
         if !b_args.is_empty() {
             kinds.push(("limited+B", true, b_args.clone()));
         }

@@ -1,5 +1,5 @@
-//! `--read-ahead`: the next block run speculatively against memory only, the keys it would have
-//! read from the disk read ahead in parallel. Its results must be the daemon's without it.
+//! `--read-ahead`: the next block cut into parts run speculatively side by side, their reads
+//! made through the store many at a time. Its results must be the daemon's without it.
 
 use std::time::Duration;
 
@@ -68,6 +68,7 @@ fn read_ahead_changes_no_root_through_a_kill_and_a_reorganisation() {
         "--no-pow-check",
         "--read-ahead",
         "16",
+        "--read-ahead-always",
     ];
     let mut d = Daemon::start(guests::SPENDABLES, &db, &args);
     d.wait_for_height(5, Duration::from_secs(300));
@@ -97,9 +98,28 @@ fn read_ahead_changes_no_root_through_a_kill_and_a_reorganisation() {
         log.contains("chain reorganisation"),
         "no reorganisation:\n{log}"
     );
-    // It did run: blocks were run speculatively and keys read ahead.
-    assert!(summary_figure(&log, "speculative") > 0, "{log}");
+    // It did run: blocks were cut into parts, run speculatively, and keys read ahead.
+    let blocks = summary_figure(&log, "blocks");
+    assert!(blocks > 0, "{log}");
+    assert!(summary_figure(&log, "speculative") > blocks, "{log}");
     assert!(summary_figure(&log, "keys") > 0, "{log}");
+}
+
+/// By default read-ahead runs only while blocks wait for the disk: with a fresh database, all
+/// of it in the page cache, it stands down for every block, large as they are.
+#[test]
+fn read_ahead_stands_down_while_blocks_do_not_wait_for_the_disk() {
+    let blocks = chain(6);
+    let node = FakeNode::start(blocks.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let url = node.url();
+    let args = ["--daemon-rpc-url", &url, "--no-pow-check", "--exit-at", "5"];
+    let mut d = Daemon::start(guests::SPENDABLES, &dir.path().join("db"), &args);
+    assert_eq!(d.wait_exit(Duration::from_secs(300)), Some(0));
+    let log = d.log_text();
+    assert_eq!(summary_figure(&log, "blocks"), 0, "{log}");
+    assert_eq!(summary_figure(&log, "speculative"), 0, "{log}");
+    assert!(!log.contains("reading ahead"), "{log}");
 }
 
 /// A guest whose block 0 flushes nothing and whose every later block runs for ever.
@@ -138,6 +158,7 @@ fn a_speculative_run_in_progress_is_cancelled_at_once() {
         ReadAheadConfig {
             parallel: 2,
             min_block_bytes: 0,
+            always: true,
         },
     )
     .unwrap();
