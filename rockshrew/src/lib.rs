@@ -18,6 +18,7 @@ mod abandoned;
 mod admin;
 pub mod cli;
 pub mod daemon;
+mod device_reads;
 mod fd_budget;
 pub mod indexers;
 pub mod inspect;

@@ -30,6 +30,9 @@ pub struct Metrics {
     /// Data blocks RocksDB read from its files (not found in its block cache) while the
     /// indexing thread ran blocks: the reads that waited for the page cache or the disk.
     pub block_file_reads: IntCounter,
+    /// Reads the indexing thread made the kernel fetch from the storage device (page-cache
+    /// hits excluded) while it ran blocks: the reads that waited for the disk (Linux only).
+    pub block_device_reads: IntCounter,
     /// Reorganisations rolled back.
     pub reorgs: IntCounter,
     /// Blocks refused by the proof-of-work checks.
@@ -171,6 +174,10 @@ impl Metrics {
             block_file_reads: f.counter(
                 "block_file_reads_total",
                 "Data blocks RocksDB read from its files (block cache misses) while running blocks",
+            )?,
+            block_device_reads: f.counter(
+                "block_device_reads_total",
+                "Reads of 4 KiB the indexing thread made from the storage device (not the page cache) while running blocks",
             )?,
             block_phase_seconds: f.histogram_vec(
                 "block_phase_seconds",

@@ -20,10 +20,10 @@
 //! commit or a rollback is not cached, the block being committed answers its own keys). At
 //! worst read-ahead reads keys for nothing.
 //!
-//! It only runs while blocks wait for the disk. After each block the indexing thread reports
-//! its reads ([`ReadAhead::block_done`]); the bytes that it and the runners made the kernel
-//! read from the device (Linux's per-thread I/O accounting, `/proc/thread-self/io`
-//! `read_bytes`: page-cache hits do not count) give the device reads a guest read, over the
+//! It only runs while blocks wait for the disk. After each block the sync loop reports its
+//! reads ([`ReadAhead::block_done`]); the reads that the indexing thread and the runners made
+//! the kernel fetch from the device ([`DeviceReads`]: page-cache hits do not count) give the
+//! device reads a guest read, over the
 //! last blocks (each block's counts weigh a quarter less at every later block). From
 //! [`ACTIVE_FROM`] (one read in 50) it reads ahead; below [`ACTIVE_UNTIL`] (one in 200) it
 //! stands down again. With the database in memory it thus costs nothing: there, speculative
@@ -48,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use metashrew_runtime::{Cancellation, MetashrewRuntime};
 use metashrew_storage::Storage;
 
+use crate::device_reads::DeviceReads;
 use crate::placement::{Class, Placement};
 use crate::source::Block;
 use crate::sub_blocks;
@@ -62,8 +63,6 @@ pub const PARTS_PER_RUN: usize = 4;
 pub const ACTIVE_FROM: f64 = 1.0 / 50.0;
 /// Device reads a guest read below which read-ahead stands down again (one in 200).
 pub const ACTIVE_UNTIL: f64 = 1.0 / 200.0;
-/// Bytes of one device read, to count reads from bytes (RocksDB's block size).
-const DEVICE_READ: u64 = 4096;
 
 /// Read-ahead's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,17 +88,6 @@ impl Default for ReadAheadConfig {
     }
 }
 
-/// Bytes the calling thread made the kernel read from a storage device so far (page-cache hits
-/// excluded); `None` without Linux's task I/O accounting.
-fn device_bytes_of_this_thread() -> Option<u64> {
-    let io = std::fs::read_to_string("/proc/thread-self/io").ok()?;
-    io.lines()
-        .find_map(|line| line.strip_prefix("read_bytes:"))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Counters of what read-ahead did.
 #[derive(Debug, Default)]
 pub struct ReadAheadStats {
@@ -112,8 +100,8 @@ pub struct ReadAheadStats {
     pub runs_failed: AtomicU64,
     /// Keys read by the runs that completed (through the store: read ahead).
     pub keys_read: AtomicU64,
-    /// Bytes the runners made the kernel read from the device since the last block was done.
-    device_bytes: AtomicU64,
+    /// Device reads the runners made since the last block was done.
+    device_reads: AtomicU64,
 }
 
 /// One block to read ahead: `block` at `height`.
@@ -147,8 +135,6 @@ pub struct ReadAhead {
 /// which may be a block later, so one block alone says little.
 #[derive(Debug, Default)]
 struct DiskGauge {
-    /// The indexing thread's device bytes when its last block was done.
-    mark: Option<u64>,
     device_reads: f64,
     reads: f64,
 }
@@ -157,19 +143,11 @@ struct DiskGauge {
 const DECAY: f64 = 0.75;
 
 impl DiskGauge {
-    /// Counts a block's `reads` and the device reads made since the last one (the indexing
-    /// thread's, measured now, and the runners' `theirs`): that block's device reads, and the
-    /// device reads a read over the last blocks.
-    fn block_done(&mut self, reads: usize, theirs: u64) -> (u64, f64) {
-        let now = device_bytes_of_this_thread();
-        let own = now
-            .zip(self.mark)
-            .map_or(0, |(now, was)| now.saturating_sub(was));
-        self.mark = now;
-        let device_reads = (own + theirs) / DEVICE_READ;
+    /// Counts a block's reads and device reads: the device reads a read over the last blocks.
+    fn add(&mut self, reads: u64, device_reads: u64) -> f64 {
         self.device_reads = DECAY * self.device_reads + device_reads as f64;
         self.reads = DECAY * self.reads + reads as f64;
-        (device_reads, self.device_reads / self.reads.max(1.0))
+        self.device_reads / self.reads.max(1.0)
     }
 }
 
@@ -202,13 +180,11 @@ fn run_parts<S: Storage>(
             && let Ok(Some(tip)) = runtime.tip()
         {
             stats.runs.fetch_add(1, Ordering::Relaxed);
-            let before = device_bytes_of_this_thread();
+            let mut device = DeviceReads::on_this_thread();
             let outcome = runtime.speculate(&part.bytes, part.height, tip, None, &part.cancel);
-            if let (Some(before), Some(after)) = (before, device_bytes_of_this_thread()) {
-                stats
-                    .device_bytes
-                    .fetch_add(after.saturating_sub(before), Ordering::Relaxed);
-            }
+            stats
+                .device_reads
+                .fetch_add(device.take(), Ordering::Relaxed);
             match outcome {
                 Ok(reads) => {
                     stats.keys_read.fetch_add(reads as u64, Ordering::Relaxed);
@@ -297,8 +273,7 @@ impl ReadAhead {
             log::warn!("no read-ahead (cannot start its dispatcher: {err})");
             return None;
         }
-        let indexing_mark = device_bytes_of_this_thread();
-        if indexing_mark.is_none() && !config.always {
+        if !DeviceReads::on_this_thread().counted() && !config.always {
             log::warn!(
                 "read-ahead stays off: this kernel does not count a thread's device reads (/proc/thread-self/io), so it cannot tell when blocks wait for the disk"
             );
@@ -309,22 +284,19 @@ impl ReadAhead {
             config,
             stats,
             active: AtomicBool::new(config.always),
-            gauge: Mutex::new(DiskGauge {
-                mark: indexing_mark,
-                ..DiskGauge::default()
-            }),
+            gauge: Mutex::new(DiskGauge::default()),
         })
     }
 
-    /// Reports a block done by the indexing thread, which calls it, with the reads it made:
-    /// decides whether the next blocks are read ahead (see the module's documentation).
-    pub fn block_done(&self, reads: usize) {
+    /// Reports a block done: the `reads` it made and the `device_reads` the indexing thread
+    /// made for it (a [`DeviceReads`] count); decides whether the next blocks are read ahead
+    /// (see the module's documentation).
+    pub fn block_done(&self, reads: u64, device_reads: u64) {
         if self.config.always {
             return;
         }
-        let theirs = self.stats.device_bytes.swap(0, Ordering::Relaxed);
-        let Ok((device_reads, share)) = self.gauge.lock().map(|mut g| g.block_done(reads, theirs))
-        else {
+        let device_reads = device_reads + self.stats.device_reads.swap(0, Ordering::Relaxed);
+        let Ok(share) = self.gauge.lock().map(|mut g| g.add(reads, device_reads)) else {
             return;
         };
         let was = self.active.load(Ordering::Relaxed);
@@ -337,11 +309,11 @@ impl ReadAhead {
             self.active.store(next, Ordering::Relaxed);
             if next {
                 log::info!(
-                    "blocks wait for the disk ({share:.3} device reads a read; the last block: {device_reads} for {reads}): reading ahead"
+                    "blocks wait for the disk ({share:.3} device reads a read; this block: {device_reads} for {reads}): reading ahead"
                 );
             } else {
                 log::info!(
-                    "blocks no longer wait for the disk ({share:.4} device reads a read; the last block: {device_reads} for {reads}): read-ahead stands down"
+                    "blocks no longer wait for the disk ({share:.4} device reads a read; this block: {device_reads} for {reads}): read-ahead stands down"
                 );
             }
         }

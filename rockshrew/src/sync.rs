@@ -25,6 +25,7 @@ use metashrew_storage::hashes::{block_hash, parent_hash};
 use metashrew_storage::{BlockHash, Storage, StorageError};
 use rockshrew_store::IngestMode;
 
+use crate::device_reads::DeviceReads;
 use crate::metrics::Metrics;
 use crate::pow::{Branch, CheckError, Checked, HeaderStore, KeptHeaders, Rules, header_of};
 use crate::prefetch::Prefetcher;
@@ -153,6 +154,8 @@ struct Progress {
     mode: IngestMode,
     /// The indexing thread's reads of RocksDB's files (block cache misses).
     file_reads: FileReads,
+    /// The indexing thread's device reads.
+    device_reads: DeviceReads,
 }
 
 impl<S: Storage> Syncer<S> {
@@ -187,6 +190,7 @@ impl<S: Storage> Syncer<S> {
             active: Duration::ZERO,
             mode: IngestMode::Tip,
             file_reads: FileReads::on_this_thread(),
+            device_reads: DeviceReads::on_this_thread(),
         };
         let read_ahead = self
             .config
@@ -543,6 +547,7 @@ impl<S: Storage> Syncer<S> {
                 }
             }
             progress.file_reads.take();
+            progress.device_reads.take();
             let report = match self.runtime.process_block(h, &fetched.block) {
                 Ok(r) => r,
                 Err(RuntimeError::BlockFailed { height, fault }) => {
@@ -575,8 +580,10 @@ impl<S: Storage> Syncer<S> {
                 .with_label_values(&["commit"])
                 .observe(report.commit_time.as_secs_f64());
             self.metrics.block_reads.inc_by(report.reads as u64);
+            let device_reads = progress.device_reads.take();
+            self.metrics.block_device_reads.inc_by(device_reads);
             if let Some(read_ahead) = read_ahead {
-                read_ahead.block_done(report.reads);
+                read_ahead.block_done(report.reads as u64, device_reads);
             }
             self.metrics
                 .block_file_reads

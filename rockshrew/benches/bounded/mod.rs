@@ -20,7 +20,8 @@
 //! nothing and a run that commits no block for 10 minutes is stopped).
 //!
 //! Each run reports blocks/s, the guest's reads a block and how many of them waited for a read
-//! of RocksDB's files (its block cache missed: page cache or disk), µs of host-function time a
+//! of RocksDB's files (its block cache missed: page cache or disk) and for the device (the
+//! indexing thread's reads that missed the page cache too), µs of host-function time a
 //! read, the device's reads a guest read (from `/sys/dev/block/*/stat`: the share of reads that
 //! went to the disk; the machine should be otherwise idle) and the peak memory (the cgroup's,
 //! page cache included, or the daemon's RSS). The disk's floor is measured in the same run: 4
@@ -213,6 +214,8 @@ struct Run {
     reads_per_block: f64,
     /// Reads of RocksDB's files by the indexing thread a block: those it waited on.
     file_reads_per_block: f64,
+    /// Reads the indexing thread waited on the device for, a block.
+    device_waits_per_block: f64,
     us_per_read: f64,
     disk_reads_per_read: f64,
     peak_mib: f64,
@@ -276,6 +279,7 @@ fn run_tail(
     let blocks = delta("rockshrew_blocks_indexed_total");
     let reads = delta("rockshrew_block_reads_total");
     let file_reads = delta("rockshrew_block_file_reads_total");
+    let device_waits = delta("rockshrew_block_device_reads_total");
     let host = delta("rockshrew_block_phase_seconds_sum{phase=\"host_calls\"}");
     drop(daemon);
     let _ = std::fs::remove_dir_all(&db);
@@ -283,6 +287,7 @@ fn run_tail(
         blocks_per_s: blocks / seconds,
         reads_per_block: reads / blocks.max(1.0),
         file_reads_per_block: file_reads / blocks.max(1.0),
+        device_waits_per_block: device_waits / blocks.max(1.0),
         us_per_read: 1e6 * host / reads.max(1.0),
         disk_reads_per_read: disk.map_or(f64::NAN, |d| d as f64 / reads.max(1.0)),
         peak_mib: cgroup.map_or(peak_rss as f64 / 1024.0, MemoryCgroup::peak_mib),
@@ -398,11 +403,12 @@ pub fn bounded() {
                 extra,
             );
             println!(
-                "round {} {name:>10}: {:.2} blocks/s, {:.0} reads a block ({:.0} waited for a file read), {:.1} µs a read, {:.3} disk reads a read, peak {} {:.0} MiB",
+                "round {} {name:>11}: {:.2} blocks/s, {:.0} reads a block ({:.0} waited for a file read, {:.0} for the device), {:.1} µs a read, {:.3} disk reads a read, peak {} {:.0} MiB",
                 round + 1,
                 run.blocks_per_s,
                 run.reads_per_block,
                 run.file_reads_per_block,
+                run.device_waits_per_block,
                 run.us_per_read,
                 run.disk_reads_per_read,
                 if *limited {
