@@ -93,6 +93,8 @@ impl Default for ReadAheadConfig {
 pub struct ReadAheadStats {
     /// Blocks read ahead.
     pub blocks: AtomicU64,
+    /// Blocks whose every part has ended.
+    pub blocks_done: AtomicU64,
     /// Speculative runs started (one a part).
     pub runs: AtomicU64,
     /// Speculative runs that ended early (the guest failed on a part, or the run was
@@ -233,6 +235,7 @@ fn dispatch(
                 return;
             }
         }
+        stats.blocks_done.fetch_add(1, Ordering::Relaxed);
     }
 }
 

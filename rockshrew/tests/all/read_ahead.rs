@@ -183,3 +183,90 @@ fn a_speculative_run_in_progress_is_cancelled_at_once() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A store whose reads take a while, counting how many are in flight at once.
+#[derive(Default)]
+struct SlowReads {
+    inner: metashrew_storage::MemStore,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl metashrew_storage::Storage for SlowReads {
+    fn get_at(
+        &self,
+        key: &[u8],
+        height: u32,
+    ) -> Result<Option<Vec<u8>>, metashrew_storage::StorageError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        self.reads.fetch_add(1, SeqCst);
+        std::thread::sleep(Duration::from_micros(100));
+        let value = self.inner.get_at(key, height);
+        self.in_flight.fetch_sub(1, SeqCst);
+        value
+    }
+
+    fn commit_block(
+        &self,
+        commit: &metashrew_storage::BlockCommit,
+    ) -> Result<(), metashrew_storage::StorageError> {
+        self.inner.commit_block(commit)
+    }
+
+    fn rollback_to(&self, height: u32) -> Result<(), metashrew_storage::StorageError> {
+        self.inner.rollback_to(height)
+    }
+
+    metashrew_storage::forward_block_metadata!(self => self.inner);
+}
+
+/// The parts of a block run side by side, never more at once than read-ahead's threads: with
+/// 3 threads, 3 reads are in flight, never 4. Every part ends, none fails on mainnet block
+/// 840,243, and their reads are the store's.
+#[test]
+fn parts_run_side_by_side_with_at_most_its_threads() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
+    use rockshrew::read_ahead::{PARTS_PER_RUN, ReadAhead, ReadAheadConfig};
+
+    let store = Arc::new(SlowReads::default());
+    let wasm = std::fs::read(guests::SPENDABLES).unwrap();
+    let runtime =
+        MetashrewRuntime::from_bytes(&wasm, store.clone(), RuntimeConfig::default()).unwrap();
+    let genesis = metashrew_tests::fixtures::mainnet_blocks()[0].clone();
+    runtime.process_block(0, &genesis).unwrap();
+    let before = store.reads.load(SeqCst);
+    let read_ahead = ReadAhead::start(
+        Arc::new(runtime),
+        ReadAheadConfig {
+            parallel: 3,
+            min_block_bytes: 0,
+            always: true,
+        },
+    )
+    .unwrap();
+    let stats = read_ahead.stats();
+    let block = Arc::new(metashrew_tests::fixtures::heavy_block());
+    let waited = std::time::Instant::now();
+    while stats.blocks.load(SeqCst) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(10), "never started");
+        read_ahead.offer(1, &block);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    while stats.blocks_done.load(SeqCst) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(600), "never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(stats.runs.load(SeqCst), 3 * PARTS_PER_RUN as u64);
+    assert_eq!(stats.runs_failed.load(SeqCst), 0);
+    assert_eq!(store.most.load(SeqCst), 3, "reads in flight at once");
+    let reads = (store.reads.load(SeqCst) - before) as u64;
+    assert_eq!(stats.keys_read.load(SeqCst), reads);
+    // Every input and output of 4,850 transactions reads at least one key.
+    assert!(reads > 10_000, "{reads}");
+}
