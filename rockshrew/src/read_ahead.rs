@@ -6,7 +6,7 @@
 //! depends on the value it just read (the output a transaction spends names the balance it
 //! changes). So the keys are learned by running the guest, and read where they are learned. The
 //! next block is cut into [`ReadAheadConfig::parallel`] × [`PARTS_PER_RUN`] blocks of its own
-//! transactions ([`crate::sub_blocks`]), and [`ReadAheadConfig::parallel`] threads run them,
+//! transactions (each: the header, the coinbase, a run of the others), and [`ReadAheadConfig::parallel`] threads run them,
 //! first parts first, each as a speculative run ([`MetashrewRuntime::speculate`]) over the
 //! committed state: every read goes through the daemon's whole store stack
 //! ([`Storage::get_at`] at the tip), which leaves the value in the host read cache, RocksDB's
@@ -21,12 +21,12 @@
 //! worst read-ahead reads keys for nothing.
 //!
 //! It only runs while blocks wait for the disk. After each block the sync loop reports its
-//! reads ([`ReadAhead::block_done`]); the reads that the indexing thread and the runners made
-//! the kernel fetch from the device ([`DeviceReads`]: page-cache hits do not count) give the
-//! device reads a guest read, over the
-//! last blocks (each block's counts weigh a quarter less at every later block). From
-//! [`ACTIVE_FROM`] (one read in 50) it reads ahead; below [`ACTIVE_UNTIL`] (one in 200) it
-//! stands down again. With the database in memory it thus costs nothing: there, speculative
+//! reads and the indexing thread's device reads ([`ReadAhead::block_done`]); with the runners'
+//! own, counted the same way (the bytes Linux's per-thread I/O accounting says a thread had the
+//! kernel fetch from the device: page-cache hits do not count), they give the device reads a
+//! guest read over the last blocks (each block's counts weigh a quarter less at every later
+//! block). From [`ACTIVE_FROM`] (one in 50) it reads ahead; below [`ACTIVE_UNTIL`] (one in 200)
+//! it stands down again. With the database in memory it thus costs nothing: there, speculative
 //! runs only take CPU time from the block (8.5% of `contracts` on 2 cores, measured), while
 //! under a memory limit they save far more than they cost. [`ReadAheadConfig::always`] reads
 //! ahead for every block regardless (for tests and measurements).
@@ -292,8 +292,8 @@ impl ReadAhead {
     }
 
     /// Reports a block done: the `reads` it made and the `device_reads` the indexing thread
-    /// made for it (a [`DeviceReads`] count); decides whether the next blocks are read ahead
-    /// (see the module's documentation).
+    /// made for it (reads of 4 KiB that missed the page cache); decides whether the next
+    /// blocks are read ahead (see the module's documentation).
     pub fn block_done(&self, reads: u64, device_reads: u64) {
         if self.config.always {
             return;

@@ -549,7 +549,8 @@ pub fn scale() {
 }
 
 /// The `sync` section: the daemon itself syncing a generated chain from its `blk*.dat` files,
-/// as an operator's first sync does. `METASHREW_SYNC_BLOCKS` (default 450) sets the length.
+/// as an operator's first sync does. `METASHREW_SYNC_BLOCKS` (default 450) sets the length,
+/// `METASHREW_SYNC_ARGS` gives more daemon flags.
 /// Prints blocks/s per row of [`WINDOW`] blocks and the daemon's peak RSS; the series goes to
 /// `target/scale/sync.csv`.
 pub fn daemon_sync() {
@@ -565,17 +566,17 @@ pub fn daemon_sync() {
     let db = dir.join("sync-db");
     let last = blocks - 1;
     let files_arg = files.to_str().expect("path").to_string();
-    let mut daemon = Daemon::start(
-        guests::SPENDABLES,
-        &db,
-        &[
-            "--no-pow-check",
-            "--blocks-file",
-            &files_arg,
-            "--exit-at",
-            &last.to_string(),
-        ],
-    );
+    let last_arg = last.to_string();
+    let extra = words("METASHREW_SYNC_ARGS");
+    let mut args = vec![
+        "--no-pow-check",
+        "--blocks-file",
+        &files_arg,
+        "--exit-at",
+        &last_arg,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let mut daemon = Daemon::start(guests::SPENDABLES, &db, &args);
     let started = Instant::now();
     // When each height was first seen committed.
     let mut reached: Vec<Option<f64>> = vec![None; blocks as usize];
@@ -647,6 +648,9 @@ pub fn daemon_sync() {
         .rev()
         .find(|l| l.contains("indexed ") && l.contains("blocks/s"))
     {
+        println!("daemon: {line}");
+    }
+    if let Some(line) = log.lines().rev().find(|l| l.contains("read ahead:")) {
         println!("daemon: {line}");
     }
     let warm = [startup_ms(&db, &files), startup_ms(&db, &files)];
