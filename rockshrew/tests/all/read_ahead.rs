@@ -122,6 +122,43 @@ fn read_ahead_stands_down_while_blocks_do_not_wait_for_the_disk() {
     assert!(!log.contains("reading ahead"), "{log}");
 }
 
+/// `runtime` with genesis indexed, and read-ahead on it with `parallel` threads, for every block.
+fn reading_ahead<S: metashrew_storage::Storage>(
+    runtime: metashrew_runtime::MetashrewRuntime<S>,
+    parallel: usize,
+) -> rockshrew::read_ahead::ReadAhead {
+    let genesis = metashrew_tests::fixtures::mainnet_blocks()[0].clone();
+    runtime.process_block(0, &genesis).unwrap();
+    rockshrew::read_ahead::ReadAhead::start(
+        std::sync::Arc::new(runtime),
+        rockshrew::read_ahead::ReadAheadConfig {
+            parallel,
+            min_block_bytes: 0,
+            always: true,
+        },
+    )
+    .unwrap()
+}
+
+/// Offers `block` as block 1 until read-ahead takes it (an offer made while it is not waiting
+/// for one is skipped).
+fn offer_until_taken(
+    read_ahead: &rockshrew::read_ahead::ReadAhead,
+    block: &std::sync::Arc<Vec<u8>>,
+) {
+    let waited = std::time::Instant::now();
+    while read_ahead
+        .stats()
+        .blocks
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0
+    {
+        assert!(waited.elapsed() < Duration::from_secs(10), "never started");
+        read_ahead.offer(1, block);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A guest whose block 0 flushes nothing and whose every later block runs for ever.
 const SPIN_AFTER_GENESIS_WAT: &str = r#"
   (memory (export "memory") 2)
@@ -141,7 +178,6 @@ fn a_speculative_run_in_progress_is_cancelled_at_once() {
 
     use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
     use metashrew_storage::MemStore;
-    use rockshrew::read_ahead::{ReadAhead, ReadAheadConfig};
 
     let wasm = wat::parse_str(format!(
         "(module {} {SPIN_AFTER_GENESIS_WAT})",
@@ -151,27 +187,16 @@ fn a_speculative_run_in_progress_is_cancelled_at_once() {
     let runtime =
         MetashrewRuntime::from_bytes(&wasm, Arc::new(MemStore::new()), RuntimeConfig::default())
             .unwrap();
-    let genesis = metashrew_tests::fixtures::mainnet_blocks()[0].clone();
-    runtime.process_block(0, &genesis).unwrap();
-    let read_ahead = ReadAhead::start(
-        Arc::new(runtime),
-        ReadAheadConfig {
-            parallel: 2,
-            min_block_bytes: 0,
-            always: true,
-        },
-    )
-    .unwrap();
+    let read_ahead = reading_ahead(runtime, 2);
     let stats = read_ahead.stats();
-    let block = Arc::new(genesis);
-    let waited = std::time::Instant::now();
-    // An offer made while the runner is not waiting for one is skipped: offer until it runs.
-    while stats.runs.load(Ordering::SeqCst) == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(10), "never started");
-        read_ahead.offer(1, &block);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let block = Arc::new(metashrew_tests::fixtures::mainnet_blocks()[0].clone());
+    offer_until_taken(&read_ahead, &block);
     std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        stats.runs.load(Ordering::SeqCst),
+        1,
+        "the block, whole (one transaction)"
+    );
     assert_eq!(stats.runs_failed.load(Ordering::SeqCst), 0, "still running");
     let cancelled = std::time::Instant::now();
     read_ahead.cancel();
@@ -232,32 +257,21 @@ fn parts_run_side_by_side_with_at_most_its_threads() {
     use std::sync::atomic::Ordering::SeqCst;
 
     use metashrew_runtime::{MetashrewRuntime, RuntimeConfig};
-    use rockshrew::read_ahead::{PARTS_PER_RUN, ReadAhead, ReadAheadConfig};
+    use rockshrew::read_ahead::PARTS_PER_RUN;
 
     let store = Arc::new(SlowReads::default());
     let wasm = std::fs::read(guests::SPENDABLES).unwrap();
     let runtime =
         MetashrewRuntime::from_bytes(&wasm, store.clone(), RuntimeConfig::default()).unwrap();
-    let genesis = metashrew_tests::fixtures::mainnet_blocks()[0].clone();
-    runtime.process_block(0, &genesis).unwrap();
+    let read_ahead = reading_ahead(runtime, 3);
+    // Genesis is indexed: from here every read is a speculative run's.
     let before = store.reads.load(SeqCst);
-    let read_ahead = ReadAhead::start(
-        Arc::new(runtime),
-        ReadAheadConfig {
-            parallel: 3,
-            min_block_bytes: 0,
-            always: true,
-        },
-    )
-    .unwrap();
     let stats = read_ahead.stats();
-    let block = Arc::new(metashrew_tests::fixtures::heavy_block());
+    offer_until_taken(
+        &read_ahead,
+        &Arc::new(metashrew_tests::fixtures::heavy_block()),
+    );
     let waited = std::time::Instant::now();
-    while stats.blocks.load(SeqCst) == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(10), "never started");
-        read_ahead.offer(1, &block);
-        std::thread::sleep(Duration::from_millis(10));
-    }
     while stats.blocks_done.load(SeqCst) == 0 {
         assert!(waited.elapsed() < Duration::from_secs(600), "never ended");
         std::thread::sleep(Duration::from_millis(10));
