@@ -37,8 +37,8 @@
 //! Bounds: one block at a time (a block offered while one is being read ahead is skipped);
 //! `parallel` threads, each running one part at a time in a view slot (view places are shared
 //! with views), under the view memory bound and `--view-timeout-ms`. Every thread of it runs in
-//! Linux's `SCHED_IDLE` class, so it only uses CPU time that the indexing thread and RocksDB
-//! leave. A reorganisation (any rollback) or the end of a batch cancels the parts not yet run
+//! Linux's `SCHED_IDLE` class by default ([`ReadAheadConfig::class`]), so it only uses CPU time
+//! that the indexing thread and RocksDB leave. A reorganisation (any rollback) or the end of a batch cancels the parts not yet run
 //! and stops the ones running.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +76,10 @@ pub struct ReadAheadConfig {
     /// Read ahead for every block, not only while blocks wait for the disk (see the module's
     /// documentation). Default false.
     pub always: bool,
+    /// The scheduling class of its threads. Default [`Class::Idle`]: they use only CPU time
+    /// that indexing and RocksDB leave, so on a machine kept busy by other work they may wait
+    /// long for a CPU.
+    pub class: Class,
 }
 
 impl Default for ReadAheadConfig {
@@ -84,6 +88,7 @@ impl Default for ReadAheadConfig {
             parallel: 16,
             min_block_bytes: 64 << 10,
             always: false,
+            class: Class::Idle,
         }
     }
 }
@@ -153,10 +158,10 @@ impl DiskGauge {
     }
 }
 
-/// Moves the calling thread to `SCHED_IDLE` (logged if it cannot).
-fn idle_class() {
+/// Moves the calling thread to `class` (logged if it cannot).
+fn enter_class(class: Class) {
     let placement = Placement {
-        class: Class::Idle,
+        class,
         ..Placement::default()
     };
     if let Err(err) = placement.apply_to_current_thread() {
@@ -170,8 +175,10 @@ fn run_parts<S: Storage>(
     parts: &Mutex<Receiver<Part>>,
     done: &Sender<()>,
     stats: &ReadAheadStats,
+    class: Class,
 ) {
-    idle_class();
+    enter_class(class);
+    let mut device = DeviceReads::on_this_thread();
     loop {
         let part = match parts.lock() {
             Ok(rx) => rx.recv(),
@@ -182,7 +189,8 @@ fn run_parts<S: Storage>(
             && let Ok(Some(tip)) = runtime.tip()
         {
             stats.runs.fetch_add(1, Ordering::Relaxed);
-            let mut device = DeviceReads::on_this_thread();
+            // From here, this part's reads.
+            device.take();
             let outcome = runtime.speculate(&part.bytes, part.height, tip, None, &part.cancel);
             stats
                 .device_reads
@@ -212,7 +220,7 @@ fn dispatch(
     config: ReadAheadConfig,
     stats: &ReadAheadStats,
 ) {
-    idle_class();
+    enter_class(config.class);
     let runs = config.parallel.max(1);
     while let Ok(job) = jobs.recv() {
         let pieces = sub_blocks::split(&job.block, runs * PARTS_PER_RUN)
@@ -261,7 +269,7 @@ impl ReadAhead {
             );
             let spawned = std::thread::Builder::new()
                 .name("rockshrew-read-ahead".into())
-                .spawn(move || run_parts(&runtime, &part_rx, &done_tx, &stats));
+                .spawn(move || run_parts(&runtime, &part_rx, &done_tx, &stats, config.class));
             if let Err(err) = spawned {
                 log::warn!("no read-ahead (cannot start a runner thread: {err})");
                 return None;

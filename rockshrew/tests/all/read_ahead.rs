@@ -135,6 +135,8 @@ fn reading_ahead<S: metashrew_storage::Storage>(
             parallel,
             min_block_bytes: 0,
             always: true,
+            // At the normal class: the tests around keep the CPUs busy.
+            class: rockshrew::placement::Class::Normal,
         },
     )
     .unwrap()
@@ -249,8 +251,8 @@ impl metashrew_storage::Storage for SlowReads {
 }
 
 /// The parts of a block run side by side, never more at once than read-ahead's threads: with
-/// 3 threads, 3 reads are in flight, never 4. Every part ends, none fails on mainnet block
-/// 840,243, and their reads are the store's.
+/// 3 threads, 3 reads are in flight, never 4. Every part ends, none fails, and their reads are
+/// the store's.
 #[test]
 fn parts_run_side_by_side_with_at_most_its_threads() {
     use std::sync::Arc;
@@ -267,13 +269,12 @@ fn parts_run_side_by_side_with_at_most_its_threads() {
     // Genesis is indexed: from here every read is a speculative run's.
     let before = store.reads.load(SeqCst);
     let stats = read_ahead.stats();
-    offer_until_taken(
-        &read_ahead,
-        &Arc::new(metashrew_tests::fixtures::heavy_block()),
-    );
+    // A block of 500-600 transactions (the first of `chain` only creates outputs).
+    let block = Arc::new(chain(2).swap_remove(1));
+    offer_until_taken(&read_ahead, &block);
     let waited = std::time::Instant::now();
     while stats.blocks_done.load(SeqCst) == 0 {
-        assert!(waited.elapsed() < Duration::from_secs(600), "never ended");
+        assert!(waited.elapsed() < Duration::from_secs(300), "never ended");
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(stats.runs.load(SeqCst), 3 * PARTS_PER_RUN as u64);
@@ -281,6 +282,6 @@ fn parts_run_side_by_side_with_at_most_its_threads() {
     assert_eq!(store.most.load(SeqCst), 3, "reads in flight at once");
     let reads = (store.reads.load(SeqCst) - before) as u64;
     assert_eq!(stats.keys_read.load(SeqCst), reads);
-    // Every input and output of 4,850 transactions reads at least one key.
-    assert!(reads > 10_000, "{reads}");
+    // Every input and output of 500 transactions reads at least one key.
+    assert!(reads > 1_000, "{reads}");
 }
