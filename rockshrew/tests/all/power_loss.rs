@@ -284,6 +284,24 @@ fn a_replica_of_a_primary_that_loses_power_catches_up_again_without_a_restart() 
     d.signal("-KILL");
     let _ = d.wait_exit(Duration::from_secs(30));
     drop(d);
+    // The power stays off until the replica has tried to follow and failed at least once: on a
+    // busy machine its 50 ms refresh may not come round within the moments the cut takes.
+    let failures = |replica: &Daemon| {
+        let (_, page) = replica.get("/metrics");
+        page.lines()
+            .find_map(|l| l.strip_prefix("rockshrew_replica_refresh_failures_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let cut = std::time::Instant::now();
+    while failures(&replica) < 1.0 {
+        assert!(
+            cut.elapsed() < Duration::from_secs(60),
+            "the replica never failed to follow a primary without power:\n{}",
+            replica.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     fs.power_cycle().unwrap();
     let tip = whole_prefix(&db, &[&reference]).unwrap();
     assert!(tip >= seen, "--sync-every-block: {tip} < {seen}");
