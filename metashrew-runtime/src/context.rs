@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::SyncSender;
 
 use crate::bounds::{Deadline, Limits};
 use metashrew_storage::{Storage, StorageError};
@@ -11,20 +10,11 @@ use metashrew_storage::{Storage, StorageError};
 pub enum StateView<S> {
     /// Nothing (block 0's parent).
     Empty,
-    /// The store as of a height, read by a block.
+    /// The store as of a height, read by a block (or a speculative run of one).
     At(Arc<S>, u32),
     /// The store as of a height, read by a view or a preview's block
     /// ([`Storage::get_at_for_view`]).
     ViewAt(Arc<S>, u32),
-    /// The store as of a height, read by a speculative run of a block, from memory first
-    /// ([`Storage::get_in_memory`]). A key the store would have to read from the disk is sent
-    /// to `missed` and reads as absent (dropped when `missed` is full); without `missed` it is
-    /// read from the store.
-    Speculative {
-        store: Arc<S>,
-        height: u32,
-        missed: Option<SyncSender<Vec<u8>>>,
-    },
     /// Writes of a previewed block over the store as of a height (or over nothing), read by
     /// the preview's view.
     Overlay {
@@ -42,18 +32,6 @@ impl<S: Storage> StateView<S> {
             StateView::ViewAt(store, height) => {
                 Ok(store.get_at_for_view(key, *height)?.unwrap_or_default())
             }
-            StateView::Speculative {
-                store,
-                height,
-                missed,
-            } => match (store.get_in_memory(key, *height)?, missed) {
-                (Some(value), _) => Ok(value.unwrap_or_default()),
-                (None, Some(missed)) => {
-                    let _ = missed.try_send(key.to_vec());
-                    Ok(Vec::new())
-                }
-                (None, None) => Ok(store.get_at(key, *height)?.unwrap_or_default()),
-            },
             StateView::Overlay { writes, base } => match writes.get(key) {
                 Some(value) => Ok(value.clone()),
                 None => match base {

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 
 use wasmtime::{Instance, Store, Trap, UpdateDeadline};
@@ -549,30 +548,23 @@ impl<S: Storage> MetashrewRuntime<S> {
     }
 
     /// Runs `block` as block `height` on top of the state at `over` (at most the tip; below
-    /// `height - 1` when the blocks between are still to be committed), keeping nothing. With
-    /// `missed`, it never waits for the disk: a key the store cannot answer from memory
-    /// ([`Storage::get_in_memory`]) reads as absent and is sent to `missed`; without, such a
-    /// key is read from the store. Read-ahead uses it to learn which keys the block will read,
-    /// so that they can be read from the disk in parallel before the block runs for real. It runs like a preview's block (the view
-    /// compilation, the view memory bound, the view timeout, a view slot), stops early when
-    /// `cancel` is raised, and returns the reads it made. Its guest may fail on state it reads
-    /// as absent; that ends the run and is returned, and changes nothing.
+    /// `height - 1` when the blocks between are still to be committed), keeping nothing: its
+    /// reads go to the store as a block's do, its writes are thrown away. Read-ahead uses it to
+    /// have the store read, ahead of the block, what the block will read. It runs like a
+    /// preview's block (the view compilation, the view memory bound, the view timeout, a view
+    /// slot), stops early when `cancel` is raised, and returns the reads it made. Its guest may
+    /// fail on state it reads as absent; that ends the run and is returned, and changes nothing.
     pub fn speculate(
         &self,
         block: &[u8],
         height: u32,
         over: u32,
-        missed: Option<SyncSender<Vec<u8>>>,
         cancel: &Cancellation,
     ) -> Result<usize, RuntimeError> {
         self.check_height(over)?;
         let _pass = self.view_gate.enter();
         let deadline = Deadline::after(self.config.view_timeout, cancel.clone());
-        let state = StateView::Speculative {
-            store: self.store.clone(),
-            height: over,
-            missed,
-        };
+        let state = StateView::At(self.store.clone(), over);
         let context = self.context(Use::Views, CallKind::Block, height, block, state);
         let mut store = self.view_store(context, &deadline);
         let instance = Self::instantiate(&self.views, &mut store)?;

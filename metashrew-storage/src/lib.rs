@@ -240,9 +240,8 @@ pub trait Storage: Send + Sync + 'static {
     }
 
     /// [`Storage::get_at`] answered only from memory: `Some(value)` when the store holds the
-    /// answer without reading the disk, `None` when it would have to. A speculative run that
-    /// learns which keys a block will read uses it, so that it never waits for the disk. The
-    /// default knows nothing in memory.
+    /// answer without reading the disk, `None` when it would have to: for a caller that must
+    /// never wait for the disk. The default knows nothing in memory.
     fn get_in_memory(
         &self,
         key: &[u8],

@@ -191,7 +191,7 @@ fn run_parts<S: Storage>(
             stats.runs.fetch_add(1, Ordering::Relaxed);
             // From here, this part's reads.
             device.take();
-            let outcome = runtime.speculate(&part.bytes, part.height, tip, None, &part.cancel);
+            let outcome = runtime.speculate(&part.bytes, part.height, tip, &part.cancel);
             stats
                 .device_reads
                 .fetch_add(device.take(), Ordering::Relaxed);
